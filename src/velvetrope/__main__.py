@@ -1,0 +1,5 @@
+"""``python -m velvetrope`` runs the command line."""
+
+from velvetrope.cli import main
+
+main()

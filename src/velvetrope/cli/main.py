@@ -1,0 +1,34 @@
+"""Entry point: ``velvetrope serve | users | sessions | version``."""
+
+from __future__ import annotations
+
+import typer
+
+from velvetrope import __version__
+from velvetrope.cli.serve import serve
+from velvetrope.cli.sessions import sessions_app
+from velvetrope.cli.users import users_app
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="velvetrope",
+    help="Session, JWT and hybrid authentication: the auth server and its tools.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.command()(serve)
+app.add_typer(users_app, name="users")
+app.add_typer(sessions_app, name="sessions")
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    typer.echo(__version__)
+
+
+def main() -> None:
+    """Run the command line."""
+    app()

@@ -1,0 +1,70 @@
+"""``velvetrope serve``: run the auth server with uvicorn."""
+
+from __future__ import annotations
+
+import logging
+import socket
+
+import typer
+import uvicorn
+
+from velvetrope.cli.common import DatabaseOption, clean_errors, load_settings, out
+from velvetrope.settings import Settings
+from velvetrope.stores import describe_database_url
+from velvetrope.web.app import create_app
+
+__all__ = ["serve"]
+
+
+class _AnnouncingServer(uvicorn.Server):
+    """A uvicorn server that prints its real URL once it is listening (port 0 included)."""
+
+    def __init__(self, config: uvicorn.Config, settings: Settings) -> None:
+        super().__init__(config)
+        self._settings = settings
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        for server in self.servers:
+            for sock in server.sockets:
+                host, port = sock.getsockname()[:2]
+                shown = f"[{host}]" if ":" in host else host
+                out.print(
+                    f"velvetrope listening on http://{shown}:{port} "
+                    f"({describe_database_url(self._settings.database_url)})",
+                    soft_wrap=True,
+                )
+        if self._settings.public_origin:
+            out.print(f"public origin: {self._settings.public_origin}")
+
+
+def serve(
+    host: str = typer.Option(None, help="Address to bind (default 127.0.0.1).", show_default=False),
+    port: int = typer.Option(
+        None, help="Port (default 8000; 0 picks a free one).", show_default=False
+    ),
+    database: str = DatabaseOption,
+) -> None:
+    """Run the auth server."""
+    settings = load_settings(host=host, port=port, database_url=database)
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(levelname)s %(name)s %(message)s"
+    )
+    with clean_errors():
+        app = create_app(settings)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        proxy_headers=True,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
+        server_header=False,
+        date_header=True,
+        log_level=settings.log_level,
+        access_log=settings.log_level == "debug",
+        lifespan="on",
+    )
+    server = _AnnouncingServer(config, settings)
+    server.run()
+    if not server.started:
+        raise typer.Exit(1)

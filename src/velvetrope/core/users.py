@@ -1,0 +1,184 @@
+"""Accounts: email normalisation, registration, credential checks, password changes.
+
+Signing in never tells an unknown email from a wrong password (PW-08): both answer
+:class:`~velvetrope.errors.InvalidCredentials`, and an unknown email still costs one
+argon2 verification (of a dummy hash) so the timing matches too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Sequence
+
+from email_validator import EmailNotValidError, validate_email
+
+from velvetrope.clock import Clock, system_clock
+from velvetrope.core.events import SecurityEvents
+from velvetrope.core.ids import TokenSource, new_user_id
+from velvetrope.core.passwords import PasswordHasher, PasswordPolicy
+from velvetrope.core.ratelimit import LoginThrottle
+from velvetrope.errors import (
+    AccountDisabled,
+    InvalidCredentials,
+    InvalidEmail,
+    TooManyAttempts,
+    UserNotFound,
+)
+from velvetrope.stores.protocols import UserStore
+from velvetrope.stores.records import UserRecord
+
+__all__ = ["UserService", "email_handle", "normalize_email"]
+
+
+def normalize_email(email: str) -> str:
+    """Return the canonical form of ``email`` used for uniqueness and look-ups.
+
+    Syntax is checked (RFC 5322 as practised, internationalised domains to IDNA),
+    Unicode is normalised, and the whole address is lower-cased: ``Ann@Example.COM``
+    and ``ann@example.com`` are one account.
+
+    Raises:
+        InvalidEmail: Not a valid address; the message says why.
+    """
+    try:
+        checked = validate_email(email.strip(), check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise InvalidEmail(f"The email address is not valid: {exc}") from exc
+    return checked.normalized.lower()
+
+
+def email_handle(email: str) -> str:
+    """A short, stable, non-reversible tag for an email, for logs."""
+    return hashlib.sha256(email.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+
+
+class UserService:
+    """Account operations over a :class:`UserStore`."""
+
+    def __init__(
+        self,
+        store: UserStore,
+        *,
+        hasher: PasswordHasher,
+        policy: PasswordPolicy,
+        throttle: LoginThrottle,
+        events: SecurityEvents,
+        now: Clock = system_clock,
+        token_bytes: TokenSource = secrets.token_bytes,
+    ) -> None:
+        self._store = store
+        self.hasher = hasher
+        self.policy = policy
+        self.throttle = throttle
+        self._events = events
+        self._now = now
+        self._token_bytes = token_bytes
+
+    async def register(self, email: str, password: str) -> UserRecord:
+        """Create an account.
+
+        Raises:
+            InvalidEmail: The address is not valid.
+            WeakPassword: The password fails the policy.
+            EmailTaken: The address is already registered.
+        """
+        normal = normalize_email(email)
+        self.policy.check(password, email=normal)
+        user = UserRecord(
+            id=new_user_id(self._token_bytes),
+            email=normal,
+            password_hash=await self.hasher.hash(password),
+            created_at=self._now(),
+        )
+        await self._store.add(user)
+        self._events.emit("user_registered", user=user.id)
+        return user
+
+    async def authenticate(self, email: str, password: str, *, ip: str = "") -> UserRecord:
+        """Return the user whose email and password these are.
+
+        Raises:
+            TooManyAttempts: The account or address is throttled (checked before hashing).
+            InvalidCredentials: Unknown email or wrong password, indistinguishably.
+            AccountDisabled: Right password, but the account is disabled.
+        """
+        try:
+            normal = normalize_email(email)
+        except InvalidEmail:
+            raise InvalidCredentials from None
+        now = self._now()
+        try:
+            await self.throttle.check(normal, ip, now)
+        except TooManyAttempts:
+            self._events.emit("login_throttled", email=email_handle(normal), ip=ip)
+            raise
+        user = await self._store.get_by_email(normal)
+        result = await self.hasher.verify(None if user is None else user.password_hash, password)
+        if user is None or not result.ok:
+            count = await self.throttle.failed(normal, ip, now)
+            self._events.emit("login_failed", email=email_handle(normal), ip=ip, failures=count)
+            raise InvalidCredentials
+        await self.throttle.succeeded(normal)
+        if user.disabled:
+            raise AccountDisabled
+        if result.new_hash is not None:
+            await self._store.set_password_hash(user.id, result.new_hash)
+            self._events.emit("password_rehashed", user=user.id)
+        return user
+
+    async def verify_password(self, user_id: str, password: str, *, ip: str = "") -> UserRecord:
+        """Re-check the password of a signed-in user (re-authentication, TIME-05).
+
+        Raises:
+            UserNotFound: The account is gone.
+            TooManyAttempts, InvalidCredentials, AccountDisabled: As for sign-in.
+        """
+        user = await self._store.get(user_id)
+        if user is None:
+            raise UserNotFound
+        return await self.authenticate(user.email, password, ip=ip)
+
+    async def change_password(self, user: UserRecord, new_password: str) -> None:
+        """Set a new password for ``user`` (who has just proven the current one).
+
+        Raises:
+            WeakPassword: The new password fails the policy.
+        """
+        self.policy.check(new_password, email=user.email)
+        await self._store.set_password_hash(user.id, await self.hasher.hash(new_password))
+        self._events.emit("password_changed", user=user.id)
+
+    async def get(self, user_id: str) -> UserRecord:
+        """Return the user with this id.
+
+        Raises:
+            UserNotFound: There is none.
+        """
+        user = await self._store.get(user_id)
+        if user is None:
+            raise UserNotFound
+        return user
+
+    async def find(self, email_or_id: str) -> UserRecord:
+        """Return the user named by email address or by id (for operators' tools).
+
+        Raises:
+            UserNotFound: There is none.
+        """
+        if "@" in email_or_id:
+            user = await self._store.get_by_email(normalize_email(email_or_id))
+        else:
+            user = await self._store.get(email_or_id)
+        if user is None:
+            raise UserNotFound(f"No user {email_or_id!r}.")
+        return user
+
+    async def set_disabled(self, user_id: str, *, disabled: bool) -> None:
+        """Disable or re-enable an account (ending sessions is the caller's job)."""
+        await self._store.set_disabled(user_id, disabled)
+        self._events.emit("user_disabled" if disabled else "user_enabled", user=user_id)
+
+    async def list(self, *, limit: int = 100, offset: int = 0) -> Sequence[UserRecord]:
+        """Return accounts in creation order."""
+        return await self._store.list(limit=limit, offset=offset)

@@ -1,0 +1,190 @@
+"""The exceptions velvetrope raises, each with a stable machine ``code``.
+
+Every error a caller can meet derives from :class:`AuthError`. The web layer maps
+each class to an HTTP status in one table (``velvetrope.web.errors``); core code
+never knows about HTTP.
+
+::
+
+    AuthError
+    ├── InvalidInput                 invalid_request      (bad shape or value)
+    │   ├── InvalidEmail             invalid_email
+    │   └── WeakPassword             weak_password
+    ├── EmailTaken                   email_taken
+    ├── InvalidCredentials           invalid_credentials
+    ├── AccountDisabled              account_disabled
+    ├── NotAuthenticated             not_authenticated
+    │   ├── SessionInvalid           session_invalid
+    │   └── SessionExpired           session_expired
+    ├── ReauthRequired               reauth_required
+    ├── NotFound                     not_found
+    │   ├── UserNotFound             user_not_found
+    │   └── SessionNotFound          session_not_found
+    ├── TooManyAttempts              too_many_attempts    (carries retry_after)
+    ├── ConfigurationError           configuration_error
+    └── StoreUnavailable             store_unavailable    (fail closed)
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import ClassVar
+
+__all__ = [
+    "AccountDisabled",
+    "AuthError",
+    "ConfigurationError",
+    "EmailTaken",
+    "InvalidCredentials",
+    "InvalidEmail",
+    "InvalidInput",
+    "NotAuthenticated",
+    "NotFound",
+    "ReauthRequired",
+    "SessionExpired",
+    "SessionInvalid",
+    "SessionNotFound",
+    "StoreUnavailable",
+    "TooManyAttempts",
+    "UserNotFound",
+    "WeakPassword",
+]
+
+
+class AuthError(Exception):
+    """Root of every velvetrope error.
+
+    Attributes:
+        code: A stable, machine-readable identifier (``snake_case``).
+        detail: One human sentence. Never contains a secret.
+    """
+
+    code: ClassVar[str] = "auth_error"
+    default_detail: ClassVar[str] = "The request could not be authenticated."
+
+    def __init__(self, detail: str | None = None) -> None:
+        self.detail = detail or self.default_detail
+        super().__init__(self.detail)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(code={self.code!r}, detail={self.detail!r})"
+
+
+class InvalidInput(AuthError):
+    """The request's data has the wrong shape or an unacceptable value."""
+
+    code = "invalid_request"
+    default_detail = "The request is not valid."
+
+
+class InvalidEmail(InvalidInput):
+    """The email address is not a valid address."""
+
+    code = "invalid_email"
+    default_detail = "The email address is not valid."
+
+
+class WeakPassword(InvalidInput):
+    """The password fails the password policy (length, blocklist)."""
+
+    code = "weak_password"
+    default_detail = "The password does not meet the password policy."
+
+
+class EmailTaken(AuthError):
+    """An account with this email address already exists."""
+
+    code = "email_taken"
+    default_detail = "An account with this email address already exists."
+
+
+class InvalidCredentials(AuthError):
+    """Unknown email or wrong password; deliberately does not say which."""
+
+    code = "invalid_credentials"
+    default_detail = "The email address or password is incorrect."
+
+
+class AccountDisabled(AuthError):
+    """The account exists and the password was right, but it is disabled."""
+
+    code = "account_disabled"
+    default_detail = "This account is disabled."
+
+
+class NotAuthenticated(AuthError):
+    """No credential was presented, or it is not one this server accepts."""
+
+    code = "not_authenticated"
+    default_detail = "You are not signed in."
+
+
+class SessionInvalid(NotAuthenticated):
+    """The presented session ID is malformed, unknown or ended."""
+
+    code = "session_invalid"
+    default_detail = "The session is not valid; please sign in again."
+
+
+class SessionExpired(NotAuthenticated):
+    """The session passed its idle timeout or its absolute lifetime."""
+
+    code = "session_expired"
+    default_detail = "The session has expired; please sign in again."
+
+
+class ReauthRequired(AuthError):
+    """The action needs a recent sign-in; re-enter the password first."""
+
+    code = "reauth_required"
+    default_detail = "This action needs a recent sign-in; confirm your password first."
+
+
+class NotFound(AuthError):
+    """The named thing does not exist (or is not yours)."""
+
+    code = "not_found"
+    default_detail = "Not found."
+
+
+class UserNotFound(NotFound):
+    """No user with that id or email."""
+
+    code = "user_not_found"
+    default_detail = "No such user."
+
+
+class SessionNotFound(NotFound):
+    """No session with that handle belongs to the current user."""
+
+    code = "session_not_found"
+    default_detail = "No such session."
+
+
+class TooManyAttempts(AuthError):
+    """Sign-in is throttled for this account or address.
+
+    Attributes:
+        retry_after: How long until the next attempt is allowed.
+    """
+
+    code = "too_many_attempts"
+    default_detail = "Too many failed sign-in attempts; try again later."
+
+    def __init__(self, retry_after: timedelta, detail: str | None = None) -> None:
+        self.retry_after = retry_after
+        super().__init__(detail)
+
+
+class ConfigurationError(AuthError):
+    """A setting is invalid; the message says which and why."""
+
+    code = "configuration_error"
+    default_detail = "The configuration is not valid."
+
+
+class StoreUnavailable(AuthError):
+    """A backing store did not answer; requests fail closed."""
+
+    code = "store_unavailable"
+    default_detail = "The authentication store is unavailable; try again shortly."

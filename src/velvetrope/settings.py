@@ -1,0 +1,137 @@
+"""Configuration from ``VELVETROPE_*`` environment variables (or a ``.env`` file).
+
+Durations accept seconds (``1800``) or ISO 8601 (``PT30M``). A bad value stops the
+start with one sentence naming the variable (see :func:`describe_validation_error`).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from datetime import timedelta
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings", "describe_validation_error"]
+
+_LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def _is_loopback(host: str) -> bool:
+    if host in _LOOPBACK_NAMES or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class Settings(BaseSettings):
+    """Every setting, each readable from ``VELVETROPE_<NAME>``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="VELVETROPE_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    database_url: str = Field(
+        "sqlite:///velvetrope.db",
+        description="sqlite:///relative.db, sqlite:////absolute.db, a plain path, or memory://",
+    )
+    sqlite_synchronous: Literal["normal", "full"] = "normal"
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    public_origin: str | None = Field(
+        None, description="The origin browsers use, e.g. https://auth.example.com"
+    )
+    dev_insecure_http: bool = Field(
+        False, description="Allow plain-http origins other than localhost (development only)"
+    )
+    forwarded_allow_ips: str = Field(
+        "127.0.0.1", description="Proxies whose X-Forwarded-For/-Proto headers are trusted"
+    )
+
+    session_idle_timeout: timedelta = timedelta(minutes=30)
+    session_absolute_lifetime: timedelta = timedelta(hours=12)
+    session_touch_interval: timedelta = timedelta(seconds=60)
+    session_max_per_user: int = Field(10, ge=1, le=1000)
+    reauth_window: timedelta = timedelta(minutes=10)
+
+    password_min_length: int = Field(15, ge=8, le=64)
+    password_hash_profile: Literal["rfc9106-low-memory", "owasp-minimum"] = "rfc9106-low-memory"  # noqa: S105 - a profile name, not a password
+    password_hash_concurrency: int = Field(2, ge=1, le=64)
+
+    login_free_failures: int = Field(5, ge=1, le=100)
+    login_max_delay: timedelta = timedelta(minutes=15)
+    login_ip_failures: int = Field(100, ge=1)
+    login_ip_window: timedelta = timedelta(minutes=15)
+
+    max_body_bytes: int = Field(16 * 1024, ge=1024, le=1024 * 1024)
+    max_cookie_bytes: int = Field(8 * 1024, ge=512, le=64 * 1024)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @field_validator("public_origin")
+    @classmethod
+    def _origin_shape(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in {"http", "https"} or not parts.hostname:
+            raise ValueError("must be an origin like https://auth.example.com")
+        if parts.path not in {"", "/"} or parts.query or parts.fragment or parts.username:
+            raise ValueError("must be a bare origin: scheme, host and optional port only")
+        return f"{parts.scheme}://{parts.netloc}".lower()
+
+    @model_validator(mode="after")
+    def _transport_is_safe(self) -> Settings:
+        # OPS-01: cookies are always Secure; a plain-http origin other than loopback
+        # (where browsers accept Secure cookies) needs an explicit development flag.
+        parts = urlsplit(self.origin)
+        insecure = parts.scheme == "http" and not _is_loopback(parts.hostname or "")
+        if insecure and not self.dev_insecure_http:
+            raise ValueError(
+                f"the origin {self.origin} is plain http on a non-loopback host, where "
+                "browsers drop Secure cookies; put velvetrope behind https and set "
+                "VELVETROPE_PUBLIC_ORIGIN=https://..., or set "
+                "VELVETROPE_DEV_INSECURE_HTTP=true for local development only"
+            )
+        if self.session_idle_timeout > self.session_absolute_lifetime:
+            raise ValueError("session_idle_timeout cannot exceed session_absolute_lifetime")
+        return self
+
+    @property
+    def origin(self) -> str:
+        """The configured public origin, or the one ``host`` and ``port`` give."""
+        if self.public_origin is not None:
+            return self.public_origin
+        host = self.host
+        if host in {"0.0.0.0", "::", ""}:  # noqa: S104 - describing, not binding
+            host = "0.0.0.0"  # noqa: S104
+        elif ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
+
+    @property
+    def secure_cookies(self) -> bool:
+        """Whether auth cookies carry ``Secure`` and the ``__Host-`` prefix."""
+        parts = urlsplit(self.origin)
+        return parts.scheme == "https" or _is_loopback(parts.hostname or "")
+
+    @property
+    def https(self) -> bool:
+        """Whether the public origin is https (HSTS is sent then)."""
+        return self.origin.startswith("https://")
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    """Turn a settings validation error into one sentence per problem."""
+    lines = []
+    for item in error.errors():
+        loc = "_".join(str(part) for part in item["loc"])
+        message = item["msg"].removeprefix("Value error, ")
+        if loc:
+            lines.append(f"invalid setting VELVETROPE_{loc.upper()}: {message}")
+        else:
+            lines.append(f"invalid settings: {message}")
+    return "\n".join(lines)

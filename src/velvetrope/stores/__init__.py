@@ -1,0 +1,85 @@
+"""Store contracts and the backends that implement them, chosen by URL.
+
+==============================  ===========================================
+``VELVETROPE_DATABASE_URL``     backend
+==============================  ===========================================
+``sqlite:///velvetrope.db``     SQLite file ``./velvetrope.db`` (relative)
+``sqlite:////var/lib/vr.db``    SQLite file ``/var/lib/vr.db`` (absolute)
+``./velvetrope.db``             a plain path means SQLite too
+``memory://``                   in-process; lost on restart
+==============================  ===========================================
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from velvetrope.errors import ConfigurationError
+from velvetrope.stores.memory import MemoryStores
+from velvetrope.stores.protocols import SessionStore, Stores, ThrottleStore, UserStore
+from velvetrope.stores.records import FailureRecord, SessionRecord, UserRecord
+from velvetrope.stores.sqlite import SQLiteStores
+
+__all__ = [
+    "FailureRecord",
+    "MemoryStores",
+    "SQLiteStores",
+    "SessionRecord",
+    "SessionStore",
+    "Stores",
+    "ThrottleStore",
+    "UserRecord",
+    "UserStore",
+    "describe_database_url",
+    "open_stores",
+    "sqlite_path",
+]
+
+
+def sqlite_path(url: str) -> str | None:
+    """Return the SQLite file path ``url`` names, or ``None`` if it is not SQLite.
+
+    Raises:
+        ConfigurationError: The URL is SQLite-shaped but names no file.
+    """
+    if url.startswith("sqlite://"):
+        path = url.removeprefix("sqlite://")
+        if not path.startswith("/") or path == "/":
+            raise ConfigurationError(
+                f"database URL {url!r} names no file; write sqlite:///relative.db "
+                "or sqlite:////absolute/path.db"
+            )
+        return path[1:]
+    if "://" in url:
+        return None
+    if not url.strip():
+        raise ConfigurationError("the database URL is empty")
+    return url
+
+
+def describe_database_url(url: str) -> str:
+    """Return a short description of the backend a URL selects, for logs and the CLI."""
+    if url == "memory://":
+        return "memory (nothing is kept after the process ends)"
+    path = sqlite_path(url)
+    if path is not None:
+        return f"SQLite at {path}"
+    return url.split("://", 1)[0]
+
+
+def open_stores(url: str, *, sqlite_synchronous: Literal["normal", "full"] = "normal") -> Stores:
+    """Open the backend ``url`` selects and return its stores.
+
+    Raises:
+        ConfigurationError: The URL's scheme is not supported.
+        StoreUnavailable: The backend cannot be opened.
+    """
+    if url == "memory://":
+        return MemoryStores()
+    path = sqlite_path(url)
+    if path is not None:
+        return SQLiteStores.open(path, synchronous=sqlite_synchronous)
+    scheme = url.split("://", 1)[0]
+    raise ConfigurationError(
+        f"database URL scheme {scheme!r} is not supported; use sqlite:///PATH or memory://"
+    )

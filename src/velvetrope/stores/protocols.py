@@ -1,0 +1,125 @@
+"""The store contracts. Every backend implements these and passes one contract suite.
+
+Rules every backend follows (tested in ``tests/stores/test_contract.py``):
+
+* Stores hold digests, never raw secrets; they never generate or interpret them.
+* Expiry is decided by core code from stored timestamps (SESS-11). A backend may also
+  drop expired data on its own (TTL, purge), but never keeps data *alive* longer.
+* ``touch`` and every other update never re-create a row that was deleted (SESS-09).
+* Writes that consume or replace a record (``rotate``) are atomic: with concurrent
+  callers exactly one succeeds (SESS-10).
+* A backend that cannot reach its server raises :class:`~velvetrope.errors.StoreUnavailable`,
+  never returns "not found" in its place (fail closed, TERM-05).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Protocol
+
+from velvetrope.stores.records import FailureRecord, SessionRecord, UserRecord
+
+__all__ = ["SessionStore", "Stores", "ThrottleStore", "UserStore"]
+
+
+class UserStore(Protocol):
+    """Accounts, unique by normalised email."""
+
+    async def add(self, user: UserRecord) -> None:
+        """Insert ``user``.
+
+        Raises:
+            EmailTaken: The email is already registered.
+        """
+
+    async def get(self, user_id: str) -> UserRecord | None:
+        """Return the user with this id, or ``None``."""
+
+    async def get_by_email(self, email: str) -> UserRecord | None:
+        """Return the user with this normalised email, or ``None``."""
+
+    async def set_password_hash(self, user_id: str, password_hash: str) -> None:
+        """Replace the stored password hash (rehash or password change)."""
+
+    async def set_disabled(self, user_id: str, disabled: bool) -> None:
+        """Enable or disable the account."""
+
+    async def list(self, *, limit: int = 100, offset: int = 0) -> Sequence[UserRecord]:
+        """Return users ordered by creation time."""
+
+
+class SessionStore(Protocol):
+    """Server-side sessions keyed by the digest of the session ID."""
+
+    async def add(self, session: SessionRecord) -> None:
+        """Insert a new session."""
+
+    async def get(self, id_digest: str) -> SessionRecord | None:
+        """Return the session with this digest, or ``None``. Never creates one (SESS-05)."""
+
+    async def touch(self, id_digest: str, last_seen_at: datetime) -> bool:
+        """Record activity; return ``False`` (and write nothing) if the session is gone."""
+
+    async def rotate(self, old_digest: str, new: SessionRecord) -> bool:
+        """Atomically replace session ``old_digest`` with ``new``.
+
+        Returns ``False`` and writes nothing if ``old_digest`` no longer exists, so of
+        several concurrent rotations of one session exactly one succeeds.
+        """
+
+    async def delete(self, id_digest: str) -> bool:
+        """Delete one session; return whether it existed."""
+
+    async def delete_by_handle(self, user_id: str, handle: str) -> bool:
+        """Delete the user's session with this handle; return whether it existed."""
+
+    async def list_for_user(self, user_id: str) -> Sequence[SessionRecord]:
+        """Return the user's sessions, oldest first (expired ones may be included)."""
+
+    async def delete_for_user(self, user_id: str, *, keep: str | None = None) -> int:
+        """Delete every session of the user except digest ``keep``; return the count."""
+
+    async def purge_expired(self, now: datetime) -> int:
+        """Delete sessions whose absolute expiry is past; return the count."""
+
+
+class ThrottleStore(Protocol):
+    """Counters of failed sign-ins, for login throttling (PW-07)."""
+
+    async def get(self, key: str) -> FailureRecord | None:
+        """Return the failure record for ``key``, or ``None``."""
+
+    async def record_failure(
+        self, key: str, now: datetime, *, window_start: datetime
+    ) -> FailureRecord:
+        """Count one failure at ``now`` and return the new record.
+
+        A record whose ``first_at`` is before ``window_start`` is stale and restarts at 1.
+        """
+
+    async def clear(self, key: str) -> None:
+        """Forget the failures under ``key`` (after a successful sign-in)."""
+
+
+class Stores(Protocol):
+    """One backend's set of stores, opened and closed together."""
+
+    @property
+    def users(self) -> UserStore: ...
+
+    @property
+    def sessions(self) -> SessionStore: ...
+
+    @property
+    def throttle(self) -> ThrottleStore: ...
+
+    async def ping(self) -> None:
+        """Check the backend answers.
+
+        Raises:
+            StoreUnavailable: It does not.
+        """
+
+    async def aclose(self) -> None:
+        """Release connections."""

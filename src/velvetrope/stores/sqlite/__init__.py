@@ -1,0 +1,279 @@
+"""SQLite stores: the embedded default. One file, WAL mode, no server to run.
+
+Queries run on the event loop thread: an indexed point lookup costs microseconds,
+less than a hop to a worker thread would (ARCHITECTURE.md, "The hot path").
+Durability: WAL with ``synchronous=NORMAL`` survives a crash or restart of the
+process; a power cut may lose the last commits. Set ``synchronous="full"`` to
+fsync every commit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from velvetrope.errors import EmailTaken, StoreUnavailable
+from velvetrope.stores.records import FailureRecord, SessionRecord, UserRecord
+from velvetrope.stores.sqlite.schema import migrate
+
+__all__ = ["SQLiteSessionStore", "SQLiteStores", "SQLiteThrottleStore", "SQLiteUserStore"]
+
+Synchronous = Literal["normal", "full"]
+
+_SESSION_COLUMNS = (
+    "id_digest, handle, user_id, created_at, last_seen_at, expires_at, authenticated_at, "
+    "ip, user_agent"
+)
+_USER_COLUMNS = "id, email, password_hash, created_at, disabled"
+
+
+def _ts(instant: datetime) -> float:
+    return instant.timestamp()
+
+
+def _dt(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+@contextlib.contextmanager
+def _guard() -> Iterator[None]:
+    """Turn driver failures into StoreUnavailable: fail closed, no trace to the user."""
+    try:
+        yield
+    except sqlite3.IntegrityError:
+        raise
+    except sqlite3.Error as exc:
+        raise StoreUnavailable(f"SQLite error: {type(exc).__name__}") from exc
+
+
+def _session(row: Sequence[Any]) -> SessionRecord:
+    return SessionRecord(
+        id_digest=row[0],
+        handle=row[1],
+        user_id=row[2],
+        created_at=_dt(row[3]),
+        last_seen_at=_dt(row[4]),
+        expires_at=_dt(row[5]),
+        authenticated_at=_dt(row[6]),
+        ip=row[7],
+        user_agent=row[8],
+    )
+
+
+def _user(row: Sequence[Any]) -> UserRecord:
+    return UserRecord(
+        id=row[0],
+        email=row[1],
+        password_hash=row[2],
+        created_at=_dt(row[3]),
+        disabled=bool(row[4]),
+    )
+
+
+class _Base:
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def _one(self, sql: str, params: Sequence[Any]) -> Any:
+        with _guard():
+            return self._conn.execute(sql, params).fetchone()
+
+    def _all(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        with _guard():
+            return self._conn.execute(sql, params).fetchall()
+
+    def _write(self, sql: str, params: Sequence[Any]) -> int:
+        with _guard():
+            return self._conn.execute(sql, params).rowcount
+
+
+class SQLiteUserStore(_Base):
+    """Users in the ``users`` table."""
+
+    async def add(self, user: UserRecord) -> None:
+        try:
+            self._write(
+                f"INSERT INTO users ({_USER_COLUMNS}) VALUES (?, ?, ?, ?, ?)",
+                (user.id, user.email, user.password_hash, _ts(user.created_at), user.disabled),
+            )
+        except sqlite3.IntegrityError as exc:
+            raise EmailTaken from exc
+
+    async def get(self, user_id: str) -> UserRecord | None:
+        row = self._one(f"SELECT {_USER_COLUMNS} FROM users WHERE id = ?", (user_id,))
+        return None if row is None else _user(row)
+
+    async def get_by_email(self, email: str) -> UserRecord | None:
+        row = self._one(f"SELECT {_USER_COLUMNS} FROM users WHERE email = ?", (email,))
+        return None if row is None else _user(row)
+
+    async def set_password_hash(self, user_id: str, password_hash: str) -> None:
+        self._write("UPDATE users SET password_hash = ? WHERE id = ?", (password_hash, user_id))
+
+    async def set_disabled(self, user_id: str, disabled: bool) -> None:
+        self._write("UPDATE users SET disabled = ? WHERE id = ?", (disabled, user_id))
+
+    async def list(self, *, limit: int = 100, offset: int = 0) -> Sequence[UserRecord]:
+        rows = self._all(
+            f"SELECT {_USER_COLUMNS} FROM users ORDER BY created_at, id LIMIT ? OFFSET ?",
+            (limit, offset),
+        )
+        return [_user(r) for r in rows]
+
+
+class SQLiteSessionStore(_Base):
+    """Sessions in the ``sessions`` table, keyed by digest, indexed by user."""
+
+    async def add(self, session: SessionRecord) -> None:
+        self._insert(session)
+
+    def _insert(self, s: SessionRecord) -> None:
+        self._write(
+            f"INSERT INTO sessions ({_SESSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                s.id_digest,
+                s.handle,
+                s.user_id,
+                _ts(s.created_at),
+                _ts(s.last_seen_at),
+                _ts(s.expires_at),
+                _ts(s.authenticated_at),
+                s.ip,
+                s.user_agent,
+            ),
+        )
+
+    async def get(self, id_digest: str) -> SessionRecord | None:
+        row = self._one(
+            f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE id_digest = ?", (id_digest,)
+        )
+        return None if row is None else _session(row)
+
+    async def touch(self, id_digest: str, last_seen_at: datetime) -> bool:
+        # UPDATE, never upsert: a session deleted meanwhile stays deleted (SESS-09).
+        changed = self._write(
+            "UPDATE sessions SET last_seen_at = ? WHERE id_digest = ?",
+            (_ts(last_seen_at), id_digest),
+        )
+        return changed == 1
+
+    async def rotate(self, old_digest: str, new: SessionRecord) -> bool:
+        with _guard():
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                deleted = self._conn.execute(
+                    "DELETE FROM sessions WHERE id_digest = ?", (old_digest,)
+                ).rowcount
+                if deleted == 1:
+                    self._insert(new)
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+        return deleted == 1
+
+    async def delete(self, id_digest: str) -> bool:
+        return self._write("DELETE FROM sessions WHERE id_digest = ?", (id_digest,)) == 1
+
+    async def delete_by_handle(self, user_id: str, handle: str) -> bool:
+        deleted = self._write(
+            "DELETE FROM sessions WHERE user_id = ? AND handle = ?", (user_id, handle)
+        )
+        return deleted == 1
+
+    async def list_for_user(self, user_id: str) -> Sequence[SessionRecord]:
+        rows = self._all(
+            f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE user_id = ? "
+            "ORDER BY created_at, handle",
+            (user_id,),
+        )
+        return [_session(r) for r in rows]
+
+    async def delete_for_user(self, user_id: str, *, keep: str | None = None) -> int:
+        return self._write(
+            "DELETE FROM sessions WHERE user_id = ? AND id_digest IS NOT ?", (user_id, keep)
+        )
+
+    async def purge_expired(self, now: datetime) -> int:
+        return self._write("DELETE FROM sessions WHERE expires_at <= ?", (_ts(now),))
+
+
+class SQLiteThrottleStore(_Base):
+    """Failure counters in the ``login_failures`` table."""
+
+    async def get(self, key: str) -> FailureRecord | None:
+        row = self._one("SELECT count, first_at, last_at FROM login_failures WHERE key = ?", (key,))
+        return None if row is None else FailureRecord(row[0], _dt(row[1]), _dt(row[2]))
+
+    async def record_failure(
+        self, key: str, now: datetime, *, window_start: datetime
+    ) -> FailureRecord:
+        # One statement: concurrent failures from several processes never lose a count.
+        row = self._one(
+            "INSERT INTO login_failures (key, count, first_at, last_at) VALUES (?, 1, ?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET "
+            "  count = CASE WHEN first_at < ? THEN 1 ELSE count + 1 END, "
+            "  first_at = CASE WHEN first_at < ? THEN excluded.first_at ELSE first_at END, "
+            "  last_at = excluded.last_at "
+            "RETURNING count, first_at, last_at",
+            (key, _ts(now), _ts(now), _ts(window_start), _ts(window_start)),
+        )
+        return FailureRecord(row[0], _dt(row[1]), _dt(row[2]))
+
+    async def clear(self, key: str) -> None:
+        self._write("DELETE FROM login_failures WHERE key = ?", (key,))
+
+    async def purge_before(self, cutoff: datetime) -> int:
+        """Delete counters whose last failure is older than ``cutoff``."""
+        return self._write("DELETE FROM login_failures WHERE last_at < ?", (_ts(cutoff),))
+
+
+class SQLiteStores:
+    """Every store in one SQLite database file."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+        self._users = SQLiteUserStore(conn)
+        self._sessions = SQLiteSessionStore(conn)
+        self._throttle = SQLiteThrottleStore(conn)
+
+    @classmethod
+    def open(cls, path: str | Path, *, synchronous: Synchronous = "normal") -> SQLiteStores:
+        """Open (creating if needed) the database at ``path`` and migrate it.
+
+        Raises:
+            StoreUnavailable: The file cannot be opened or is not a database.
+        """
+        try:
+            if str(path) != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(path, isolation_level=None)
+            conn.execute("PRAGMA busy_timeout = 5000")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute(f"PRAGMA synchronous = {'FULL' if synchronous == 'full' else 'NORMAL'}")
+            migrate(conn)
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreUnavailable(f"cannot open SQLite database {str(path)!r}: {exc}") from exc
+        return cls(conn)
+
+    @property
+    def users(self) -> SQLiteUserStore:
+        return self._users
+
+    @property
+    def sessions(self) -> SQLiteSessionStore:
+        return self._sessions
+
+    @property
+    def throttle(self) -> SQLiteThrottleStore:
+        return self._throttle
+
+    async def ping(self) -> None:
+        self._users._one("SELECT 1", ())
+
+    async def aclose(self) -> None:
+        self._conn.close()

@@ -1,0 +1,64 @@
+"""The SQLite schema as numbered migrations, applied in order on open.
+
+``PRAGMA user_version`` records the last migration applied. A migration is never
+edited once released; changes come as a new entry at the end.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+__all__ = ["MIGRATIONS", "migrate"]
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: users, sessions, login failure counters.
+    """
+    CREATE TABLE users (
+        id            TEXT PRIMARY KEY,
+        email         TEXT NOT NULL UNIQUE,
+        password_hash TEXT NOT NULL,
+        created_at    REAL NOT NULL,
+        disabled      INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE sessions (
+        id_digest        TEXT PRIMARY KEY,
+        handle           TEXT NOT NULL UNIQUE,
+        user_id          TEXT NOT NULL,
+        created_at       REAL NOT NULL,
+        last_seen_at     REAL NOT NULL,
+        expires_at       REAL NOT NULL,
+        authenticated_at REAL NOT NULL,
+        ip               TEXT NOT NULL,
+        user_agent       TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX sessions_by_user ON sessions (user_id, created_at);
+    CREATE INDEX sessions_by_expiry ON sessions (expires_at);
+    CREATE TABLE login_failures (
+        key      TEXT PRIMARY KEY,
+        count    INTEGER NOT NULL,
+        first_at REAL NOT NULL,
+        last_at  REAL NOT NULL
+    ) WITHOUT ROWID;
+    """,
+)
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Apply every migration newer than the database's ``user_version``.
+
+    Each migration and its version bump commit together, so a crash mid-way leaves
+    the database at the previous version. Returns the resulting version.
+
+    Raises:
+        RuntimeError: The database is newer than this velvetrope knows.
+    """
+    current: int = conn.execute("PRAGMA user_version").fetchone()[0]
+    if current > len(MIGRATIONS):
+        raise RuntimeError(
+            f"the database is at schema version {current}, newer than this velvetrope "
+            f"({len(MIGRATIONS)}); upgrade velvetrope"
+        )
+    for version, script in enumerate(MIGRATIONS[current:], start=current + 1):
+        # executescript() commits first; wrap the script so it applies all or nothing.
+        conn.executescript(f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {version};\nCOMMIT;")
+    return len(MIGRATIONS)

@@ -1,0 +1,76 @@
+"""The standalone server's ASGI app: ``create_app()``."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+
+from fastapi import FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from starlette.responses import HTMLResponse
+
+from velvetrope import __version__
+from velvetrope.settings import Settings
+from velvetrope.web.errors import install_error_handlers
+from velvetrope.web.extension import Velvetrope
+from velvetrope.web.middleware import RequestLimits, SecurityHeaders
+from velvetrope.web.routes import build_health_router
+
+__all__ = ["create_app"]
+
+_SWAGGER_CDN = "https://cdn.jsdelivr.net"
+
+
+def create_app(
+    settings: Settings | None = None, *, velvetrope: Velvetrope | None = None
+) -> FastAPI:
+    """Build the auth server app.
+
+    Args:
+        settings: Configuration; read from ``VELVETROPE_*`` when omitted.
+        velvetrope: A ready :class:`Velvetrope` (tests inject one); else built from ``settings``.
+
+    Raises:
+        ConfigurationError, StoreUnavailable: The configured store cannot be opened.
+    """
+    vr = velvetrope or Velvetrope(settings)
+    app = FastAPI(
+        title="velvetrope",
+        version=__version__,
+        summary="Session, JWT and hybrid authentication.",
+        lifespan=vr.lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.velvetrope = vr
+    install_error_handlers(app)
+    app.include_router(vr.router)
+    app.include_router(build_health_router(vr.service))
+    _add_docs(app)
+    app.add_middleware(SecurityHeaders, hsts=vr.settings.https)
+    app.add_middleware(
+        RequestLimits,
+        max_body_bytes=vr.settings.max_body_bytes,
+        max_cookie_bytes=vr.settings.max_cookie_bytes,
+    )
+    return app
+
+
+def _add_docs(app: FastAPI) -> None:
+    """Serve Swagger UI at ``/docs`` under a CSP that allows exactly its inline script."""
+    page = get_swagger_ui_html(openapi_url="/openapi.json", title="velvetrope API")
+    html = bytes(page.body).decode()
+    hashes = " ".join(
+        "'sha256-" + base64.b64encode(hashlib.sha256(s.encode()).digest()).decode() + "'"
+        for s in re.findall(r"<script>(.*?)</script>", html, flags=re.DOTALL)
+    )
+    csp = (
+        f"default-src 'none'; script-src {_SWAGGER_CDN} {hashes}; style-src {_SWAGGER_CDN}; "
+        f"img-src 'self' data: https://fastapi.tiangolo.com; connect-src 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'"
+    )
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return HTMLResponse(html, headers={"Content-Security-Policy": csp})

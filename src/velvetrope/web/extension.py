@@ -1,0 +1,110 @@
+"""``Velvetrope``: the auth service dressed for ASGI, ready to drop into an app.
+
+::
+
+    from fastapi import Depends, FastAPI
+    from velvetrope import Principal, Settings, Velvetrope
+
+    auth = Velvetrope(Settings())
+    app = FastAPI(lifespan=auth.lifespan)
+    app.include_router(auth.router)          # /auth/* endpoints
+
+    @app.get("/orders")
+    async def orders(who: Principal = Depends(auth.principal)) -> dict[str, str]:
+        return {"user": who.user_id}
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
+from fastapi import APIRouter
+from starlette.requests import HTTPConnection
+
+from velvetrope.core.principal import Principal
+from velvetrope.core.service import AuthService
+from velvetrope.errors import AuthError, NotAuthenticated
+from velvetrope.settings import Settings
+from velvetrope.web.transports import CookieTransport
+
+__all__ = ["Velvetrope"]
+
+_logger = logging.getLogger("velvetrope")
+PURGE_EVERY = 600.0
+
+
+class Velvetrope:
+    """Settings, the auth service, the cookie transport and the ``/auth`` router, together."""
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        service: AuthService | None = None,
+        transport: CookieTransport | None = None,
+    ) -> None:
+        """Build from ``settings`` (default: the environment).
+
+        Args:
+            settings: Configuration; read from ``VELVETROPE_*`` when omitted.
+            service: A ready service (tests inject one with a frozen clock or memory stores).
+            transport: How the session ID travels; a cookie per ``settings`` by default.
+
+        Raises:
+            ConfigurationError, StoreUnavailable: The configured store cannot be opened.
+        """
+        self.settings = settings or Settings()
+        self.service = service or AuthService.from_settings(self.settings)
+        self.transport = transport or CookieTransport(secure=self.settings.secure_cookies)
+        self._router: APIRouter | None = None
+
+    @property
+    def router(self) -> APIRouter:
+        """The ``/auth/*`` endpoints, bound to this instance."""
+        if self._router is None:
+            from velvetrope.web.routes import build_auth_router  # noqa: PLC0415 - cycle
+
+            self._router = build_auth_router(self)
+        return self._router
+
+    async def principal(self, connection: HTTPConnection) -> Principal:
+        """FastAPI dependency: the signed-in caller, or a 401.
+
+        Raises:
+            NotAuthenticated: No session cookie, or not a live session.
+            StoreUnavailable: The store did not answer (503; never lets the request through).
+        """
+        secret = self.transport.read(connection)
+        if secret is None:
+            raise NotAuthenticated
+        return await self.service.authenticate(secret)
+
+    async def optional_principal(self, connection: HTTPConnection) -> Principal | None:
+        """FastAPI dependency: the signed-in caller, or ``None`` when there is none."""
+        try:
+            return await self.principal(connection)
+        except NotAuthenticated:
+            return None
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, _app: Any = None) -> AsyncIterator[None]:
+        """ASGI lifespan: purge expired sessions periodically; close stores at shutdown."""
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(self._purge_forever)
+            try:
+                yield
+            finally:
+                tasks.cancel_scope.cancel()
+        await self.service.aclose()
+
+    async def _purge_forever(self) -> None:
+        while True:
+            try:
+                await self.service.sessions.purge_expired()
+            except AuthError as exc:
+                _logger.warning("session purge failed: %s", exc.detail)
+            await anyio.sleep(PURGE_EVERY)

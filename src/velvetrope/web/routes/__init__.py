@@ -1,0 +1,6 @@
+"""HTTP routes, each module one area of the API."""
+
+from velvetrope.web.routes.auth import build_auth_router
+from velvetrope.web.routes.health import build_health_router
+
+__all__ = ["build_auth_router", "build_health_router"]

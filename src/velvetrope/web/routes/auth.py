@@ -1,0 +1,189 @@
+"""``/auth/*``: register, sign in, who am I, devices, sign out.
+
+Routes translate HTTP to :class:`~velvetrope.core.service.AuthService` calls and back;
+they never touch stores.
+"""
+
+from typing import TYPE_CHECKING, Annotated
+
+from fastapi import APIRouter, Depends, Request
+from starlette.responses import JSONResponse, Response
+
+from velvetrope.core.principal import Principal
+from velvetrope.core.service import SignIn
+from velvetrope.web.bodies import (
+    Credentials,
+    PasswordChange,
+    PasswordProof,
+    form_or_json_schema,
+    read_body,
+)
+from velvetrope.web.schemas import (
+    CurrentSessionOut,
+    ErrorOut,
+    LoginOut,
+    MeOut,
+    SessionOut,
+    UserOut,
+    iso,
+)
+from velvetrope.web.transports import CLEAR_SITE_DATA
+
+if TYPE_CHECKING:
+    from velvetrope.web.extension import Velvetrope
+
+__all__ = ["build_auth_router"]
+
+
+def _errors(*statuses: int) -> dict[int | str, dict[str, object]]:
+    return {status: {"model": ErrorOut} for status in statuses}
+
+
+def _client(request: Request) -> tuple[str, str]:
+    ip = request.client.host if request.client else ""
+    return ip, request.headers.get("user-agent", "")
+
+
+def build_auth_router(vr: "Velvetrope") -> APIRouter:
+    """Return the ``/auth`` router bound to ``vr``."""
+    router = APIRouter(prefix="/auth", tags=["auth"])
+    service = vr.service
+    transport = vr.transport
+    Current = Annotated[Principal, Depends(vr.principal)]
+
+    def signed_in(response: Response, sign_in: SignIn) -> Response:
+        record = sign_in.session.record
+        transport.write(
+            response, sign_in.session.secret, max_age=record.expires_at - record.authenticated_at
+        )
+        return response
+
+    def signed_out(response: Response) -> Response:
+        transport.clear(response)
+        response.headers["Clear-Site-Data"] = CLEAR_SITE_DATA
+        return response
+
+    def session_id(request: Request) -> str:
+        secret = transport.read(request)
+        assert secret is not None  # noqa: S101 - only called behind the principal dependency
+        return secret
+
+    @router.post(
+        "/register",
+        status_code=201,
+        response_model=UserOut,
+        summary="Create an account",
+        openapi_extra=form_or_json_schema(Credentials),
+        responses=_errors(409, 415, 422),
+    )
+    async def register(request: Request) -> JSONResponse:
+        body = await read_body(request, Credentials)
+        user = await service.register(body.email, body.password)
+        return JSONResponse(UserOut.of(user).model_dump(), status_code=201)
+
+    @router.post(
+        "/login",
+        response_model=LoginOut,
+        summary="Sign in; sets the session cookie",
+        openapi_extra=form_or_json_schema(Credentials),
+        responses=_errors(401, 403, 415, 422, 429),
+    )
+    async def login(request: Request) -> Response:
+        body = await read_body(request, Credentials)
+        ip, user_agent = _client(request)
+        sign_in = await service.login(
+            body.email,
+            body.password,
+            ip=ip,
+            user_agent=user_agent,
+            replacing=transport.read(request),
+        )
+        response = JSONResponse({"user": UserOut.of(sign_in.user).model_dump()})
+        return signed_in(response, sign_in)
+
+    @router.get("/me", response_model=MeOut, summary="Who am I", responses=_errors(401))
+    async def me(principal: Current) -> JSONResponse:
+        user = await service.user_of(principal)
+        session = principal.session
+        body = MeOut(
+            id=user.id,
+            email=user.email,
+            session=CurrentSessionOut(
+                id=session.handle,
+                created_at=iso(session.created_at),
+                expires_at=iso(service.sessions.deadline(session)),
+            ),
+        )
+        return JSONResponse(body.model_dump())
+
+    @router.get(
+        "/sessions",
+        response_model=list[SessionOut],
+        summary="My sessions (devices)",
+        responses=_errors(401),
+    )
+    async def sessions(principal: Current) -> JSONResponse:
+        records = await service.sessions.list(principal.user_id)
+        handle = principal.session.handle
+        return JSONResponse(
+            [SessionOut.of(s, current=s.handle == handle).model_dump() for s in records]
+        )
+
+    @router.delete(
+        "/sessions/{handle}",
+        status_code=204,
+        summary="Sign one device out",
+        responses=_errors(401, 403, 404),
+    )
+    async def end_session(handle: str, principal: Current) -> Response:
+        current = await service.end_session(principal, handle)
+        response = Response(status_code=204)
+        return signed_out(response) if current else response
+
+    @router.post("/logout", status_code=204, summary="Sign out this device")
+    async def logout(request: Request) -> Response:
+        secret = transport.read(request)
+        if secret is not None:
+            await service.logout(secret)
+        return signed_out(Response(status_code=204))
+
+    @router.post(
+        "/logout-all",
+        status_code=204,
+        summary="Sign out every device, this one included",
+        responses=_errors(401, 403),
+    )
+    async def logout_all(principal: Current) -> Response:
+        await service.end_all_sessions(principal)
+        return signed_out(Response(status_code=204))
+
+    @router.post(
+        "/reauth",
+        response_model=LoginOut,
+        summary="Confirm the password; renews the session",
+        openapi_extra=form_or_json_schema(PasswordProof),
+        responses=_errors(401, 415, 422, 429),
+    )
+    async def reauth(request: Request, principal: Current) -> Response:
+        body = await read_body(request, PasswordProof)
+        ip, _ = _client(request)
+        sign_in = await service.reauthenticate(principal, session_id(request), body.password, ip=ip)
+        response = JSONResponse({"user": UserOut.of(sign_in.user).model_dump()})
+        return signed_in(response, sign_in)
+
+    @router.post(
+        "/password",
+        status_code=204,
+        summary="Change the password; signs every other device out",
+        openapi_extra=form_or_json_schema(PasswordChange),
+        responses=_errors(401, 415, 422, 429),
+    )
+    async def change_password(request: Request, principal: Current) -> Response:
+        body = await read_body(request, PasswordChange)
+        ip, _ = _client(request)
+        sign_in = await service.change_password(
+            principal, session_id(request), body.current_password, body.new_password, ip=ip
+        )
+        return signed_in(Response(status_code=204), sign_in)
+
+    return router

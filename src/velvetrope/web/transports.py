@@ -1,0 +1,58 @@
+"""How a credential travels. The strategy (what the credential is) does not care.
+
+``CookieTransport`` carries the session ID in a host-only cookie (COOK-01..06):
+``__Host-`` prefix, ``Secure``, ``HttpOnly``, ``SameSite=Lax``, ``Path=/``, no
+``Domain``, ``Max-Age`` never beyond the session's absolute lifetime. Browsers accept
+``Secure`` cookies on ``http://localhost`` and ``http://127.0.0.1``, so the same
+attributes work in local development; only with the explicit development flag on
+another plain-http host are ``Secure`` and the prefix dropped.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from starlette.requests import HTTPConnection
+from starlette.responses import Response
+
+__all__ = ["CLEAR_SITE_DATA", "CookieTransport"]
+
+CLEAR_SITE_DATA = '"cookies", "storage"'
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class CookieTransport:
+    """Reads and writes the session cookie."""
+
+    def __init__(self, *, secure: bool = True, base_name: str = "velvetrope-session") -> None:
+        self.secure = secure
+        self.name = f"__Host-{base_name}" if secure else base_name
+
+    def read(self, connection: HTTPConnection) -> str | None:
+        """Return the session ID the client sent, if any (never from the URL, SESS-07)."""
+        return connection.cookies.get(self.name) or None
+
+    def write(self, response: Response, value: str, *, max_age: timedelta) -> None:
+        """Set the cookie on ``response``."""
+        response.set_cookie(
+            self.name,
+            value,
+            max_age=max(0, int(max_age.total_seconds())),
+            path="/",
+            secure=self.secure,
+            httponly=True,
+            samesite="lax",
+        )
+
+    def clear(self, response: Response) -> None:
+        """Expire the cookie (same name, path and attributes; COOK-08)."""
+        response.set_cookie(
+            self.name,
+            "",
+            max_age=0,
+            expires=_EPOCH,
+            path="/",
+            secure=self.secure,
+            httponly=True,
+            samesite="lax",
+        )

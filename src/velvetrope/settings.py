@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import ipaddress
 from datetime import timedelta
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import BeforeValidator, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from velvetrope.core.sessions import SessionPolicy
 
 __all__ = ["Settings", "describe_validation_error"]
 
@@ -26,6 +28,19 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def _seconds(value: object) -> object:
+    """Let environment strings such as ``"1800"`` mean seconds, as ISO 8601 ``PT30M`` does."""
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
+Duration = Annotated[timedelta, BeforeValidator(_seconds)]
 
 
 class Settings(BaseSettings):
@@ -52,20 +67,20 @@ class Settings(BaseSettings):
         "127.0.0.1", description="Proxies whose X-Forwarded-For/-Proto headers are trusted"
     )
 
-    session_idle_timeout: timedelta = timedelta(minutes=30)
-    session_absolute_lifetime: timedelta = timedelta(hours=12)
-    session_touch_interval: timedelta = timedelta(seconds=60)
+    session_idle_timeout: Duration = timedelta(minutes=30)
+    session_absolute_lifetime: Duration = timedelta(hours=12)
+    session_touch_interval: Duration = timedelta(seconds=60)
     session_max_per_user: int = Field(10, ge=1, le=1000)
-    reauth_window: timedelta = timedelta(minutes=10)
+    reauth_window: Duration = timedelta(minutes=10)
 
     password_min_length: int = Field(15, ge=8, le=64)
     password_hash_profile: Literal["rfc9106-low-memory", "owasp-minimum"] = "rfc9106-low-memory"  # noqa: S105 - a profile name, not a password
     password_hash_concurrency: int = Field(2, ge=1, le=64)
 
     login_free_failures: int = Field(5, ge=1, le=100)
-    login_max_delay: timedelta = timedelta(minutes=15)
+    login_max_delay: Duration = timedelta(minutes=15)
     login_ip_failures: int = Field(100, ge=1)
-    login_ip_window: timedelta = timedelta(minutes=15)
+    login_ip_window: Duration = timedelta(minutes=15)
 
     max_body_bytes: int = Field(16 * 1024, ge=1024, le=1024 * 1024)
     max_cookie_bytes: int = Field(8 * 1024, ge=512, le=64 * 1024)
@@ -84,7 +99,7 @@ class Settings(BaseSettings):
         return f"{parts.scheme}://{parts.netloc}".lower()
 
     @model_validator(mode="after")
-    def _transport_is_safe(self) -> Settings:
+    def _coherent(self) -> Settings:
         # OPS-01: cookies are always Secure; a plain-http origin other than loopback
         # (where browsers accept Secure cookies) needs an explicit development flag.
         parts = urlsplit(self.origin)
@@ -98,6 +113,16 @@ class Settings(BaseSettings):
             )
         if self.session_idle_timeout > self.session_absolute_lifetime:
             raise ValueError("session_idle_timeout cannot exceed session_absolute_lifetime")
+        for name in ("login_max_delay", "login_ip_window", "reauth_window"):
+            if getattr(self, name) <= timedelta(0):
+                raise ValueError(f"VELVETROPE_{name.upper()} must be a positive duration")
+        SessionPolicy(  # raises ValueError with the reason (TIME-03 limits)
+            idle_timeout=self.session_idle_timeout,
+            absolute_lifetime=self.session_absolute_lifetime,
+            touch_interval=self.session_touch_interval,
+            max_per_user=self.session_max_per_user,
+            reauth_window=self.reauth_window,
+        )
         return self
 
     @property

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import sqlite3
 
+from velvetrope.errors import ConfigurationError
+
 __all__ = ["MIGRATIONS", "migrate"]
 
 MIGRATIONS: tuple[str, ...] = (
@@ -50,11 +52,11 @@ def migrate(conn: sqlite3.Connection) -> int:
     the database at the previous version. Returns the resulting version.
 
     Raises:
-        RuntimeError: The database is newer than this velvetrope knows.
+        ConfigurationError: The database is newer than this velvetrope knows.
     """
     current: int = conn.execute("PRAGMA user_version").fetchone()[0]
     if current > len(MIGRATIONS):
-        raise RuntimeError(
+        raise ConfigurationError(
             f"the database is at schema version {current}, newer than this velvetrope "
             f"({len(MIGRATIONS)}); upgrade velvetrope"
         )

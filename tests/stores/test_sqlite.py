@@ -1,0 +1,130 @@
+"""SQLite specifics: file handling, migrations, durability, failing closed, many connections."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+
+from tests.stores.test_contract import session, user
+from velvetrope.errors import ConfigurationError, StoreUnavailable
+from velvetrope.stores import SQLiteStores, open_stores, sqlite_path
+from velvetrope.stores.sqlite.schema import MIGRATIONS
+
+
+def test_open_creates_the_file_in_wal_mode_at_the_latest_schema(tmp_path: Path) -> None:
+    path = tmp_path / "nested" / "vr.db"
+    stores = SQLiteStores.open(path)
+    asyncio.run(stores.aclose())
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+    conn.close()
+
+
+def test_reopening_keeps_data_and_does_not_migrate_twice(tmp_path: Path) -> None:
+    async def first() -> None:
+        stores = SQLiteStores.open(tmp_path / "vr.db")
+        await stores.users.add(user(1))
+        await stores.sessions.add(session(user(1).id))
+        await stores.aclose()
+
+    async def second() -> tuple[int, int]:
+        stores = SQLiteStores.open(tmp_path / "vr.db")
+        users = len(await stores.users.list())
+        sessions = len(await stores.sessions.list_for_user(user(1).id))
+        await stores.aclose()
+        return users, sessions
+
+    asyncio.run(first())
+    assert asyncio.run(second()) == (1, 1)
+
+
+def test_a_newer_schema_is_refused_with_a_clear_error(tmp_path: Path) -> None:
+    conn = sqlite3.connect(tmp_path / "vr.db")
+    conn.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
+    conn.close()
+    with pytest.raises(ConfigurationError, match="newer than this velvetrope"):
+        SQLiteStores.open(tmp_path / "vr.db")
+
+
+def test_a_file_that_is_not_a_database_is_store_unavailable(tmp_path: Path) -> None:
+    (tmp_path / "vr.db").write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(StoreUnavailable, match="cannot open SQLite database"):
+        SQLiteStores.open(tmp_path / "vr.db")
+
+
+async def test_TERM_05_queries_on_a_broken_connection_fail_closed(tmp_path: Path) -> None:
+    """A store that cannot answer raises StoreUnavailable, never "not found"."""
+    stores = SQLiteStores.open(tmp_path / "vr.db")
+    await stores.aclose()  # every query now fails in the driver
+    with pytest.raises(StoreUnavailable):
+        await stores.sessions.get("0" * 64)
+    with pytest.raises(StoreUnavailable):
+        await stores.users.get_by_email("a@example.com")
+    with pytest.raises(StoreUnavailable):
+        await stores.ping()
+
+
+def test_SESS_10_rotation_is_atomic_across_connections(tmp_path: Path) -> None:
+    """Eight connections (as from eight processes) rotate one session at once: one wins."""
+    path = tmp_path / "vr.db"
+    old = session("u1", 0)
+
+    async def seed() -> None:
+        stores = SQLiteStores.open(path)
+        await stores.sessions.add(old)
+        await stores.aclose()
+
+    asyncio.run(seed())
+    barrier = threading.Barrier(8)
+    results: list[bool] = []
+    lock = threading.Lock()
+
+    def contender(n: int) -> None:
+        async def go() -> bool:
+            stores = SQLiteStores.open(path)
+            try:
+                barrier.wait(timeout=10)
+                return await stores.sessions.rotate(old.id_digest, session("u1", n))
+            finally:
+                await stores.aclose()
+
+        won = asyncio.run(go())
+        with lock:
+            results.append(won)
+
+    threads = [threading.Thread(target=contender, args=(n,)) for n in range(1, 9)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert sorted(results) == [False] * 7 + [True]
+
+
+@pytest.mark.parametrize(
+    ("url", "path"),
+    [
+        ("sqlite:///velvetrope.db", "velvetrope.db"),
+        ("sqlite:////var/lib/vr.db", "/var/lib/vr.db"),
+        ("./data/vr.db", "./data/vr.db"),
+        ("memory://", None),
+        ("postgresql://localhost/db", None),
+    ],
+)
+def test_database_urls_name_the_right_file(url: str, path: str | None) -> None:
+    assert sqlite_path(url) == path
+
+
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///", "   "])
+def test_database_urls_without_a_file_are_configuration_errors(url: str) -> None:
+    with pytest.raises(ConfigurationError):
+        sqlite_path(url)
+
+
+def test_unsupported_scheme_is_a_configuration_error() -> None:
+    with pytest.raises(ConfigurationError, match="not supported"):
+        open_stores("mysql://localhost/db")

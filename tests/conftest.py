@@ -20,6 +20,7 @@ from velvetrope import (
     Velvetrope,
     create_app,
 )
+from velvetrope.core.tokens.access import TokenPolicy
 from velvetrope.stores import MemoryStores, SQLiteStores, Stores
 
 PASSWORD = "correct horse battery staple"
@@ -71,15 +72,21 @@ SESSION_POLICY = SessionPolicy(
 )
 
 
+TOKEN_POLICY = TokenPolicy(issuer=ORIGIN, audience=ORIGIN)
+
+
 @pytest.fixture
-def service(stores: Stores, clock: FrozenClock, hasher: PasswordHasher) -> AuthService:
-    return AuthService(
+async def service(stores: Stores, clock: FrozenClock, hasher: PasswordHasher) -> AuthService:
+    started = AuthService(
         stores,
         hasher=hasher,
         session_policy=SESSION_POLICY,
         throttle_policy=ThrottlePolicy(),
+        token_policy=TOKEN_POLICY,
         now=clock,
     )
+    await started.start()
+    return started
 
 
 @pytest.fixture

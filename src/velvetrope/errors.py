@@ -15,7 +15,12 @@ never knows about HTTP.
     ├── AccountDisabled              account_disabled
     ├── NotAuthenticated             not_authenticated
     │   ├── SessionInvalid           session_invalid
-    │   └── SessionExpired           session_expired
+    │   ├── SessionExpired           session_expired
+    │   └── InvalidToken             invalid_token        (uniform; reason only in logs)
+    ├── OAuthError                   (token endpoint, RFC 6749 section 5.2)
+    │   ├── InvalidGrant             invalid_grant
+    │   │   └── RefreshTokenReused   invalid_grant        (theft detected; family revoked)
+    │   └── UnsupportedGrantType     unsupported_grant_type
     ├── ReauthRequired               reauth_required
     ├── NotFound                     not_found
     │   ├── UserNotFound             user_not_found
@@ -37,15 +42,20 @@ __all__ = [
     "EmailTaken",
     "InvalidCredentials",
     "InvalidEmail",
+    "InvalidGrant",
     "InvalidInput",
+    "InvalidToken",
     "NotAuthenticated",
     "NotFound",
+    "OAuthError",
     "ReauthRequired",
+    "RefreshTokenReused",
     "SessionExpired",
     "SessionInvalid",
     "SessionNotFound",
     "StoreUnavailable",
     "TooManyAttempts",
+    "UnsupportedGrantType",
     "UserNotFound",
     "WeakPassword",
 ]
@@ -131,6 +141,55 @@ class SessionExpired(NotAuthenticated):
 
     code = "session_expired"
     default_detail = "The session has expired; please sign in again."
+
+
+class InvalidToken(NotAuthenticated):
+    """The bearer token is malformed, forged, expired, revoked or not for us.
+
+    Clients get one uniform answer (JWT-19); ``reason`` is for logs and tests only.
+    """
+
+    code = "invalid_token"
+    default_detail = "The access token is not valid."
+
+    def __init__(self, reason: str = "invalid") -> None:
+        self.reason = reason
+        super().__init__()
+
+
+class OAuthError(AuthError):
+    """An error of the OAuth 2.0 token endpoint; its body also carries ``error_description``."""
+
+    code = "invalid_request"
+    default_detail = "The token request is not valid."
+
+
+class InvalidGrant(OAuthError):
+    """The credentials or refresh token are invalid, expired, revoked or reused."""
+
+    code = "invalid_grant"
+    default_detail = "The grant is invalid, expired or revoked."
+
+
+class RefreshTokenReused(InvalidGrant):
+    """A refresh token was presented again after it was rotated: its family is revoked.
+
+    Attributes:
+        family_id: The revoked family.
+    """
+
+    default_detail = "The refresh token was already used; the session has been revoked."
+
+    def __init__(self, family_id: str) -> None:
+        self.family_id = family_id
+        super().__init__()
+
+
+class UnsupportedGrantType(OAuthError):
+    """``grant_type`` is not ``password`` or ``refresh_token``."""
+
+    code = "unsupported_grant_type"
+    default_detail = "Use grant_type=password or grant_type=refresh_token."
 
 
 class ReauthRequired(AuthError):

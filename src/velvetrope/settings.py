@@ -14,7 +14,11 @@ from urllib.parse import urlsplit
 from pydantic import BeforeValidator, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from velvetrope.core.ratelimit import ThrottlePolicy
 from velvetrope.core.sessions import SessionPolicy
+from velvetrope.core.tokens.access import TokenPolicy
+from velvetrope.errors import ConfigurationError
+from velvetrope.stores import check_database_url
 
 __all__ = ["Settings", "describe_validation_error"]
 
@@ -73,6 +77,26 @@ class Settings(BaseSettings):
     session_max_per_user: int = Field(10, ge=1, le=1000)
     reauth_window: Duration = timedelta(minutes=10)
 
+    token_issuer: str | None = Field(
+        None, description="`iss` of access tokens (default: the origin)"
+    )
+    token_audience: str | None = Field(
+        None, description="`aud` of access tokens (default: the origin)"
+    )
+    token_algorithm: Literal["EdDSA", "ES256", "RS256", "HS256"] = "EdDSA"  # noqa: S105
+    access_token_ttl: Duration = timedelta(minutes=15)
+    token_leeway: Duration = timedelta(seconds=30)
+    refresh_idle_timeout: Duration = timedelta(days=1)
+    refresh_absolute_lifetime: Duration = timedelta(days=30)
+    refresh_grace: Duration = timedelta(seconds=10)
+    key_rotation: Duration = timedelta(days=30)
+    revocation_poll: Duration = Field(
+        timedelta(seconds=1), description="How often each process replays the revocation feed"
+    )
+    browser_credentials: Literal["session", "jwt-cookie"] = Field(
+        "session", description="What POST /auth/login sets in the browser"
+    )
+
     password_min_length: int = Field(15, ge=8, le=64)
     password_hash_profile: Literal["rfc9106-low-memory", "owasp-minimum"] = "rfc9106-low-memory"  # noqa: S105 - a profile name, not a password
     password_hash_concurrency: int = Field(2, ge=1, le=64)
@@ -85,6 +109,17 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(16 * 1024, ge=1024, le=1024 * 1024)
     max_cookie_bytes: int = Field(8 * 1024, ge=512, le=64 * 1024)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_supported(cls, value: str) -> str:
+        # A bad URL is a bad setting: refused when settings load (exit status 2, the
+        # variable named), not later when the stores open.
+        try:
+            check_database_url(value)
+        except ConfigurationError as exc:
+            raise ValueError(exc.detail) from None
+        return value
 
     @field_validator("public_origin")
     @classmethod
@@ -113,16 +148,24 @@ class Settings(BaseSettings):
             )
         if self.session_idle_timeout > self.session_absolute_lifetime:
             raise ValueError("session_idle_timeout cannot exceed session_absolute_lifetime")
-        for name in ("login_max_delay", "login_ip_window", "reauth_window"):
+        for name in (
+            "login_max_delay",
+            "login_ip_window",
+            "reauth_window",
+            "key_rotation",
+            "revocation_poll",
+        ):
             if getattr(self, name) <= timedelta(0):
                 raise ValueError(f"VELVETROPE_{name.upper()} must be a positive duration")
-        SessionPolicy(  # raises ValueError with the reason (TIME-03 limits)
-            idle_timeout=self.session_idle_timeout,
-            absolute_lifetime=self.session_absolute_lifetime,
-            touch_interval=self.session_touch_interval,
-            max_per_user=self.session_max_per_user,
-            reauth_window=self.reauth_window,
-        )
+        if self.browser_credentials == "jwt-cookie":
+            raise ValueError(
+                "VELVETROPE_BROWSER_CREDENTIALS=jwt-cookie needs CSRF protection, which this "
+                "version does not ship yet; browsers use session cookies (the default) and API "
+                "clients use Authorization: Bearer"
+            )
+        self.token_policy()  # each raises ValueError with the reason (TIME-03 limits...)
+        self.session_policy()
+        self.throttle_policy()
         return self
 
     @property
@@ -136,6 +179,39 @@ class Settings(BaseSettings):
         elif ":" in host:
             host = f"[{host}]"
         return f"http://{host}:{self.port}"
+
+    def session_policy(self) -> SessionPolicy:
+        """The session policy these settings describe."""
+        return SessionPolicy(
+            idle_timeout=self.session_idle_timeout,
+            absolute_lifetime=self.session_absolute_lifetime,
+            touch_interval=self.session_touch_interval,
+            max_per_user=self.session_max_per_user,
+            reauth_window=self.reauth_window,
+        )
+
+    def token_policy(self) -> TokenPolicy:
+        """The token policy these settings describe (issuer and audience: the origin)."""
+        return TokenPolicy(
+            issuer=self.token_issuer or self.origin,
+            audience=self.token_audience or self.origin,
+            algorithm=self.token_algorithm,
+            access_ttl=self.access_token_ttl,
+            leeway=self.token_leeway,
+            refresh_idle_timeout=self.refresh_idle_timeout,
+            refresh_absolute_lifetime=self.refresh_absolute_lifetime,
+            refresh_grace=self.refresh_grace,
+            key_rotation=self.key_rotation,
+        )
+
+    def throttle_policy(self) -> ThrottlePolicy:
+        """The login-throttling policy these settings describe."""
+        return ThrottlePolicy(
+            free_failures=self.login_free_failures,
+            max_delay=self.login_max_delay,
+            per_ip_failures=self.login_ip_failures,
+            per_ip_window=self.login_ip_window,
+        )
 
     @property
     def secure_cookies(self) -> bool:

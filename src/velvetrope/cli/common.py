@@ -11,17 +11,30 @@ from typing import Any, NoReturn, TypeVar
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.table import Table
+from rich.text import Text
 
 from velvetrope.core.service import AuthService
 from velvetrope.errors import AuthError
 from velvetrope.settings import Settings, describe_validation_error
 
-__all__ = ["DatabaseOption", "err", "fail", "load_settings", "out", "run_with_service"]
+__all__ = [
+    "DatabaseOption",
+    "err",
+    "fail",
+    "load_settings",
+    "out",
+    "print_table",
+    "run_with_service",
+]
 
 T = TypeVar("T")
 
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+# markup=False: messages and table cells carry text users and clients chose (emails,
+# pasted ids, User-Agent headers); it must print as-is, never be parsed as rich markup.
+# soft_wrap=True: a line is never broken at the console width (scripts read it).
+out = Console(highlight=False, markup=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, markup=False, soft_wrap=True)
 
 DatabaseOption = typer.Option(
     None,
@@ -34,8 +47,30 @@ DatabaseOption = typer.Option(
 
 def fail(message: str, *, code: int = 1) -> NoReturn:
     """Print ``message`` to stderr and exit with ``code``."""
-    err.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    err.print(Text.assemble(("error:", "bold red"), " ", message))
     raise typer.Exit(code)
+
+
+def print_table(table: Table) -> None:
+    """Print ``table`` without shortening any cell: ids and handles are copied from it.
+
+    Rich fits a table to the console (80 columns when stdout is a pipe) by cutting
+    cells short with an ellipsis; a table wider than that gets its natural width.
+    """
+    natural = out.measure(table, options=out.options.update_width(1_000_000)).maximum
+    if natural <= out.width:
+        out.print(table)
+        return
+    # Console.print clamps width= to the console's own width, hence a wider twin.
+    wide = Console(
+        file=out.file,
+        width=natural,
+        color_system=out.color_system,  # type: ignore[arg-type]
+        highlight=False,
+        markup=False,
+        soft_wrap=True,
+    )
+    wide.print(table)
 
 
 @contextlib.contextmanager
@@ -61,6 +96,7 @@ def load_settings(**overrides: Any) -> Settings:
 async def _service(settings: Settings) -> AsyncIterator[AuthService]:
     service = AuthService.from_settings(settings)
     try:
+        await service.start()
         yield service
     finally:
         await service.aclose()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from velvetrope import __version__
+from velvetrope.cli.keys import keys_app
 from velvetrope.cli.serve import serve
 from velvetrope.cli.sessions import sessions_app
 from velvetrope.cli.users import users_app
@@ -21,6 +22,7 @@ app = typer.Typer(
 app.command()(serve)
 app.add_typer(users_app, name="users")
 app.add_typer(sessions_app, name="sessions")
+app.add_typer(keys_app, name="keys")
 
 
 @app.command()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
-from velvetrope.cli.common import DatabaseOption, fail, out, run_with_service
+from velvetrope.cli.common import DatabaseOption, fail, out, print_table, run_with_service
 from velvetrope.core.service import AuthService
 from velvetrope.stores.records import SessionRecord, UserRecord
 from velvetrope.web.schemas import iso
@@ -30,7 +30,7 @@ def list_sessions(
     table = Table("handle", "created", "last seen", "ip", "user agent", title=record.email)
     for s in sessions:
         table.add_row(s.handle, iso(s.created_at), iso(s.last_seen_at), s.ip, s.user_agent)
-    out.print(table)
+    print_table(table)
 
 
 @sessions_app.command("revoke")

@@ -5,7 +5,14 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
-from velvetrope.cli.common import DatabaseOption, fail, out, read_secret_line, run_with_service
+from velvetrope.cli.common import (
+    DatabaseOption,
+    fail,
+    out,
+    print_table,
+    read_secret_line,
+    run_with_service,
+)
 from velvetrope.core.service import AuthService
 from velvetrope.stores.records import UserRecord
 from velvetrope.web.schemas import iso
@@ -55,7 +62,7 @@ def list_users(
         table.add_row(
             user.id, user.email, iso(user.created_at), "disabled" if user.disabled else "active"
         )
-    out.print(table)
+    print_table(table)
 
 
 @users_app.command("disable")

@@ -28,6 +28,11 @@ EventName = Literal[
     "sessions_ended_all",
     "session_evicted",
     "reauthenticated",
+    "refresh_family_created",
+    "refresh_family_revoked",
+    "refresh_reuse_detected",
+    "access_token_revoked",
+    "signing_key_rotated",
 ]
 
 _logger = logging.getLogger("velvetrope.events")

@@ -5,11 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from velvetrope.core.tokens.claims import AccessClaims
 from velvetrope.stores.records import SessionRecord
 
 __all__ = ["AuthMethod", "Principal"]
 
-AuthMethod = Literal["session"]
+AuthMethod = Literal["session", "bearer"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,10 +19,14 @@ class Principal:
 
     Attributes:
         user_id: The account's id.
-        method: Which strategy verified the credential.
-        session: The server-side session behind the request.
+        method: ``session`` (cookie) or ``bearer`` (access token).
+        handle: The device: the session's handle or the refresh family's id.
+        session: The server-side session, for ``session``.
+        token: The verified access-token claims, for ``bearer``.
     """
 
     user_id: str
     method: AuthMethod
-    session: SessionRecord
+    handle: str
+    session: SessionRecord | None = None
+    token: AccessClaims | None = None

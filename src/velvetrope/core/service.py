@@ -15,11 +15,13 @@ from velvetrope.core.passwords import PasswordHasher, PasswordPolicy
 from velvetrope.core.principal import Principal
 from velvetrope.core.ratelimit import LoginThrottle, ThrottlePolicy
 from velvetrope.core.sessions import IssuedSession, SessionPolicy, SessionService
+from velvetrope.core.tokens.access import TokenPolicy
+from velvetrope.core.tokens.service import TokenPair, TokenService
 from velvetrope.core.users import UserService
-from velvetrope.errors import ReauthRequired, SessionInvalid
+from velvetrope.errors import InvalidInput, ReauthRequired, SessionInvalid, SessionNotFound
 from velvetrope.settings import Settings
 from velvetrope.stores import Stores, open_stores
-from velvetrope.stores.records import UserRecord
+from velvetrope.stores.records import SessionRecord, UserRecord
 
 __all__ = ["AuthService", "SignIn"]
 
@@ -43,6 +45,7 @@ class AuthService:
         password_policy: PasswordPolicy | None = None,
         session_policy: SessionPolicy | None = None,
         throttle_policy: ThrottlePolicy | None = None,
+        token_policy: TokenPolicy | None = None,
         events: SecurityEvents | None = None,
         now: Clock = system_clock,
         token_bytes: TokenSource = secrets.token_bytes,
@@ -62,6 +65,17 @@ class AuthService:
         self.sessions = SessionService(
             stores.sessions, session_policy, events=self.events, now=now, token_bytes=token_bytes
         )
+        self.tokens = TokenService(
+            stores,
+            token_policy or TokenPolicy(issuer="urn:velvetrope", audience="urn:velvetrope"),
+            events=self.events,
+            now=now,
+            token_bytes=token_bytes,
+        )
+
+    async def start(self) -> None:
+        """Load what the service keeps in memory (signing keys, revocations). Call once."""
+        await self.tokens.start()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AuthService:
@@ -77,19 +91,9 @@ class AuthService:
                 settings.password_hash_profile, max_concurrency=settings.password_hash_concurrency
             ),
             password_policy=PasswordPolicy(min_length=settings.password_min_length),
-            session_policy=SessionPolicy(
-                idle_timeout=settings.session_idle_timeout,
-                absolute_lifetime=settings.session_absolute_lifetime,
-                touch_interval=settings.session_touch_interval,
-                max_per_user=settings.session_max_per_user,
-                reauth_window=settings.reauth_window,
-            ),
-            throttle_policy=ThrottlePolicy(
-                free_failures=settings.login_free_failures,
-                max_delay=settings.login_max_delay,
-                per_ip_failures=settings.login_ip_failures,
-                per_ip_window=settings.login_ip_window,
-            ),
+            session_policy=settings.session_policy(),
+            throttle_policy=settings.throttle_policy(),
+            token_policy=settings.token_policy(),
         )
 
     async def register(self, email: str, password: str) -> UserRecord:
@@ -127,10 +131,33 @@ class AuthService:
             SessionInvalid, SessionExpired: The ID is not a live session.
         """
         session = await self.sessions.resolve(session_id)
-        return Principal(user_id=session.user_id, method="session", session=session)
+        return Principal(
+            user_id=session.user_id, method="session", handle=session.handle, session=session
+        )
 
-    async def logout(self, session_id: str) -> None:
-        """End the session with this ID, if any (idempotent)."""
+    async def authenticate_bearer(self, access_token: str) -> Principal:
+        """Verify an access token: the per-request check for API clients.
+
+        Raises:
+            InvalidToken: Not a valid, unrevoked access token of ours.
+        """
+        return await self.tokens.authenticate(access_token)
+
+    async def token_login(
+        self, email: str, password: str, *, ip: str = "", user_agent: str = ""
+    ) -> TokenPair:
+        """The password grant: check the credentials and open a refresh family.
+
+        Raises:
+            TooManyAttempts, InvalidCredentials, AccountDisabled: As for :meth:`login`.
+        """
+        user = await self.users.authenticate(email, password, ip=ip)
+        pair = await self.tokens.issue_for(user.id, ip=ip, user_agent=user_agent)
+        self.events.emit("login_succeeded", user=user.id, family=pair.family.id, ip=ip)
+        return pair
+
+    async def end_session_id(self, session_id: str) -> None:
+        """End the session with this ID, if any (idempotent; sign-out without a check)."""
         await self.sessions.end(session_id)
 
     async def reauthenticate(
@@ -142,21 +169,25 @@ class AuthService:
             TooManyAttempts, InvalidCredentials, AccountDisabled: Wrong password etc.
             SessionInvalid: The session ended meanwhile.
         """
+        session = _session_of(principal)
         user = await self.users.verify_password(principal.user_id, password, ip=ip)
-        issued = await self.sessions.reauthenticated(session_id, principal.session)
+        issued = await self.sessions.reauthenticated(session_id, session)
         self.events.emit("reauthenticated", user=user.id, session=issued.record.handle)
         return SignIn(user, issued)
 
     async def change_password(
         self,
         principal: Principal,
-        session_id: str,
+        session_id: str | None,
         current_password: str,
         new_password: str,
         *,
         ip: str = "",
-    ) -> SignIn:
-        """Change the password; every other session ends and this one gets a new ID.
+    ) -> SignIn | None:
+        """Change the password; every other session and every token of the user ends.
+
+        A cookie session continues under a new ID (returned); a bearer client's tokens
+        all end and it signs in again (``None``).
 
         Raises:
             InvalidCredentials: ``current_password`` is wrong.
@@ -164,44 +195,74 @@ class AuthService:
         """
         user = await self.users.verify_password(principal.user_id, current_password, ip=ip)
         await self.users.change_password(user, new_password)
+        await self.tokens.revoke_user(user.id)
+        if principal.session is None or session_id is None:
+            await self.sessions.end_all(user.id)
+            return None
         issued = await self.sessions.reauthenticated(session_id, principal.session)
         await self.sessions.end_all(user.id, keep=issued.record)
         return SignIn(user, issued)
 
-    def require_recent_auth(self, principal: Principal) -> None:
+    async def require_recent_auth(self, principal: Principal) -> None:
         """Refuse sensitive actions unless the password was proven recently (TIME-05).
 
         Raises:
             ReauthRequired: It was not.
         """
-        if not self.sessions.is_recently_authenticated(principal.session):
+        if principal.session is not None:
+            proven = principal.session.authenticated_at
+        else:
+            family = await self.tokens.refresh.get(principal.handle)
+            if family is None:
+                raise ReauthRequired
+            proven = family.authenticated_at
+        if self.now() - proven >= self.sessions.policy.reauth_window:
             raise ReauthRequired
 
     async def end_session(self, principal: Principal, handle: str) -> bool:
-        """End one of the principal's sessions by handle; return whether it was the current one.
+        """End one of the principal's devices (a session or a token family) by handle.
 
-        Ending another device needs a recent sign-in (SESS-12); ending your own
-        session is a sign-out and needs none.
+        Returns whether it was the current one. Ending another device needs a recent
+        sign-in (SESS-12); ending your own is a sign-out and needs none.
 
         Raises:
             ReauthRequired: Another device, and no recent sign-in.
-            SessionNotFound: No such session of this user.
+            SessionNotFound: No such device of this user.
         """
-        current = handle == principal.session.handle
+        current = handle == principal.handle
         if not current:
-            self.require_recent_auth(principal)
-        await self.sessions.end_by_handle(principal.user_id, handle)
+            await self.require_recent_auth(principal)
+        try:
+            await self.sessions.end_by_handle(principal.user_id, handle)
+        except SessionNotFound:
+            family = await self.tokens.refresh.get(handle)
+            if family is None or family.user_id != principal.user_id or family.revoked_at:
+                raise
+            await self.tokens.revoke_family(handle)
         return current
 
     async def end_all_sessions(self, principal: Principal) -> int:
         """Sign out everywhere, this device included (needs a recent sign-in)."""
-        self.require_recent_auth(principal)
-        return await self.sessions.end_all(principal.user_id)
+        await self.require_recent_auth(principal)
+        ended = await self.sessions.end_all(principal.user_id)
+        return ended + await self.tokens.revoke_user(principal.user_id)
+
+    async def logout(self, principal: Principal) -> None:
+        """End the device behind this request: its session, or its token family."""
+        if principal.session is not None:
+            await self.sessions.end_by_handle(principal.user_id, principal.handle)
+            return
+        await self.tokens.revoke_family(principal.handle)
+        if principal.token is not None:
+            await self.tokens.revocations.revoke_jti(
+                principal.token.jti, until=principal.token.expires_at
+            )
 
     async def disable_user(self, user_id: str) -> int:
         """Disable the account and end every session it has (TERM-04); return how many."""
         await self.users.set_disabled(user_id, disabled=True)
-        return await self.sessions.end_all(user_id)
+        ended = await self.sessions.end_all(user_id)
+        return ended + await self.tokens.revoke_user(user_id)
 
     async def enable_user(self, user_id: str) -> None:
         """Allow the account to sign in again."""
@@ -221,3 +282,9 @@ class AuthService:
     async def aclose(self) -> None:
         """Close the stores."""
         await self.stores.aclose()
+
+
+def _session_of(principal: Principal) -> SessionRecord:
+    if principal.session is None:
+        raise InvalidInput("Token clients re-authenticate with grant_type=password at /auth/token.")
+    return principal.session

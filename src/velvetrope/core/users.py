@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import unicodedata
 from collections.abc import Sequence
 
 from email_validator import EmailNotValidError, validate_email
@@ -42,7 +43,10 @@ def normalize_email(email: str) -> str:
         InvalidEmail: Not a valid address; the message says why.
     """
     try:
-        checked = validate_email(email.strip(), check_deliverability=False)
+        # NFKC first: fullwidth and ASCII letters must not make two accounts.
+        checked = validate_email(
+            unicodedata.normalize("NFKC", email).strip(), check_deliverability=False
+        )
     except EmailNotValidError as exc:
         raise InvalidEmail(f"The email address is not valid: {exc}") from exc
     return checked.normalized.lower()

@@ -30,6 +30,7 @@ __all__ = [
     "ThrottleStore",
     "UserRecord",
     "UserStore",
+    "check_database_url",
     "describe_database_url",
     "open_stores",
     "sqlite_path",
@@ -67,6 +68,20 @@ def describe_database_url(url: str) -> str:
     return url.split("://", 1)[0]
 
 
+def check_database_url(url: str) -> None:
+    """Check that a backend handles ``url``, without opening anything.
+
+    Raises:
+        ConfigurationError: The URL names no file, or its scheme is not supported.
+    """
+    if url == "memory://" or sqlite_path(url) is not None:
+        return
+    scheme = url.split("://", 1)[0]
+    raise ConfigurationError(
+        f"database URL scheme {scheme!r} is not supported; use sqlite:///PATH or memory://"
+    )
+
+
 def open_stores(url: str, *, sqlite_synchronous: Literal["normal", "full"] = "normal") -> Stores:
     """Open the backend ``url`` selects and return its stores.
 
@@ -76,10 +91,7 @@ def open_stores(url: str, *, sqlite_synchronous: Literal["normal", "full"] = "no
     """
     if url == "memory://":
         return MemoryStores()
+    check_database_url(url)
     path = sqlite_path(url)
-    if path is not None:
-        return SQLiteStores.open(path, synchronous=sqlite_synchronous)
-    scheme = url.split("://", 1)[0]
-    raise ConfigurationError(
-        f"database URL scheme {scheme!r} is not supported; use sqlite:///PATH or memory://"
-    )
+    assert path is not None  # noqa: S101 - check_database_url let only SQLite through
+    return SQLiteStores.open(path, synchronous=sqlite_synchronous)

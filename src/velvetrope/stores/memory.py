@@ -7,6 +7,11 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from velvetrope.errors import EmailTaken
+from velvetrope.stores.memory_tokens import (
+    MemoryKeyStore,
+    MemoryRefreshStore,
+    MemoryRevocationStore,
+)
 from velvetrope.stores.records import FailureRecord, SessionRecord, UserRecord
 
 __all__ = ["MemorySessionStore", "MemoryStores", "MemoryThrottleStore", "MemoryUserStore"]
@@ -141,6 +146,9 @@ class MemoryStores:
         self._users = MemoryUserStore()
         self._sessions = MemorySessionStore()
         self._throttle = MemoryThrottleStore()
+        self._keys = MemoryKeyStore()
+        self._refresh = MemoryRefreshStore()
+        self._revocations = MemoryRevocationStore()
 
     @property
     def users(self) -> MemoryUserStore:
@@ -153,6 +161,18 @@ class MemoryStores:
     @property
     def throttle(self) -> MemoryThrottleStore:
         return self._throttle
+
+    @property
+    def keys(self) -> MemoryKeyStore:
+        return self._keys
+
+    @property
+    def refresh(self) -> MemoryRefreshStore:
+        return self._refresh
+
+    @property
+    def revocations(self) -> MemoryRevocationStore:
+        return self._revocations
 
     async def ping(self) -> None:
         return None

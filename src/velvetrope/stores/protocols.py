@@ -18,9 +18,24 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
-from velvetrope.stores.records import FailureRecord, SessionRecord, UserRecord
+from velvetrope.stores.records import (
+    FailureRecord,
+    KeyRecord,
+    RefreshFamilyRecord,
+    RevocationRecord,
+    SessionRecord,
+    UserRecord,
+)
 
-__all__ = ["SessionStore", "Stores", "ThrottleStore", "UserStore"]
+__all__ = [
+    "KeyStore",
+    "RefreshStore",
+    "RevocationStore",
+    "SessionStore",
+    "Stores",
+    "ThrottleStore",
+    "UserStore",
+]
 
 
 class UserStore(Protocol):
@@ -102,6 +117,78 @@ class ThrottleStore(Protocol):
         """Forget the failures under ``key`` (after a successful sign-in)."""
 
 
+class KeyStore(Protocol):
+    """Signing keys and named server secrets, shared by every node."""
+
+    async def list_keys(self, purpose: str) -> Sequence[KeyRecord]:
+        """Return the purpose's keys, newest first (retired ones included until deleted)."""
+
+    async def add_key(self, key: KeyRecord) -> None:
+        """Store a new key."""
+
+    async def retire_keys(self, purpose: str, *, keep: str, at: datetime, until: datetime) -> int:
+        """Retire every signing key of ``purpose`` but ``keep``: stop signing ``at``, stop
+        verifying ``until``. Returns how many were retired."""
+
+    async def delete_expired_keys(self, now: datetime) -> int:
+        """Delete keys whose verification period ended; return the count."""
+
+    async def secret(self, name: str, candidate: str) -> str:
+        """Return the secret called ``name``, storing ``candidate`` first if there is none.
+
+        Atomic: of concurrent first callers, all get the same stored value.
+        """
+
+
+class RefreshStore(Protocol):
+    """Refresh-token families, and the digests of every token each has issued."""
+
+    async def create(self, family: RefreshFamilyRecord, digest: str) -> None:
+        """Store a new family whose generation-0 token has ``digest``."""
+
+    async def find(self, digest: str) -> tuple[RefreshFamilyRecord, int] | None:
+        """Return the family that issued ``digest`` and that token's generation."""
+
+    async def get(self, family_id: str) -> RefreshFamilyRecord | None:
+        """Return the family, revoked or not."""
+
+    async def rotate(
+        self, family_id: str, *, from_generation: int, digest: str, now: datetime
+    ) -> bool:
+        """Advance the family to ``from_generation + 1`` with token ``digest``.
+
+        Compare-and-swap: succeeds only if the family is unrevoked and still at
+        ``from_generation``; of concurrent rotations exactly one wins (RT-05).
+        """
+
+    async def revoke(self, family_id: str, now: datetime) -> RefreshFamilyRecord | None:
+        """Revoke the family; return it if it was live, else ``None``."""
+
+    async def revoke_for_user(
+        self, user_id: str, now: datetime, *, keep: str | None = None
+    ) -> Sequence[str]:
+        """Revoke every live family of the user but ``keep``; return their ids."""
+
+    async def list_for_user(self, user_id: str) -> Sequence[RefreshFamilyRecord]:
+        """Return the user's unrevoked families, oldest first."""
+
+    async def purge_expired(self, now: datetime) -> int:
+        """Delete families (and their digests) past their absolute expiry."""
+
+
+class RevocationStore(Protocol):
+    """An append-only feed of revocations that every node replays into memory."""
+
+    async def append(self, record: RevocationRecord) -> int:
+        """Append ``record``; return its sequence number (increasing)."""
+
+    async def since(self, sequence: int) -> Sequence[tuple[int, RevocationRecord]]:
+        """Return the live entries after ``sequence``, in order."""
+
+    async def purge_expired(self, now: datetime) -> int:
+        """Forget entries whose ``expires_at`` has passed."""
+
+
 class Stores(Protocol):
     """One backend's set of stores, opened and closed together."""
 
@@ -113,6 +200,15 @@ class Stores(Protocol):
 
     @property
     def throttle(self) -> ThrottleStore: ...
+
+    @property
+    def keys(self) -> KeyStore: ...
+
+    @property
+    def refresh(self) -> RefreshStore: ...
+
+    @property
+    def revocations(self) -> RevocationStore: ...
 
     async def ping(self) -> None:
         """Check the backend answers.

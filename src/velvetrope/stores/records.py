@@ -5,7 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-__all__ = ["FailureRecord", "SessionRecord", "UserRecord"]
+__all__ = [
+    "FailureRecord",
+    "KeyRecord",
+    "RefreshFamilyRecord",
+    "RevocationRecord",
+    "SessionRecord",
+    "UserRecord",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,3 +74,75 @@ class FailureRecord:
     count: int
     first_at: datetime
     last_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRecord:
+    """A signing key as stored.
+
+    Attributes:
+        kid: RFC 7638 thumbprint of the key.
+        purpose: What the key signs (``access``; later ``internal``); keys never cross purposes.
+        alg: The one algorithm this key is used with (JWT-02).
+        private_jwk: The private key as JWK JSON. Never shown, never logged.
+        created_at: When the key was made; the newest unretired key signs.
+        retired_at: When it stopped signing (``None`` while it signs).
+        expires_at: When it stops verifying (``None`` while it signs).
+    """
+
+    kid: str
+    purpose: str
+    alg: str
+    private_jwk: str = field(repr=False)
+    created_at: datetime
+    retired_at: datetime | None = None
+    expires_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshFamilyRecord:
+    """A refresh-token family: one sign-in of one device, rotated on every use.
+
+    Attributes:
+        id: Public handle (the ``sid`` claim of its access tokens, and the device id).
+        user_id: Owner.
+        created_at: The sign-in.
+        last_used_at: The last rotation.
+        expires_at: Absolute end, never extended (RT-06).
+        authenticated_at: When the password was last proven for this family.
+        generation: How many rotations so far; the current token is this generation.
+        rotated_at: When the current generation was issued.
+        revoked_at: When the family was revoked, or ``None``.
+        ip: Client address at sign-in.
+        user_agent: Client ``User-Agent`` at sign-in.
+    """
+
+    id: str
+    user_id: str
+    created_at: datetime
+    last_used_at: datetime
+    expires_at: datetime
+    authenticated_at: datetime
+    generation: int
+    rotated_at: datetime
+    revoked_at: datetime | None = None
+    ip: str = ""
+    user_agent: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RevocationRecord:
+    """One entry of the revocation feed every node replays.
+
+    Attributes:
+        kind: ``jti`` (one access token), ``family`` (every token of a refresh family)
+            or ``user`` (every token of the user issued before ``at``).
+        value: The jti, family id or user id.
+        at: When it was revoked (for ``user``: the cut-off).
+        expires_at: When the entry can be forgotten (no token it covers is alive).
+    """
+
+    kind: str
+    value: str
+    at: datetime
+    expires_at: datetime

@@ -9,6 +9,7 @@ import re
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
 from starlette.responses import HTMLResponse
+from starlette.types import ASGIApp
 
 from velvetrope import __version__
 from velvetrope.settings import Settings
@@ -20,6 +21,20 @@ from velvetrope.web.routes import build_health_router
 __all__ = ["create_app"]
 
 _SWAGGER_CDN = "https://cdn.jsdelivr.net"
+
+
+class _App(FastAPI):
+    """FastAPI with security headers around the *whole* stack.
+
+    ``add_middleware`` places middleware inside Starlette's ServerErrorMiddleware and
+    after anything added later, so 500s and early 413/431 answers would miss the
+    headers; wrapping the built stack covers every response.
+    """
+
+    security_headers_hsts = False
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return SecurityHeaders(super().build_middleware_stack(), hsts=self.security_headers_hsts)
 
 
 def create_app(
@@ -35,7 +50,7 @@ def create_app(
         ConfigurationError, StoreUnavailable: The configured store cannot be opened.
     """
     vr = velvetrope or Velvetrope(settings)
-    app = FastAPI(
+    app = _App(
         title="velvetrope",
         version=__version__,
         summary="Session, JWT and hybrid authentication.",
@@ -48,7 +63,7 @@ def create_app(
     app.include_router(vr.router)
     app.include_router(build_health_router(vr.service))
     _add_docs(app)
-    app.add_middleware(SecurityHeaders, hsts=vr.settings.https)
+    app.security_headers_hsts = vr.settings.https
     app.add_middleware(
         RequestLimits,
         max_body_bytes=vr.settings.max_body_bytes,

@@ -16,6 +16,8 @@ __all__ = [
     "Credentials",
     "PasswordChange",
     "PasswordProof",
+    "RevokeRequest",
+    "TokenRequest",
     "form_or_json_schema",
     "read_body",
 ]
@@ -66,6 +68,23 @@ class PasswordChange(_Body):
     new_password: Annotated[Text, Field(min_length=1, max_length=4096)]
 
 
+class TokenRequest(_Body):
+    """An OAuth 2.0 token request (RFC 6749 §4.3 and §6)."""
+
+    grant_type: Annotated[Text, Field(min_length=1, max_length=64)]
+    username: Annotated[Text, Field(min_length=1, max_length=320)] | None = None
+    password: Annotated[Text, Field(min_length=1, max_length=4096)] | None = None
+    refresh_token: Annotated[Text, Field(min_length=1, max_length=8192)] | None = None
+    scope: Annotated[Text, Field(max_length=1024)] | None = None
+
+
+class RevokeRequest(_Body):
+    """An OAuth 2.0 token revocation request (RFC 7009 §2.1)."""
+
+    token: Annotated[Text, Field(min_length=1, max_length=8192)]
+    token_type_hint: Annotated[Text, Field(max_length=64)] | None = None
+
+
 def _media_type(request: Request) -> str:
     return request.headers.get("content-type", "").partition(";")[0].strip().lower()
 
@@ -73,16 +92,24 @@ def _media_type(request: Request) -> str:
 def _parse(media_type: str, raw: bytes) -> Any:
     if media_type == _JSON:
         try:
-            return json.loads(raw)
+            # RFC 8259 §8.1: UTF-8 only. json.loads(bytes) would also guess UTF-16/32,
+            # which filters in front of us may not read the same way.
+            return json.loads(raw.decode("utf-8"))
         except (ValueError, RecursionError):
             raise InvalidJson from None
     if media_type == _FORM:
         try:
+            # errors="strict": a lossy decode would make %FF and %FE the same password.
             pairs = parse_qsl(
-                raw.decode("utf-8"), keep_blank_values=True, max_num_fields=_MAX_FIELDS
+                raw.decode("utf-8"),
+                keep_blank_values=True,
+                max_num_fields=_MAX_FIELDS,
+                errors="strict",
             )
-        except (UnicodeDecodeError, ValueError):
+        except UnicodeDecodeError:
             raise InvalidInput("The form body is not valid UTF-8 form data.") from None
+        except ValueError:
+            raise InvalidInput(f"The form has more than {_MAX_FIELDS} fields.") from None
         fields = dict(pairs)
         if len(fields) != len(pairs):
             raise InvalidInput("A form field is repeated.")

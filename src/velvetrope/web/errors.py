@@ -21,8 +21,10 @@ from velvetrope.errors import (
     EmailTaken,
     InvalidCredentials,
     InvalidInput,
+    InvalidToken,
     NotAuthenticated,
     NotFound,
+    OAuthError,
     ReauthRequired,
     StoreUnavailable,
     TooManyAttempts,
@@ -39,7 +41,8 @@ __all__ = [
 
 _logger = logging.getLogger("velvetrope.web")
 
-CHALLENGE = 'Session realm="velvetrope"'
+CHALLENGE = 'Bearer realm="velvetrope"'
+INVALID_TOKEN_CHALLENGE = 'Bearer realm="velvetrope", error="invalid_token"'  # noqa: S105
 
 
 class InvalidJson(InvalidInput):
@@ -84,6 +87,8 @@ STATUS: tuple[tuple[type[AuthError], int, Headers | None], ...] = (
     (PayloadTooLarge, 413, None),
     (HeaderTooLarge, 431, None),
     (InvalidInput, 422, None),
+    (OAuthError, 400, None),
+    (InvalidToken, 401, lambda _: {"WWW-Authenticate": INVALID_TOKEN_CHALLENGE}),
     (EmailTaken, 409, None),
     (InvalidCredentials, 401, lambda _: {"WWW-Authenticate": CHALLENGE}),
     (NotAuthenticated, 401, lambda _: {"WWW-Authenticate": CHALLENGE}),
@@ -105,8 +110,13 @@ def error_response(exc: AuthError) -> JSONResponse:
     if isinstance(exc, StoreUnavailable):
         _logger.error("store unavailable: %s", exc.detail)
         detail = StoreUnavailable.default_detail  # backend details stay in the log
+    body = {"error": exc.code, "detail": detail}
+    if isinstance(exc, OAuthError | TooManyAttempts):
+        body["error_description"] = detail  # RFC 6749 §5.2 field for token clients
+    if isinstance(exc, InvalidToken):
+        _logger.info("rejected bearer token: %s", exc.reason)
     return JSONResponse(
-        {"error": exc.code, "detail": detail},
+        body,
         status_code=status,
         headers=dict(headers(exc)) if headers else None,
     )

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import anyio
@@ -29,7 +29,7 @@ from velvetrope.core.principal import Principal
 from velvetrope.core.service import AuthService
 from velvetrope.errors import AuthError, NotAuthenticated
 from velvetrope.settings import Settings
-from velvetrope.web.transports import CookieTransport
+from velvetrope.web.transports import BearerTransport, CookieTransport
 
 __all__ = ["Velvetrope"]
 
@@ -60,24 +60,34 @@ class Velvetrope:
         self.settings = settings or Settings()
         self.service = service or AuthService.from_settings(self.settings)
         self.transport = transport or CookieTransport(secure=self.settings.secure_cookies)
+        self.bearer = BearerTransport()
         self._router: APIRouter | None = None
 
     @property
     def router(self) -> APIRouter:
-        """The ``/auth/*`` endpoints, bound to this instance."""
+        """The ``/auth/*`` endpoints and ``/.well-known/jwks.json``, bound to this instance."""
         if self._router is None:
-            from velvetrope.web.routes import build_auth_router  # noqa: PLC0415 - cycle
+            from velvetrope.web.routes import build_auth_router, build_token_router  # noqa: PLC0415
 
-            self._router = build_auth_router(self)
+            self._router = APIRouter()
+            self._router.include_router(build_auth_router(self))
+            self._router.include_router(build_token_router(self))
         return self._router
 
     async def principal(self, connection: HTTPConnection) -> Principal:
         """FastAPI dependency: the signed-in caller, or a 401.
 
+        An ``Authorization: Bearer`` header, when present, is the credential (and the
+        cookie is ignored); otherwise the session cookie.
+
         Raises:
-            NotAuthenticated: No session cookie, or not a live session.
+            InvalidToken: A bearer token that is not valid (401 ``invalid_token``).
+            NotAuthenticated: No credential, or not a live session.
             StoreUnavailable: The store did not answer (503; never lets the request through).
         """
+        token = self.bearer.read(connection)
+        if token is not None:
+            return await self.service.authenticate_bearer(token)
         secret = self.transport.read(connection)
         if secret is None:
             raise NotAuthenticated
@@ -92,19 +102,29 @@ class Velvetrope:
 
     @contextlib.asynccontextmanager
     async def lifespan(self, _app: Any = None) -> AsyncIterator[None]:
-        """ASGI lifespan: purge expired sessions periodically; close stores at shutdown."""
+        """ASGI lifespan: load keys and revocations; keep them fresh; close stores at the end."""
+        await self.service.start()
         async with anyio.create_task_group() as tasks:
-            tasks.start_soon(self._purge_forever)
+            tasks.start_soon(self._every, PURGE_EVERY, self._maintain)
+            tasks.start_soon(
+                self._every, self.settings.revocation_poll.total_seconds(), self.service.tokens.sync
+            )
             try:
                 yield
             finally:
                 tasks.cancel_scope.cancel()
         await self.service.aclose()
 
-    async def _purge_forever(self) -> None:
+    async def _maintain(self) -> None:
+        await self.service.sessions.purge_expired()
+        await self.service.tokens.maintain()
+
+    @staticmethod
+    async def _every(seconds: float, job: Callable[[], Awaitable[object]]) -> None:
+        """Run ``job`` every ``seconds``; a store outage is logged and retried, never fatal."""
         while True:
+            await anyio.sleep(seconds)
             try:
-                await self.service.sessions.purge_expired()
+                await job()
             except AuthError as exc:
-                _logger.warning("session purge failed: %s", exc.detail)
-            await anyio.sleep(PURGE_EVERY)
+                _logger.warning("background job %s failed: %s", job.__name__, exc.detail)

@@ -10,6 +10,7 @@ from collections.abc import Iterable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from velvetrope.errors import InvalidInput
 from velvetrope.web.errors import HeaderTooLarge, PayloadTooLarge, error_response
 
 __all__ = ["RequestLimits", "SecurityHeaders"]
@@ -36,9 +37,14 @@ class RequestLimits:
         for name, value in scope["headers"]:
             if name == b"cookie":
                 cookie_bytes += len(value)
-            elif name == b"content-length" and (not value.isdigit() or int(value) > self.max_body):
-                await error_response(PayloadTooLarge())(scope, receive, send)
-                return
+            elif name == b"content-length":
+                if not value.isdigit():
+                    bad = InvalidInput("The Content-Length header is not a number.")
+                    await error_response(bad)(scope, receive, send)
+                    return
+                if int(value) > self.max_body:
+                    await error_response(PayloadTooLarge())(scope, receive, send)
+                    return
         if cookie_bytes > self.max_cookie:
             await error_response(HeaderTooLarge())(scope, receive, send)
             return

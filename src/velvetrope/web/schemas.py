@@ -6,9 +6,9 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
-from velvetrope.stores.records import SessionRecord, UserRecord
+from velvetrope.stores.records import RefreshFamilyRecord, SessionRecord, UserRecord
 
-__all__ = ["ErrorOut", "LoginOut", "MeOut", "SessionOut", "UserOut", "iso"]
+__all__ = ["ErrorOut", "LoginOut", "MeOut", "SessionOut", "TokenOut", "UserOut", "iso"]
 
 
 def iso(instant: datetime) -> str:
@@ -67,6 +67,17 @@ class SessionOut(BaseModel):
     current: bool
 
     @classmethod
+    def of_family(cls, family: RefreshFamilyRecord, *, current: bool) -> SessionOut:
+        return cls(
+            id=family.id,
+            created_at=iso(family.created_at),
+            last_seen_at=iso(family.last_used_at),
+            ip=family.ip,
+            user_agent=family.user_agent,
+            current=current,
+        )
+
+    @classmethod
     def of(cls, session: SessionRecord, *, current: bool) -> SessionOut:
         return cls(
             id=session.handle,
@@ -76,3 +87,12 @@ class SessionOut(BaseModel):
             user_agent=session.user_agent,
             current=current,
         )
+
+
+class TokenOut(BaseModel):
+    """A successful token response (RFC 6749 §5.1)."""
+
+    access_token: str
+    token_type: str = Field(examples=["Bearer"])
+    expires_in: int
+    refresh_token: str

@@ -10,12 +10,15 @@ another plain-http host are ``Secure`` and the prefix dropped.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 from starlette.requests import HTTPConnection
 from starlette.responses import Response
 
-__all__ = ["CLEAR_SITE_DATA", "CookieTransport"]
+from velvetrope.errors import InvalidToken
+
+__all__ = ["CLEAR_SITE_DATA", "BearerTransport", "CookieTransport"]
 
 CLEAR_SITE_DATA = '"cookies", "storage"'
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -56,3 +59,27 @@ class CookieTransport:
             httponly=True,
             samesite="lax",
         )
+
+
+_BEARER = re.compile(r"[Bb][Ee][Aa][Rr][Ee][Rr] ([A-Za-z0-9._~+/-]+=*)")
+
+
+class BearerTransport:
+    """Reads an access token from ``Authorization: Bearer`` only (RFC 6750 §2.1, JWT-18).
+
+    Never from the query string or a form body: those leak into logs and referrers.
+    """
+
+    def read(self, connection: HTTPConnection) -> str | None:
+        """Return the bearer token, ``None`` if the request has no Bearer credential.
+
+        Raises:
+            InvalidToken: A Bearer ``Authorization`` header that is malformed.
+        """
+        header = connection.headers.get("authorization")
+        if header is None or not header[:7].lower().startswith("bearer"):
+            return None
+        match = _BEARER.fullmatch(header)
+        if match is None:
+            raise InvalidToken("malformed Authorization header")
+        return match.group(1)

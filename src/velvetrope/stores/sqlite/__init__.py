@@ -9,16 +9,21 @@ fsync every commit.
 
 from __future__ import annotations
 
-import contextlib
 import sqlite3
-from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
+from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
 from velvetrope.errors import EmailTaken, StoreUnavailable
 from velvetrope.stores.records import FailureRecord, SessionRecord, UserRecord
+from velvetrope.stores.sqlite._db import SQLiteTable, dt, ts
 from velvetrope.stores.sqlite.schema import migrate
+from velvetrope.stores.sqlite.tokens import (
+    SQLiteKeyStore,
+    SQLiteRefreshStore,
+    SQLiteRevocationStore,
+)
 
 __all__ = ["SQLiteSessionStore", "SQLiteStores", "SQLiteThrottleStore", "SQLiteUserStore"]
 
@@ -31,34 +36,15 @@ _SESSION_COLUMNS = (
 _USER_COLUMNS = "id, email, password_hash, created_at, disabled"
 
 
-def _ts(instant: datetime) -> float:
-    return instant.timestamp()
-
-
-def _dt(seconds: float) -> datetime:
-    return datetime.fromtimestamp(seconds, UTC)
-
-
-@contextlib.contextmanager
-def _guard() -> Iterator[None]:
-    """Turn driver failures into StoreUnavailable: fail closed, no trace to the user."""
-    try:
-        yield
-    except sqlite3.IntegrityError:
-        raise
-    except sqlite3.Error as exc:
-        raise StoreUnavailable(f"SQLite error: {type(exc).__name__}") from exc
-
-
 def _session(row: Sequence[Any]) -> SessionRecord:
     return SessionRecord(
         id_digest=row[0],
         handle=row[1],
         user_id=row[2],
-        created_at=_dt(row[3]),
-        last_seen_at=_dt(row[4]),
-        expires_at=_dt(row[5]),
-        authenticated_at=_dt(row[6]),
+        created_at=dt(row[3]),
+        last_seen_at=dt(row[4]),
+        expires_at=dt(row[5]),
+        authenticated_at=dt(row[6]),
         ip=row[7],
         user_agent=row[8],
     )
@@ -69,36 +55,19 @@ def _user(row: Sequence[Any]) -> UserRecord:
         id=row[0],
         email=row[1],
         password_hash=row[2],
-        created_at=_dt(row[3]),
+        created_at=dt(row[3]),
         disabled=bool(row[4]),
     )
 
 
-class _Base:
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self._conn = conn
-
-    def _one(self, sql: str, params: Sequence[Any]) -> Any:
-        with _guard():
-            return self._conn.execute(sql, params).fetchone()
-
-    def _all(self, sql: str, params: Sequence[Any]) -> list[Any]:
-        with _guard():
-            return self._conn.execute(sql, params).fetchall()
-
-    def _write(self, sql: str, params: Sequence[Any]) -> int:
-        with _guard():
-            return self._conn.execute(sql, params).rowcount
-
-
-class SQLiteUserStore(_Base):
+class SQLiteUserStore(SQLiteTable):
     """Users in the ``users`` table."""
 
     async def add(self, user: UserRecord) -> None:
         try:
             self._write(
                 f"INSERT INTO users ({_USER_COLUMNS}) VALUES (?, ?, ?, ?, ?)",
-                (user.id, user.email, user.password_hash, _ts(user.created_at), user.disabled),
+                (user.id, user.email, user.password_hash, ts(user.created_at), user.disabled),
             )
         except sqlite3.IntegrityError as exc:
             raise EmailTaken from exc
@@ -125,7 +94,7 @@ class SQLiteUserStore(_Base):
         return [_user(r) for r in rows]
 
 
-class SQLiteSessionStore(_Base):
+class SQLiteSessionStore(SQLiteTable):
     """Sessions in the ``sessions`` table, keyed by digest, indexed by user."""
 
     async def add(self, session: SessionRecord) -> None:
@@ -138,10 +107,10 @@ class SQLiteSessionStore(_Base):
                 s.id_digest,
                 s.handle,
                 s.user_id,
-                _ts(s.created_at),
-                _ts(s.last_seen_at),
-                _ts(s.expires_at),
-                _ts(s.authenticated_at),
+                ts(s.created_at),
+                ts(s.last_seen_at),
+                ts(s.expires_at),
+                ts(s.authenticated_at),
                 s.ip,
                 s.user_agent,
             ),
@@ -157,23 +126,17 @@ class SQLiteSessionStore(_Base):
         # UPDATE, never upsert: a session deleted meanwhile stays deleted (SESS-09).
         changed = self._write(
             "UPDATE sessions SET last_seen_at = ? WHERE id_digest = ?",
-            (_ts(last_seen_at), id_digest),
+            (ts(last_seen_at), id_digest),
         )
         return changed == 1
 
     async def rotate(self, old_digest: str, new: SessionRecord) -> bool:
-        with _guard():
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                deleted = self._conn.execute(
-                    "DELETE FROM sessions WHERE id_digest = ?", (old_digest,)
-                ).rowcount
-                if deleted == 1:
-                    self._insert(new)
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+        with self._transaction() as conn:
+            deleted = conn.execute(
+                "DELETE FROM sessions WHERE id_digest = ?", (old_digest,)
+            ).rowcount
+            if deleted == 1:
+                self._insert(new)
         return deleted == 1
 
     async def delete(self, id_digest: str) -> bool:
@@ -199,15 +162,15 @@ class SQLiteSessionStore(_Base):
         )
 
     async def purge_expired(self, now: datetime) -> int:
-        return self._write("DELETE FROM sessions WHERE expires_at <= ?", (_ts(now),))
+        return self._write("DELETE FROM sessions WHERE expires_at <= ?", (ts(now),))
 
 
-class SQLiteThrottleStore(_Base):
+class SQLiteThrottleStore(SQLiteTable):
     """Failure counters in the ``login_failures`` table."""
 
     async def get(self, key: str) -> FailureRecord | None:
         row = self._one("SELECT count, first_at, last_at FROM login_failures WHERE key = ?", (key,))
-        return None if row is None else FailureRecord(row[0], _dt(row[1]), _dt(row[2]))
+        return None if row is None else FailureRecord(row[0], dt(row[1]), dt(row[2]))
 
     async def record_failure(
         self, key: str, now: datetime, *, window_start: datetime
@@ -220,16 +183,16 @@ class SQLiteThrottleStore(_Base):
             "  first_at = CASE WHEN first_at < ? THEN excluded.first_at ELSE first_at END, "
             "  last_at = excluded.last_at "
             "RETURNING count, first_at, last_at",
-            (key, _ts(now), _ts(now), _ts(window_start), _ts(window_start)),
+            (key, ts(now), ts(now), ts(window_start), ts(window_start)),
         )
-        return FailureRecord(row[0], _dt(row[1]), _dt(row[2]))
+        return FailureRecord(row[0], dt(row[1]), dt(row[2]))
 
     async def clear(self, key: str) -> None:
         self._write("DELETE FROM login_failures WHERE key = ?", (key,))
 
     async def purge_before(self, cutoff: datetime) -> int:
         """Delete counters whose last failure is older than ``cutoff``."""
-        return self._write("DELETE FROM login_failures WHERE last_at < ?", (_ts(cutoff),))
+        return self._write("DELETE FROM login_failures WHERE last_at < ?", (ts(cutoff),))
 
 
 class SQLiteStores:
@@ -240,6 +203,9 @@ class SQLiteStores:
         self._users = SQLiteUserStore(conn)
         self._sessions = SQLiteSessionStore(conn)
         self._throttle = SQLiteThrottleStore(conn)
+        self._keys = SQLiteKeyStore(conn)
+        self._refresh = SQLiteRefreshStore(conn)
+        self._revocations = SQLiteRevocationStore(conn)
 
     @classmethod
     def open(cls, path: str | Path, *, synchronous: Synchronous = "normal") -> SQLiteStores:
@@ -251,6 +217,8 @@ class SQLiteStores:
         try:
             if str(path) != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
+                # The database holds password hashes and private signing keys: owner only.
+                Path(path).touch(mode=0o600, exist_ok=True)
             conn = sqlite3.connect(path, isolation_level=None)
             conn.execute("PRAGMA busy_timeout = 5000")
             conn.execute("PRAGMA journal_mode = WAL")
@@ -271,6 +239,18 @@ class SQLiteStores:
     @property
     def throttle(self) -> SQLiteThrottleStore:
         return self._throttle
+
+    @property
+    def keys(self) -> SQLiteKeyStore:
+        return self._keys
+
+    @property
+    def refresh(self) -> SQLiteRefreshStore:
+        return self._refresh
+
+    @property
+    def revocations(self) -> SQLiteRevocationStore:
+        return self._revocations
 
     async def ping(self) -> None:
         self._users._one("SELECT 1", ())

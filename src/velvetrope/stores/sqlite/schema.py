@@ -42,6 +42,52 @@ MIGRATIONS: tuple[str, ...] = (
         last_at  REAL NOT NULL
     ) WITHOUT ROWID;
     """,
+    # 2: token state: signing keys and secrets, refresh families, the revocation feed.
+    """
+    CREATE TABLE signing_keys (
+        kid         TEXT PRIMARY KEY,
+        purpose     TEXT NOT NULL,
+        alg         TEXT NOT NULL,
+        private_jwk TEXT NOT NULL,
+        created_at  REAL NOT NULL,
+        retired_at  REAL,
+        expires_at  REAL
+    ) WITHOUT ROWID;
+    CREATE INDEX signing_keys_by_purpose ON signing_keys (purpose, created_at);
+    CREATE TABLE server_secrets (
+        name  TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE refresh_families (
+        id               TEXT PRIMARY KEY,
+        user_id          TEXT NOT NULL,
+        created_at       REAL NOT NULL,
+        last_used_at     REAL NOT NULL,
+        expires_at       REAL NOT NULL,
+        authenticated_at REAL NOT NULL,
+        generation       INTEGER NOT NULL,
+        rotated_at       REAL NOT NULL,
+        revoked_at       REAL,
+        ip               TEXT NOT NULL,
+        user_agent       TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX refresh_families_by_user ON refresh_families (user_id, created_at);
+    CREATE INDEX refresh_families_by_expiry ON refresh_families (expires_at);
+    CREATE TABLE refresh_tokens (
+        digest     TEXT PRIMARY KEY,
+        family_id  TEXT NOT NULL,
+        generation INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX refresh_tokens_by_family ON refresh_tokens (family_id);
+    CREATE TABLE revocations (
+        sequence   INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind       TEXT NOT NULL,
+        value      TEXT NOT NULL,
+        at         REAL NOT NULL,
+        expires_at REAL NOT NULL
+    );
+    CREATE INDEX revocations_by_expiry ON revocations (expires_at);
+    """,
 )
 
 

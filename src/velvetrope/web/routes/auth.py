@@ -11,6 +11,7 @@ from starlette.responses import JSONResponse, Response
 
 from velvetrope.core.principal import Principal
 from velvetrope.core.service import SignIn
+from velvetrope.errors import InvalidInput
 from velvetrope.web.bodies import (
     Credentials,
     PasswordChange,
@@ -44,7 +45,7 @@ def _client(request: Request) -> tuple[str, str]:
     return ip, request.headers.get("user-agent", "")
 
 
-def build_auth_router(vr: "Velvetrope") -> APIRouter:
+def build_auth_router(vr: "Velvetrope") -> APIRouter:  # noqa: PLR0915 - a closure per route
     """Return the ``/auth`` router bound to ``vr``."""
     router = APIRouter(prefix="/auth", tags=["auth"])
     service = vr.service
@@ -65,7 +66,10 @@ def build_auth_router(vr: "Velvetrope") -> APIRouter:
 
     def session_id(request: Request) -> str:
         secret = transport.read(request)
-        assert secret is not None  # noqa: S101 - only called behind the principal dependency
+        if secret is None:  # a bearer principal: sessions need a cookie
+            raise InvalidInput(
+                "Token clients re-authenticate with grant_type=password at /auth/token."
+            )
         return secret
 
     @router.post(
@@ -104,14 +108,21 @@ def build_auth_router(vr: "Velvetrope") -> APIRouter:
     @router.get("/me", response_model=MeOut, summary="Who am I", responses=_errors(401))
     async def me(principal: Current) -> JSONResponse:
         user = await service.user_of(principal)
-        session = principal.session
+        if principal.session is not None:
+            created, expires = (
+                principal.session.created_at,
+                service.sessions.deadline(principal.session),
+            )
+        else:
+            assert principal.token is not None  # noqa: S101 - bearer principals carry claims
+            family = await service.tokens.refresh.get(principal.handle)
+            created = family.created_at if family else principal.token.issued_at
+            expires = principal.token.expires_at
         body = MeOut(
             id=user.id,
             email=user.email,
             session=CurrentSessionOut(
-                id=session.handle,
-                created_at=iso(session.created_at),
-                expires_at=iso(service.sessions.deadline(session)),
+                id=principal.handle, created_at=iso(created), expires_at=iso(expires)
             ),
         )
         return JSONResponse(body.model_dump())
@@ -119,15 +130,21 @@ def build_auth_router(vr: "Velvetrope") -> APIRouter:
     @router.get(
         "/sessions",
         response_model=list[SessionOut],
-        summary="My sessions (devices)",
+        summary="My sessions and token families (devices)",
         responses=_errors(401),
     )
     async def sessions(principal: Current) -> JSONResponse:
-        records = await service.sessions.list(principal.user_id)
-        handle = principal.session.handle
-        return JSONResponse(
-            [SessionOut.of(s, current=s.handle == handle).model_dump() for s in records]
-        )
+        handle = principal.handle
+        devices = [
+            SessionOut.of(s, current=s.handle == handle)
+            for s in await service.sessions.list(principal.user_id)
+        ]
+        devices += [
+            SessionOut.of_family(f, current=f.id == handle)
+            for f in await service.tokens.refresh.list(principal.user_id)
+        ]
+        devices.sort(key=lambda d: (d.created_at, d.id))
+        return JSONResponse([d.model_dump() for d in devices])
 
     @router.delete(
         "/sessions/{handle}",
@@ -138,13 +155,21 @@ def build_auth_router(vr: "Velvetrope") -> APIRouter:
     async def end_session(handle: str, principal: Current) -> Response:
         current = await service.end_session(principal, handle)
         response = Response(status_code=204)
-        return signed_out(response) if current else response
+        return signed_out(response) if current and principal.session else response
 
-    @router.post("/logout", status_code=204, summary="Sign out this device")
+    @router.post(
+        "/logout",
+        status_code=204,
+        summary="Sign out this device (session cookie or bearer token family)",
+        responses=_errors(401),
+    )
     async def logout(request: Request) -> Response:
+        if vr.bearer.read(request) is not None:
+            await service.logout(await vr.principal(request))  # 401 if the token is invalid
+            return Response(status_code=204)
         secret = transport.read(request)
         if secret is not None:
-            await service.logout(secret)
+            await service.end_session_id(secret)
         return signed_out(Response(status_code=204))
 
     @router.post(
@@ -155,7 +180,8 @@ def build_auth_router(vr: "Velvetrope") -> APIRouter:
     )
     async def logout_all(principal: Current) -> Response:
         await service.end_all_sessions(principal)
-        return signed_out(Response(status_code=204))
+        response = Response(status_code=204)
+        return signed_out(response) if principal.session else response
 
     @router.post(
         "/reauth",
@@ -181,9 +207,11 @@ def build_auth_router(vr: "Velvetrope") -> APIRouter:
     async def change_password(request: Request, principal: Current) -> Response:
         body = await read_body(request, PasswordChange)
         ip, _ = _client(request)
+        secret = transport.read(request) if principal.session else None
         sign_in = await service.change_password(
-            principal, session_id(request), body.current_password, body.new_password, ip=ip
+            principal, secret, body.current_password, body.new_password, ip=ip
         )
-        return signed_in(Response(status_code=204), sign_in)
+        response = Response(status_code=204)
+        return signed_out(response) if sign_in is None else signed_in(response, sign_in)
 
     return router

@@ -1,0 +1,202 @@
+"""Access tokens: RFC 9068 JWTs (``typ: at+jwt``), short-lived, verified without a lookup.
+
+The per-request check is: a bounded cache of verified tokens (a dict lookup for a
+token seen before), then three in-process revocation lookups. Cache entries die at
+``exp``; revocation is checked on every hit, so a revoked token is refused on the very
+next request even while cached.
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from velvetrope.clock import Clock, system_clock
+from velvetrope.core.ids import TokenSource
+from velvetrope.core.tokens import codec
+from velvetrope.core.tokens.claims import AccessClaims, validate_access_claims
+from velvetrope.core.tokens.codec import Algorithm
+from velvetrope.core.tokens.keys import KeyRing
+from velvetrope.core.tokens.revocation import RevocationState
+from velvetrope.errors import InvalidToken
+
+__all__ = ["ACCESS_TYP", "AccessTokens", "IssuedAccess", "TokenPolicy"]
+
+ACCESS_TYP = "at+jwt"
+MAX_LEEWAY = timedelta(seconds=300)
+
+
+@dataclass(frozen=True, slots=True)
+class TokenPolicy:
+    """Token lifetimes and identities.
+
+    Attributes:
+        issuer: ``iss``: the public origin of this service.
+        audience: ``aud``: who the access tokens are for.
+        client_id: ``client_id`` (RFC 9068): the public client velvetrope serves.
+        algorithm: The signing algorithm of new keys.
+        access_ttl: Access-token lifetime (minutes, KEY-05).
+        leeway: Clock skew allowed on ``exp``/``nbf``/``iat`` (≤ 300 s, JWT-10).
+        refresh_idle_timeout: A refresh family unused this long ends.
+        refresh_absolute_lifetime: A refresh family ends this long after sign-in (RT-06).
+        refresh_grace: How long a retried refresh returns the same new pair (RT-04).
+        key_rotation: Rotate the signing key when it is this old.
+        cache_size: How many verified tokens the fast path remembers.
+    """
+
+    issuer: str
+    audience: str
+    client_id: str = "velvetrope"
+    algorithm: Algorithm = "EdDSA"
+    access_ttl: timedelta = timedelta(minutes=15)
+    leeway: timedelta = timedelta(seconds=30)
+    refresh_idle_timeout: timedelta = timedelta(days=1)
+    refresh_absolute_lifetime: timedelta = timedelta(days=30)
+    refresh_grace: timedelta = timedelta(seconds=10)
+    key_rotation: timedelta = timedelta(days=30)
+    cache_size: int = 10_000
+
+    def __post_init__(self) -> None:
+        if not timedelta(0) < self.access_ttl <= timedelta(hours=1):
+            raise ValueError("the access-token lifetime must be between 0 and 1 hour")
+        if not timedelta(0) <= self.leeway <= MAX_LEEWAY:
+            raise ValueError("the leeway must be between 0 and 300 seconds")
+        if self.refresh_idle_timeout > self.refresh_absolute_lifetime:
+            raise ValueError("the refresh idle timeout cannot exceed its absolute lifetime")
+        if self.refresh_absolute_lifetime > timedelta(days=30):
+            raise ValueError("the refresh lifetime cannot exceed 30 days (NIST AAL1)")
+        if not timedelta(0) <= self.refresh_grace <= timedelta(seconds=60):
+            raise ValueError("the refresh grace window must be between 0 and 60 seconds")
+        if self.cache_size < 0:
+            raise ValueError("cache_size cannot be negative")
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedAccess:
+    """A freshly signed access token and what it says."""
+
+    token: str = field(repr=False)
+    claims: AccessClaims
+
+
+def new_jti(token_bytes: TokenSource = secrets.token_bytes) -> str:
+    """A 128-bit random token id (JWT-15)."""
+    return base64.urlsafe_b64encode(token_bytes(16)).rstrip(b"=").decode("ascii")
+
+
+class AccessTokens:
+    """Issues and verifies access tokens."""
+
+    def __init__(
+        self,
+        keys: KeyRing,
+        policy: TokenPolicy,
+        revocations: RevocationState,
+        *,
+        now: Clock = system_clock,
+        token_bytes: TokenSource = secrets.token_bytes,
+    ) -> None:
+        self.keys = keys
+        self.policy = policy
+        self.revocations = revocations
+        self._now = now
+        self._token_bytes = token_bytes
+        self._cache: dict[str, AccessClaims] = {}
+
+    def issue(
+        self,
+        *,
+        user_id: str,
+        family_id: str,
+        jti: str | None = None,
+        issued_at: datetime | None = None,
+        not_after: datetime | None = None,
+    ) -> IssuedAccess:
+        """Sign an access token for ``user_id`` in refresh family ``family_id``.
+
+        ``jti`` and ``issued_at`` are given when re-issuing a pair inside the refresh
+        grace window, so the retry gets the same token content. ``not_after`` caps
+        ``exp`` (a token never outlives its family).
+        """
+        iat = int((issued_at or self._now()).timestamp())
+        exp = iat + int(self.policy.access_ttl.total_seconds())
+        if not_after is not None:
+            exp = min(exp, int(not_after.timestamp()))
+        claims = {
+            "iss": self.policy.issuer,
+            "aud": self.policy.audience,
+            "sub": user_id,
+            "client_id": self.policy.client_id,
+            "sid": family_id,
+            "jti": jti or new_jti(self._token_bytes),
+            "iat": iat,
+            "nbf": iat,
+            "exp": exp,
+        }
+        signer = self.keys.signing_key
+        token = codec.sign_compact(
+            claims, key=signer.jwk, alg=signer.alg, kid=signer.kid, typ=ACCESS_TYP
+        )
+        return IssuedAccess(token, self._validate(claims))
+
+    def _validate(self, raw: dict[str, object]) -> AccessClaims:
+        return validate_access_claims(
+            raw,
+            issuer=self.policy.issuer,
+            audience=self.policy.audience,
+            now=self._now(),
+            leeway=self.policy.leeway,
+        )
+
+    async def verify(self, token: str) -> AccessClaims:
+        """Return the claims of a valid, unrevoked access token: the per-request check.
+
+        Raises:
+            InvalidToken: Forged, malformed, expired, not yet valid, or revoked.
+        """
+        claims = self._cache.get(token)
+        if claims is None:
+            claims = await self._verify_uncached(token)
+        elif self._now() >= claims.expires_at + self.policy.leeway:
+            del self._cache[token]
+            raise InvalidToken("expired")
+        if self.revocations.is_revoked(claims):
+            self._cache.pop(token, None)
+            raise InvalidToken("revoked")
+        return claims
+
+    async def _verify_uncached(self, token: str) -> AccessClaims:
+        try:
+            decoded = codec.decode_compact(token, self.keys.lookup, typ=ACCESS_TYP)
+        except InvalidToken as exc:
+            if exc.reason != "unknown kid":
+                raise
+            # Maybe another node or the CLI rotated the key: reload, rate-limited.
+            kid = codec.loads_strict(_header_bytes(token)).get("kid")
+            if not isinstance(kid, str) or not await self.keys.refresh_if_unknown(kid):
+                raise
+            decoded = codec.decode_compact(token, self.keys.lookup, typ=ACCESS_TYP)
+        claims = self._validate(decoded.claims)
+        if self.policy.cache_size:
+            if len(self._cache) >= self.policy.cache_size:
+                self._evict()
+            self._cache[token] = claims
+        return claims
+
+    def _evict(self) -> None:
+        now = self._now()
+        for token in [t for t, c in self._cache.items() if c.expires_at <= now]:
+            del self._cache[token]
+        while len(self._cache) >= self.policy.cache_size:
+            del self._cache[next(iter(self._cache))]  # oldest inserted first
+
+    def forget(self, token: str) -> None:
+        """Drop a token from the fast-path cache."""
+        self._cache.pop(token, None)
+
+
+def _header_bytes(token: str) -> bytes:
+    segment = token.split(".", 1)[0]
+    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))

@@ -1,0 +1,109 @@
+"""Claim validation for the tokens velvetrope issues (JWT-09..JWT-15).
+
+Every rule is explicit, because the JOSE libraries are lenient where it matters:
+``exp`` as a string, duplicate members, substring ``iss`` matches (checklist Part 2).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from velvetrope.errors import InvalidToken
+
+__all__ = ["AccessClaims", "validate_access_claims"]
+
+_JTI = re.compile(r"[A-Za-z0-9_-]{22,128}")
+_MAX_TEXT = 256
+
+
+@dataclass(frozen=True, slots=True)
+class AccessClaims:
+    """A verified access token's claims.
+
+    Attributes:
+        sub: The user id.
+        sid: The refresh family (device) the token belongs to.
+        jti: The token's unique id (what the denylist is keyed by, TERM-02).
+        issued_at: ``iat``.
+        expires_at: ``exp``.
+        raw: Every claim, as sent.
+    """
+
+    sub: str
+    sid: str
+    jti: str
+    issued_at: datetime
+    expires_at: datetime
+    raw: Mapping[str, Any] = field(repr=False, compare=False)
+
+
+def _numeric_date(claims: Mapping[str, Any], name: str) -> float:
+    value = claims.get(name)
+    # bool is an int in Python; JSON true is not a NumericDate.
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidToken(f"{name} is not a number")
+    if not math.isfinite(value) or not 0 <= value < 2**40:
+        raise InvalidToken(f"{name} is out of range")
+    return float(value)
+
+
+def _text(claims: Mapping[str, Any], name: str) -> str:
+    value = claims.get(name)
+    if not isinstance(value, str) or not value or len(value) > _MAX_TEXT:
+        raise InvalidToken(f"{name} is not a string")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidToken(f"{name} is not valid text") from None
+    return value
+
+
+def validate_access_claims(
+    claims: Mapping[str, Any],
+    *,
+    issuer: str,
+    audience: str,
+    now: datetime,
+    leeway: timedelta,
+) -> AccessClaims:
+    """Check an access token's claims and return them typed.
+
+    Raises:
+        InvalidToken: A claim is missing, of the wrong type, or not acceptable now.
+    """
+    if _text(claims, "iss") != issuer:  # exact match, never `in` (JWT-12)
+        raise InvalidToken("wrong iss")
+    aud = claims.get("aud")
+    if isinstance(aud, list):
+        if not aud or not all(isinstance(a, str) for a in aud) or audience not in aud:
+            raise InvalidToken("wrong aud")
+    elif aud != audience:  # exact, case-sensitive (JWT-11)
+        raise InvalidToken("wrong aud")
+    exp = _numeric_date(claims, "exp")
+    iat = _numeric_date(claims, "iat")
+    nbf = _numeric_date(claims, "nbf")
+    moment = now.timestamp()
+    slack = leeway.total_seconds()
+    if moment >= exp + slack:
+        raise InvalidToken("expired")
+    if moment < nbf - slack:
+        raise InvalidToken("not yet valid")
+    if iat > moment + slack:
+        raise InvalidToken("issued in the future")
+    jti = _text(claims, "jti")
+    if not _JTI.fullmatch(jti):
+        raise InvalidToken("bad jti")
+    _text(claims, "client_id")
+    return AccessClaims(
+        sub=_text(claims, "sub"),
+        sid=_text(claims, "sid"),
+        jti=jti,
+        issued_at=datetime.fromtimestamp(iat, UTC),
+        expires_at=datetime.fromtimestamp(exp, UTC),
+        raw=claims,
+    )

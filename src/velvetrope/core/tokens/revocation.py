@@ -1,0 +1,112 @@
+"""Revocation that works on access tokens, checked in process in O(1) (TERM-02, TERM-03).
+
+Three kinds of entry, all replayed from the store's revocation feed:
+
+* ``jti``: one access token (logout, RFC 7009 revoke). Keyed by ``jti``, never by the
+  token string: ECDSA signatures are malleable, so a twin token has the same ``jti``.
+* ``family``: every access token of one refresh family (device sign-out, refresh reuse).
+* ``user``: every token of the user issued before a cut-off (log out everywhere,
+  password change, account disabled).
+
+Writes apply locally at once (the very next request on this node is refused) and go
+to the feed; other processes and nodes replay the feed every ``poll`` (bounded
+staleness) and, later, on a push.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+
+from velvetrope.clock import Clock, system_clock
+from velvetrope.core.tokens.claims import AccessClaims
+from velvetrope.stores.protocols import RevocationStore
+from velvetrope.stores.records import RevocationRecord
+
+__all__ = ["RevocationState"]
+
+
+class RevocationState:
+    """The in-process mirror of the revocation feed."""
+
+    def __init__(self, store: RevocationStore, *, now: Clock = system_clock) -> None:
+        self._store = store
+        self._now = now
+        self._jtis: dict[str, datetime] = {}
+        self._families: dict[str, datetime] = {}
+        self._cutoffs: dict[str, tuple[float, datetime]] = {}
+        self._sequence = 0
+        self._lock = asyncio.Lock()
+        self.synced_at: datetime | None = None
+
+    def is_revoked(self, claims: AccessClaims) -> bool:
+        """Whether a verified token has been revoked (three dict lookups)."""
+        if claims.jti in self._jtis or claims.sid in self._families:
+            return True
+        cutoff = self._cutoffs.get(claims.sub)
+        return cutoff is not None and claims.issued_at.timestamp() < cutoff[0]
+
+    def family_revoked(self, family_id: str) -> bool:
+        """Whether the family is on the revocation list."""
+        return family_id in self._families
+
+    async def revoke_jti(self, jti: str, *, until: datetime) -> None:
+        """Deny one access token until it would have expired anyway."""
+        await self._add(RevocationRecord("jti", jti, self._now(), until))
+
+    async def revoke_family(self, family_id: str, *, until: datetime) -> None:
+        """Deny every access token of a family (``until``: the last such token's expiry)."""
+        await self._add(RevocationRecord("family", family_id, self._now(), until))
+
+    async def revoke_user(self, user_id: str, *, until: datetime) -> None:
+        """Deny every token of the user issued before now (whole seconds, as ``iat`` is)."""
+        now = self._now().replace(microsecond=0)
+        await self._add(RevocationRecord("user", user_id, now, until))
+
+    async def _add(self, record: RevocationRecord) -> None:
+        await self._store.append(record)
+        self._apply(record)
+
+    def _apply(self, record: RevocationRecord) -> None:
+        if record.kind == "jti":
+            _extend(self._jtis, record.value, record.expires_at)
+        elif record.kind == "family":
+            _extend(self._families, record.value, record.expires_at)
+        elif record.kind == "user":
+            old = self._cutoffs.get(record.value)
+            cutoff = record.at.timestamp()
+            if old is None or cutoff > old[0]:
+                self._cutoffs[record.value] = (cutoff, record.expires_at)
+
+    async def sync(self) -> int:
+        """Replay new feed entries and forget expired ones; return how many were new.
+
+        Raises:
+            StoreUnavailable: The store did not answer (the caller keeps the last state
+                and reports staleness).
+        """
+        async with self._lock:
+            entries = await self._store.since(self._sequence)
+            for sequence, record in entries:
+                self._apply(record)
+                self._sequence = max(self._sequence, sequence)
+            self._forget_expired()
+            self.synced_at = self._now()
+            return len(entries)
+
+    def _forget_expired(self) -> None:
+        now = self._now()
+        for table in (self._jtis, self._families):
+            for key in [k for k, until in table.items() if until <= now]:
+                del table[key]
+        for user in [u for u, (_, until) in self._cutoffs.items() if until <= now]:
+            del self._cutoffs[user]
+
+    def staleness(self) -> timedelta | None:
+        """How long since the last successful sync (``None`` before the first)."""
+        return None if self.synced_at is None else self._now() - self.synced_at
+
+
+def _extend(table: dict[str, datetime], key: str, until: datetime) -> None:
+    if key not in table or table[key] < until:
+        table[key] = until

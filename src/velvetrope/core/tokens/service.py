@@ -1,0 +1,176 @@
+"""Token flows: password grant, refresh grant, bearer authentication, revocation."""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from velvetrope.clock import Clock, system_clock
+from velvetrope.core.events import SecurityEvents
+from velvetrope.core.ids import TokenSource
+from velvetrope.core.principal import Principal
+from velvetrope.core.tokens.access import AccessTokens, TokenPolicy
+from velvetrope.core.tokens.keys import KeyRing
+from velvetrope.core.tokens.refresh import RefreshGrant, RefreshTokens
+from velvetrope.core.tokens.revocation import RevocationState
+from velvetrope.errors import InvalidToken, RefreshTokenReused
+from velvetrope.stores.protocols import Stores
+from velvetrope.stores.records import RefreshFamilyRecord
+
+__all__ = ["TokenPair", "TokenService"]
+
+REFRESH_SECRET_NAME = "refresh-derivation-v1"  # noqa: S105 - a name, not a secret
+KEY_PICKUP_SLACK = timedelta(minutes=1)
+
+
+@dataclass(frozen=True, slots=True)
+class TokenPair:
+    """What the token endpoint returns (RFC 6749 §5.1)."""
+
+    access_token: str = field(repr=False)
+    refresh_token: str = field(repr=False)
+    expires_in: int
+    family: RefreshFamilyRecord
+
+
+class TokenService:
+    """Keys, access tokens, refresh families and revocation, together."""
+
+    def __init__(
+        self,
+        stores: Stores,
+        policy: TokenPolicy,
+        *,
+        events: SecurityEvents,
+        now: Clock = system_clock,
+        token_bytes: TokenSource = secrets.token_bytes,
+    ) -> None:
+        self.policy = policy
+        self._stores = stores
+        self._events = events
+        self._now = now
+        self._token_bytes = token_bytes
+        # A retired key must verify every token it signed: one access TTL, plus the
+        # leeway, plus the time other processes take to notice the rotation.
+        self.keys = KeyRing(
+            stores.keys,
+            purpose="access",
+            alg=policy.algorithm,
+            overlap=policy.access_ttl + policy.leeway + KEY_PICKUP_SLACK,
+            rotate_every=policy.key_rotation,
+            now=now,
+        )
+        self.revocations = RevocationState(stores.revocations, now=now)
+        self.access = AccessTokens(
+            self.keys, policy, self.revocations, now=now, token_bytes=token_bytes
+        )
+        self._refresh: RefreshTokens | None = None
+
+    async def start(self) -> None:
+        """Load keys (creating the first one), the refresh secret and the revocation feed."""
+        await self.keys.load()
+        candidate = base64.b64encode(self._token_bytes(32)).decode("ascii")
+        stored = await self._stores.keys.secret(REFRESH_SECRET_NAME, candidate)
+        self._refresh = RefreshTokens(
+            self._stores.refresh,
+            self.policy,
+            secret=base64.b64decode(stored),
+            events=self._events,
+            now=self._now,
+            token_bytes=self._token_bytes,
+        )
+        await self.revocations.sync()
+
+    @property
+    def refresh(self) -> RefreshTokens:
+        """The refresh-family service (after :meth:`start`)."""
+        if self._refresh is None:
+            raise RuntimeError("the token service is not started; call start() first")
+        return self._refresh
+
+    def _pair(self, grant: RefreshGrant) -> TokenPair:
+        issued = self.access.issue(
+            user_id=grant.family.user_id,
+            family_id=grant.family.id,
+            jti=grant.jti,
+            issued_at=grant.issued_at,
+            not_after=grant.family.expires_at,
+        )
+        expires_in = int((issued.claims.expires_at - self._now()).total_seconds())
+        return TokenPair(issued.token, grant.token, max(expires_in, 0), grant.family)
+
+    async def issue_for(self, user_id: str, *, ip: str = "", user_agent: str = "") -> TokenPair:
+        """Open a refresh family for a user who just proved their password."""
+        return self._pair(await self.refresh.start(user_id, ip=ip, user_agent=user_agent))
+
+    async def refresh_grant(self, refresh_token: str) -> TokenPair:
+        """Rotate a refresh token; see :meth:`RefreshTokens.rotate`.
+
+        A detected reuse also revokes the family's outstanding access tokens.
+
+        Raises:
+            InvalidGrant: As ``RefreshTokens.rotate``.
+        """
+        try:
+            grant = await self.refresh.rotate(refresh_token)
+        except RefreshTokenReused as reused:
+            await self.revocations.revoke_family(reused.family_id, until=self._family_until())
+            raise
+        return self._pair(grant)
+
+    def _family_until(self) -> datetime:
+        return self._now() + self.policy.access_ttl + self.policy.leeway
+
+    async def authenticate(self, access_token: str) -> Principal:
+        """Verify a bearer token: the per-request check for API clients.
+
+        Raises:
+            InvalidToken: Not a valid, unrevoked access token of ours.
+        """
+        claims = await self.access.verify(access_token)
+        return Principal(user_id=claims.sub, method="bearer", handle=claims.sid, token=claims)
+
+    async def revoke_family(self, family_id: str) -> bool:
+        """End a device: its refresh tokens and every access token it holds."""
+        family = await self.refresh.revoke(family_id)
+        await self.revocations.revoke_family(family_id, until=self._family_until())
+        return family is not None
+
+    async def revoke_user(self, user_id: str) -> int:
+        """End every family of the user and cut off every token issued before now."""
+        ended = await self.refresh.revoke_for_user(user_id)
+        for family_id in ended:
+            await self.revocations.revoke_family(family_id, until=self._family_until())
+        until = self._now() + self.policy.refresh_absolute_lifetime
+        await self.revocations.revoke_user(user_id, until=until)
+        return len(ended)
+
+    async def revoke_token(self, token: str) -> None:
+        """RFC 7009: revoke a refresh token's family, or deny one access token.
+
+        Unknown or invalid tokens are ignored: the endpoint answers 200 regardless.
+        """
+        family = await self.refresh.find_family(token)
+        if family is not None:
+            await self.revoke_family(family.id)
+            return
+        try:
+            claims = await self.access.verify(token)
+        except InvalidToken:
+            return
+        await self.revocations.revoke_jti(claims.jti, until=claims.expires_at + self.policy.leeway)
+        self.access.forget(token)
+        self._events.emit("access_token_revoked", user=claims.sub, family=claims.sid)
+
+    async def sync(self) -> None:
+        """Replay the revocation feed and re-read the key ring (rotations made elsewhere)."""
+        await self.revocations.sync()
+        await self.keys.reload()
+
+    async def maintain(self) -> None:
+        """Periodic upkeep: rotate the key when due, purge expired families."""
+        await self.keys.load()
+        await self.refresh.purge_expired()
+        await self._stores.revocations.purge_expired(self._now())

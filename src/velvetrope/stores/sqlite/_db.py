@@ -1,0 +1,63 @@
+"""Shared plumbing for the SQLite stores: timestamps and failing closed."""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from velvetrope.errors import StoreUnavailable
+
+__all__ = ["SQLiteTable", "dt", "guard", "ts"]
+
+
+def ts(instant: datetime) -> float:
+    return instant.timestamp()
+
+
+def dt(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+@contextlib.contextmanager
+def guard() -> Iterator[None]:
+    """Turn driver failures into StoreUnavailable: fail closed, no trace to the user."""
+    try:
+        yield
+    except sqlite3.IntegrityError:
+        raise
+    except sqlite3.Error as exc:
+        raise StoreUnavailable(f"SQLite error: {type(exc).__name__}") from exc
+
+
+class SQLiteTable:
+    """A store over one shared connection; every query fails closed."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def _one(self, sql: str, params: Sequence[Any]) -> Any:
+        with guard():
+            return self._conn.execute(sql, params).fetchone()
+
+    def _all(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        with guard():
+            return self._conn.execute(sql, params).fetchall()
+
+    def _write(self, sql: str, params: Sequence[Any]) -> int:
+        with guard():
+            return self._conn.execute(sql, params).rowcount
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """``BEGIN IMMEDIATE`` ... ``COMMIT``: one writer at a time across processes."""
+        with guard():
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")

@@ -8,6 +8,9 @@ from velvetrope.core.principal import Principal
 from velvetrope.core.ratelimit import ThrottlePolicy
 from velvetrope.core.service import AuthService, SignIn
 from velvetrope.core.sessions import IssuedSession, SessionPolicy
+from velvetrope.core.tokens.access import TokenPolicy
+from velvetrope.core.tokens.claims import AccessClaims
+from velvetrope.core.tokens.service import TokenPair
 from velvetrope.errors import (
     AccountDisabled,
     AuthError,
@@ -15,26 +18,39 @@ from velvetrope.errors import (
     EmailTaken,
     InvalidCredentials,
     InvalidEmail,
+    InvalidGrant,
     InvalidInput,
+    InvalidToken,
     NotAuthenticated,
     NotFound,
     ReauthRequired,
+    RefreshTokenReused,
     SessionExpired,
     SessionInvalid,
     SessionNotFound,
     StoreUnavailable,
     TooManyAttempts,
+    UnsupportedGrantType,
     UserNotFound,
     WeakPassword,
 )
 from velvetrope.settings import Settings
 from velvetrope.stores import MemoryStores, SQLiteStores, open_stores
-from velvetrope.web import CookieTransport, Velvetrope, create_app
+from velvetrope.web import (
+    AuthMiddleware,
+    BearerTransport,
+    CookieTransport,
+    Velvetrope,
+    create_app,
+)
 
 __all__ = [
+    "AccessClaims",
     "AccountDisabled",
     "AuthError",
+    "AuthMiddleware",
     "AuthService",
+    "BearerTransport",
     "Clock",
     "ConfigurationError",
     "CookieTransport",
@@ -42,7 +58,9 @@ __all__ = [
     "FrozenClock",
     "InvalidCredentials",
     "InvalidEmail",
+    "InvalidGrant",
     "InvalidInput",
+    "InvalidToken",
     "IssuedSession",
     "MemoryStores",
     "NotAuthenticated",
@@ -51,6 +69,7 @@ __all__ = [
     "PasswordPolicy",
     "Principal",
     "ReauthRequired",
+    "RefreshTokenReused",
     "SQLiteStores",
     "SessionExpired",
     "SessionInvalid",
@@ -60,7 +79,10 @@ __all__ = [
     "SignIn",
     "StoreUnavailable",
     "ThrottlePolicy",
+    "TokenPair",
+    "TokenPolicy",
     "TooManyAttempts",
+    "UnsupportedGrantType",
     "UserNotFound",
     "Velvetrope",
     "WeakPassword",

@@ -2,6 +2,7 @@
 
 from velvetrope.web.app import create_app
 from velvetrope.web.extension import Velvetrope
-from velvetrope.web.transports import CookieTransport
+from velvetrope.web.guard import AuthMiddleware
+from velvetrope.web.transports import BearerTransport, CookieTransport
 
-__all__ = ["CookieTransport", "Velvetrope", "create_app"]
+__all__ = ["AuthMiddleware", "BearerTransport", "CookieTransport", "Velvetrope", "create_app"]

@@ -24,6 +24,7 @@ from typing import Any
 import anyio
 from fastapi import APIRouter
 from starlette.requests import HTTPConnection
+from starlette.types import Scope
 
 from velvetrope.core.principal import Principal
 from velvetrope.core.service import AuthService
@@ -31,7 +32,10 @@ from velvetrope.errors import AuthError, NotAuthenticated
 from velvetrope.settings import Settings
 from velvetrope.web.transports import BearerTransport, CookieTransport
 
-__all__ = ["Velvetrope"]
+__all__ = ["PRINCIPAL_KEY", "Velvetrope"]
+
+PRINCIPAL_KEY = "velvetrope.principal"
+"""Where :class:`~velvetrope.web.guard.AuthMiddleware` leaves the principal in ``scope["state"]``."""
 
 _logger = logging.getLogger("velvetrope")
 PURGE_EVERY = 600.0
@@ -85,10 +89,18 @@ class Velvetrope:
             NotAuthenticated: No credential, or not a live session.
             StoreUnavailable: The store did not answer (503; never lets the request through).
         """
-        token = self.bearer.read(connection)
+        scope = connection.scope
+        known = scope.get("state", {}).get(PRINCIPAL_KEY)
+        if known is not None:  # AuthMiddleware already checked this request
+            return known  # type: ignore[no-any-return]
+        return await self.authenticate_scope(scope)
+
+    async def authenticate_scope(self, scope: Scope) -> Principal:
+        """The per-request check on a raw ASGI scope (see :meth:`principal`)."""
+        token = self.bearer.read_scope(scope)
         if token is not None:
             return await self.service.authenticate_bearer(token)
-        secret = self.transport.read(connection)
+        secret = self.transport.read_scope(scope)
         if secret is None:
             raise NotAuthenticated
         return await self.service.authenticate(secret)

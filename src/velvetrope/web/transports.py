@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 from starlette.requests import HTTPConnection
 from starlette.responses import Response
+from starlette.types import Scope
 
 from velvetrope.errors import InvalidToken
 
@@ -30,10 +31,25 @@ class CookieTransport:
     def __init__(self, *, secure: bool = True, base_name: str = "velvetrope-session") -> None:
         self.secure = secure
         self.name = f"__Host-{base_name}" if secure else base_name
+        self._prefix = self.name.encode("latin-1") + b"="
 
     def read(self, connection: HTTPConnection) -> str | None:
         """Return the session ID the client sent, if any (never from the URL, SESS-07)."""
-        return connection.cookies.get(self.name) or None
+        return self.read_scope(connection.scope)
+
+    def read_scope(self, scope: Scope) -> str | None:
+        """:meth:`read` on a raw ASGI scope: scans the ``Cookie`` headers, parses nothing else.
+
+        Runs on every request, so it avoids building Starlette's full cookie dict.
+        """
+        for name, value in scope["headers"]:
+            if name == b"cookie":
+                for part in value.split(b";"):
+                    part = part.strip()
+                    if part.startswith(self._prefix):
+                        found = part[len(self._prefix) :].strip(b'"')
+                        return found.decode("latin-1") or None
+        return None
 
     def write(self, response: Response, value: str, *, max_age: timedelta) -> None:
         """Set the cookie on ``response``."""
@@ -76,10 +92,17 @@ class BearerTransport:
         Raises:
             InvalidToken: A Bearer ``Authorization`` header that is malformed.
         """
-        header = connection.headers.get("authorization")
-        if header is None or not header[:7].lower().startswith("bearer"):
-            return None
-        match = _BEARER.fullmatch(header)
-        if match is None:
-            raise InvalidToken("malformed Authorization header")
-        return match.group(1)
+        return self.read_scope(connection.scope)
+
+    def read_scope(self, scope: Scope) -> str | None:
+        """:meth:`read` on a raw ASGI scope."""
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                header = value.decode("latin-1")
+                if not header[:7].lower().startswith("bearer"):
+                    return None
+                match = _BEARER.fullmatch(header)
+                if match is None:
+                    raise InvalidToken("malformed Authorization header")
+                return match.group(1)
+        return None

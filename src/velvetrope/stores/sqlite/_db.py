@@ -39,8 +39,11 @@ class SQLiteTable:
         self._conn = conn
 
     def _one(self, sql: str, params: Sequence[Any]) -> Any:
-        with guard():
+        # The per-request read: a plain try (no context manager) keeps it cheap.
+        try:
             return self._conn.execute(sql, params).fetchone()
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"SQLite error: {type(exc).__name__}") from exc
 
     def _all(self, sql: str, params: Sequence[Any]) -> list[Any]:
         with guard():

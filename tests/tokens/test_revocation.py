@@ -1,0 +1,110 @@
+"""Revocation state across processes sharing one store, and its fast path."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import PASSWORD, SESSION_POLICY, TOKEN_POLICY
+from velvetrope import AuthService, FrozenClock, PasswordHasher
+from velvetrope.errors import InvalidToken
+from velvetrope.stores import SQLiteStores
+
+
+async def open_node(path: Path, clock: FrozenClock, hasher: PasswordHasher) -> AuthService:
+    node = AuthService(
+        SQLiteStores.open(path),
+        hasher=hasher,
+        session_policy=SESSION_POLICY,
+        token_policy=TOKEN_POLICY,
+        now=clock,
+    )
+    await node.start()
+    return node
+
+
+async def test_TERM_02_revocations_made_elsewhere_arrive_with_the_next_sync(
+    tmp_path: Path, clock: FrozenClock, hasher: PasswordHasher
+) -> None:
+    """Two processes on one SQLite file: the CLI (B) disables a user the server (A) serves."""
+    server = await open_node(tmp_path / "vr.db", clock, hasher)
+    cli = await open_node(tmp_path / "vr.db", clock, hasher)
+    try:
+        user = await server.register("ann@example.com", PASSWORD)
+        pair = await server.token_login("ann@example.com", PASSWORD)
+        await server.authenticate_bearer(pair.access_token)  # now cached on the server
+        await cli.disable_user(user.id)
+        await server.tokens.sync()
+        with pytest.raises(InvalidToken):
+            await server.authenticate_bearer(pair.access_token)
+    finally:
+        await server.aclose()
+        await cli.aclose()
+
+
+async def test_a_key_rotated_elsewhere_verifies_and_signs_after_sync(
+    tmp_path: Path, clock: FrozenClock, hasher: PasswordHasher
+) -> None:
+    server = await open_node(tmp_path / "vr.db", clock, hasher)
+    cli = await open_node(tmp_path / "vr.db", clock, hasher)
+    try:
+        await server.register("ann@example.com", PASSWORD)
+        old = await server.token_login("ann@example.com", PASSWORD)
+        new_key = await cli.tokens.keys.rotate()
+        from_cli = await cli.token_login("ann@example.com", PASSWORD)
+        # unknown kid: the server reloads its ring (rate-limited) and accepts it
+        clock.advance(timedelta(seconds=10))
+        await server.authenticate_bearer(from_cli.access_token)
+        await server.tokens.sync()
+        assert server.tokens.keys.signing_key.kid == new_key.kid
+        await server.authenticate_bearer(old.access_token)  # the old key still verifies
+    finally:
+        await server.aclose()
+        await cli.aclose()
+
+
+async def test_JWT_04_unknown_kids_reload_the_ring_at_most_once_per_interval(
+    service: AuthService,
+) -> None:
+    calls = 0
+    original = service.stores.keys.list_keys
+
+    async def counting(purpose: str):  # type: ignore[no-untyped-def]
+        nonlocal calls
+        calls += 1
+        return await original(purpose)
+
+    service.stores.keys.list_keys = counting  # type: ignore[method-assign]
+    for n in range(50):
+        assert not await service.tokens.keys.refresh_if_unknown(f"unknown-kid-{n}")
+    assert calls <= 1
+
+
+async def test_user_cutoff_spares_tokens_issued_after_it(
+    service: AuthService, clock: FrozenClock
+) -> None:
+    user = await service.register("ann@example.com", PASSWORD)
+    before = await service.token_login("ann@example.com", PASSWORD)
+    clock.advance(timedelta(seconds=1))
+    await service.tokens.revoke_user(user.id)
+    clock.advance(timedelta(seconds=1))
+    after = await service.token_login("ann@example.com", PASSWORD)
+    with pytest.raises(InvalidToken):
+        await service.authenticate_bearer(before.access_token)
+    await service.authenticate_bearer(after.access_token)
+
+
+async def test_revocation_entries_are_forgotten_once_the_tokens_they_cover_are_dead(
+    service: AuthService, clock: FrozenClock
+) -> None:
+    await service.register("ann@example.com", PASSWORD)
+    pair = await service.token_login("ann@example.com", PASSWORD)
+    await service.tokens.revoke_token(pair.access_token)
+    assert service.tokens.revocations._jtis
+    clock.advance(TOKEN_POLICY.access_ttl + TOKEN_POLICY.leeway + timedelta(seconds=1))
+    await service.tokens.maintain()
+    await service.tokens.sync()
+    assert not service.tokens.revocations._jtis
+    assert await service.stores.revocations.since(0) == []

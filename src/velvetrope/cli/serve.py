@@ -50,6 +50,15 @@ def serve(
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(levelname)s %(name)s %(message)s"
     )
+    sockets: list[socket.socket] | None = None
+    if settings.port == 0:
+        # Bind first, so that the origin (and so iss/aud) names the real port.
+        family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((settings.host, 0))
+        settings = settings.model_copy(update={"port": sock.getsockname()[1]})
+        sockets = [sock]
     with clean_errors():
         app = create_app(settings)
     config = uvicorn.Config(
@@ -65,6 +74,6 @@ def serve(
         lifespan="on",
     )
     server = _AnnouncingServer(config, settings)
-    server.run()
+    server.run(sockets=sockets)
     if not server.started:
         raise typer.Exit(1)

@@ -35,7 +35,7 @@ from velvetrope.web.transports import BearerTransport, CookieTransport
 __all__ = ["PRINCIPAL_KEY", "Velvetrope"]
 
 PRINCIPAL_KEY = "velvetrope.principal"
-"""Where :class:`~velvetrope.web.guard.AuthMiddleware` leaves the principal in ``scope["state"]``."""
+"""Where :class:`~velvetrope.web.guard.AuthMiddleware` leaves the principal (``scope["state"]``)."""
 
 _logger = logging.getLogger("velvetrope")
 PURGE_EVERY = 600.0

@@ -44,8 +44,8 @@ class CookieTransport:
         """
         for name, value in scope["headers"]:
             if name == b"cookie":
-                for part in value.split(b";"):
-                    part = part.strip()
+                for raw_part in value.split(b";"):
+                    part = raw_part.strip()
                     if part.startswith(self._prefix):
                         found = part[len(self._prefix) :].strip(b'"')
                         return found.decode("latin-1") or None

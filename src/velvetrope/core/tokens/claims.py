@@ -47,7 +47,8 @@ def _numeric_date(claims: Mapping[str, Any], name: str) -> float:
     # bool is an int in Python; JSON true is not a NumericDate.
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise InvalidToken(f"{name} is not a number")
-    if not math.isfinite(value) or not 0 <= value < 2**40:
+    # Range first: a huge JSON integer is a valid int that math.isfinite cannot convert.
+    if not 0 <= value < 2**40 or not math.isfinite(value):
         raise InvalidToken(f"{name} is out of range")
     return float(value)
 

@@ -216,7 +216,16 @@ def jwk_from_json(text: str, alg: Algorithm) -> Jwk:
         "RS256": RSAKey,
         "HS256": OctKey,
     }
+    if not isinstance(data, dict):
+        raise ValueError("a JWK must be a JSON object")
+    kty = {"EdDSA": "OKP", "ES256": "EC", "RS256": "RSA", "HS256": "oct"}[alg]
+    if data.get("kty") != kty:
+        raise ValueError(f"{alg} keys must have kty {kty!r}")
     key = expected[alg].import_key(data)
+    if isinstance(key, RSAKey) and key.raw_value.key_size < 2048:  # KEY-02
+        raise ValueError("RSA keys must be at least 2048 bits")
+    if isinstance(key, OctKey) and len(key.raw_value) < 32:  # KEY-01
+        raise ValueError("HS256 keys must be at least 32 bytes")
     if alg == "EdDSA" and data.get("crv") != "Ed25519":
         raise ValueError("EdDSA keys must be Ed25519")
     if alg == "ES256" and data.get("crv") != "P-256":

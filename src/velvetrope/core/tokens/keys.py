@@ -165,12 +165,14 @@ class KeyRing:
 
         Returns whether ``kid`` is known afterwards.
         """
-        if kid in self._keys:
-            return True
-        now = self._now()
-        if self._loaded_at is not None and now - self._loaded_at < self._reload_every:
-            return False
         async with self._lock:
+            # Checked under the lock: concurrent callers queue here, and only the first
+            # of a burst reloads; the rest see the fresh _loaded_at (JWT-04).
+            if kid in self._keys:
+                return True
+            now = self._now()
+            if self._loaded_at is not None and now - self._loaded_at < self._reload_every:
+                return False
             await self._reload()
         return kid in self._keys
 

@@ -128,3 +128,22 @@ def test_database_urls_without_a_file_are_configuration_errors(url: str) -> None
 def test_unsupported_scheme_is_a_configuration_error() -> None:
     with pytest.raises(ConfigurationError, match="not supported"):
         open_stores("mysql://localhost/db")
+
+
+async def test_SESS_09_the_session_cache_never_outlives_a_delete_by_another_process(
+    tmp_path: Path,
+) -> None:
+    """Worker A has the session cached; the CLI (B) ends it; A's very next read misses."""
+    a = SQLiteStores.open(tmp_path / "vr.db")
+    b = SQLiteStores.open(tmp_path / "vr.db")
+    try:
+        s = session("u1")
+        await a.sessions.add(s)
+        assert await a.sessions.get(s.id_digest) == s  # now cached in A
+        assert await b.sessions.delete_for_user("u1") == 1
+        assert await a.sessions.get(s.id_digest) is None
+        await b.sessions.add(s)
+        assert await a.sessions.get(s.id_digest) == s  # and sees B's writes too
+    finally:
+        await a.aclose()
+        await b.aclose()

@@ -9,6 +9,7 @@ fsync every commit.
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
@@ -94,8 +95,31 @@ class SQLiteUserStore(SQLiteTable):
         return [_user(r) for r in rows]
 
 
+_GET_SESSION = f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE id_digest = ?"
+_SESSION_CACHE_SIZE = 10_000
+
+
 class SQLiteSessionStore(SQLiteTable):
-    """Sessions in the ``sessions`` table, keyed by digest, indexed by user."""
+    """Sessions in the ``sessions`` table, keyed by digest, indexed by user.
+
+    Reads go through a near-cache that is never stale: every ``get`` asks SQLite for
+    ``PRAGMA data_version``, which changes whenever *another* connection (another
+    worker, the CLI) has committed; then the cache is dropped. This connection's own
+    writes update the cache as they go. A hit costs one tiny pragma instead of a
+    query and a row conversion. Misses are not cached, so random IDs cost no memory.
+    """
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        super().__init__(conn)
+        self._cache: dict[str, SessionRecord] = {}
+        self._version: int | None = None
+
+    def _fresh_cache(self) -> dict[str, SessionRecord]:
+        version = self._one("PRAGMA data_version", ())[0]
+        if version != self._version:
+            self._cache.clear()
+            self._version = version
+        return self._cache
 
     async def add(self, session: SessionRecord) -> None:
         self._insert(session)
@@ -117,10 +141,18 @@ class SQLiteSessionStore(SQLiteTable):
         )
 
     async def get(self, id_digest: str) -> SessionRecord | None:
-        row = self._one(
-            f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE id_digest = ?", (id_digest,)
-        )
-        return None if row is None else _session(row)
+        cache = self._fresh_cache()
+        cached = cache.get(id_digest)
+        if cached is not None:
+            return cached
+        row = self._one(_GET_SESSION, (id_digest,))
+        if row is None:
+            return None
+        session = _session(row)
+        if len(cache) >= _SESSION_CACHE_SIZE:
+            cache.clear()
+        cache[id_digest] = session
+        return session
 
     async def touch(self, id_digest: str, last_seen_at: datetime) -> bool:
         # UPDATE, never upsert: a session deleted meanwhile stays deleted (SESS-09).
@@ -128,21 +160,27 @@ class SQLiteSessionStore(SQLiteTable):
             "UPDATE sessions SET last_seen_at = ? WHERE id_digest = ?",
             (ts(last_seen_at), id_digest),
         )
+        cached = self._cache.pop(id_digest, None)
+        if changed == 1 and cached is not None:
+            self._cache[id_digest] = dataclasses.replace(cached, last_seen_at=last_seen_at)
         return changed == 1
 
     async def rotate(self, old_digest: str, new: SessionRecord) -> bool:
+        self._cache.pop(old_digest, None)
         with self._transaction() as conn:
             deleted = conn.execute(
                 "DELETE FROM sessions WHERE id_digest = ?", (old_digest,)
             ).rowcount
             if deleted == 1:
                 self._insert(new)
-        return deleted == 1
+        return bool(deleted == 1)
 
     async def delete(self, id_digest: str) -> bool:
+        self._cache.pop(id_digest, None)
         return self._write("DELETE FROM sessions WHERE id_digest = ?", (id_digest,)) == 1
 
     async def delete_by_handle(self, user_id: str, handle: str) -> bool:
+        self._cache.clear()  # rare; keyed by handle, not digest
         deleted = self._write(
             "DELETE FROM sessions WHERE user_id = ? AND handle = ?", (user_id, handle)
         )
@@ -157,11 +195,13 @@ class SQLiteSessionStore(SQLiteTable):
         return [_session(r) for r in rows]
 
     async def delete_for_user(self, user_id: str, *, keep: str | None = None) -> int:
+        self._cache.clear()
         return self._write(
             "DELETE FROM sessions WHERE user_id = ? AND id_digest IS NOT ?", (user_id, keep)
         )
 
     async def purge_expired(self, now: datetime) -> int:
+        self._cache.clear()
         return self._write("DELETE FROM sessions WHERE expires_at <= ?", (ts(now),))
 
 

@@ -46,12 +46,18 @@ class SQLiteTable:
             raise StoreUnavailable(f"SQLite error: {type(exc).__name__}") from exc
 
     def _all(self, sql: str, params: Sequence[Any]) -> list[Any]:
-        with guard():
+        try:
             return self._conn.execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"SQLite error: {type(exc).__name__}") from exc
 
     def _write(self, sql: str, params: Sequence[Any]) -> int:
-        with guard():
-            return self._conn.execute(sql, params).rowcount
+        try:
+            return int(self._conn.execute(sql, params).rowcount)
+        except sqlite3.IntegrityError:
+            raise
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"SQLite error: {type(exc).__name__}") from exc
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:

@@ -42,7 +42,7 @@ BACKENDS = ["memory", "sqlite"]
 
 
 def open_backend(name: str, tmp_path: Path) -> Stores:
-    """Open a fresh, empty backend of kind ``name``."""
+    """Open a fresh, empty backend of kind ``name`` (call ``await stores.start()`` next)."""
     if name == "memory":
         return MemoryStores()
     if name == "sqlite":
@@ -59,6 +59,7 @@ def backend(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 async def stores(backend: str, tmp_path: Path) -> AsyncIterator[Stores]:
     opened = open_backend(backend, tmp_path)
+    await opened.start()
     yield opened
     await opened.aclose()
 

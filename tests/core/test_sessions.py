@@ -283,3 +283,24 @@ def test_TIME_03_defaults_meet_aal2() -> None:
     policy = SessionPolicy()
     assert policy.idle_timeout <= timedelta(hours=1)
     assert policy.absolute_lifetime <= timedelta(hours=24)
+
+
+async def test_SESS_04_lookups_are_by_a_digest_the_client_cannot_steer(
+    service: AuthService,
+) -> None:
+    """The store is only ever asked for sha256(presented ID): no raw compare, no prefix match."""
+    secret = await sign_in(service)
+    asked: list[str] = []
+    original = service.stores.sessions.get
+
+    async def spy(id_digest: str) -> object:
+        asked.append(id_digest)
+        return await original(id_digest)
+
+    service.stores.sessions.get = spy  # type: ignore[method-assign,assignment]
+    await service.authenticate(secret)
+    near_miss = secret[:-1] + ("A" if secret[-1] != "A" else "B")
+    with pytest.raises(SessionInvalid):
+        await service.authenticate(near_miss)
+    assert asked == [secret_digest(secret), secret_digest(near_miss)]
+    assert secret not in asked

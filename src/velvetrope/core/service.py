@@ -74,7 +74,9 @@ class AuthService:
         )
 
     async def start(self) -> None:
-        """Load what the service keeps in memory (signing keys, revocations). Call once."""
+        """Connect the stores, then load what the service keeps in memory (signing keys,
+        revocations). Call once, before serving."""
+        await self.stores.start()
         await self.tokens.start()
 
     @classmethod

@@ -174,6 +174,9 @@ class MemoryStores:
     def revocations(self) -> MemoryRevocationStore:
         return self._revocations
 
+    async def start(self) -> None:
+        return None
+
     async def ping(self) -> None:
         return None
 

@@ -210,6 +210,13 @@ class Stores(Protocol):
     @property
     def revocations(self) -> RevocationStore: ...
 
+    async def start(self) -> None:
+        """Connect and apply migrations (network backends); a no-op for embedded ones.
+
+        Raises:
+            StoreUnavailable: The backend cannot be reached.
+        """
+
     async def ping(self) -> None:
         """Check the backend answers.
 

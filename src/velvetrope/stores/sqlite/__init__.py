@@ -292,6 +292,9 @@ class SQLiteStores:
     def revocations(self) -> SQLiteRevocationStore:
         return self._revocations
 
+    async def start(self) -> None:
+        return None
+
     async def ping(self) -> None:
         self._users._one("SELECT 1", ())
 

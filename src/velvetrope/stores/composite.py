@@ -1,0 +1,90 @@
+"""Mixing backends: users and keys in one database, the fast-moving state in another.
+
+A typical deployment past one machine keeps accounts and signing keys in PostgreSQL
+and sessions, refresh families, the revocation feed and login counters in Redis:
+``CompositeStores(primary=postgres, fast=redis)``.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from velvetrope.stores.protocols import (
+    KeyStore,
+    RefreshStore,
+    RevocationStore,
+    SessionStore,
+    Stores,
+    ThrottleStore,
+    UserStore,
+)
+
+__all__ = ["CompositeStores", "FastStores"]
+
+
+class FastStores(Protocol):
+    """A backend for the per-request and per-token state (e.g. Redis)."""
+
+    @property
+    def sessions(self) -> SessionStore: ...
+
+    @property
+    def throttle(self) -> ThrottleStore: ...
+
+    @property
+    def refresh(self) -> RefreshStore: ...
+
+    @property
+    def revocations(self) -> RevocationStore: ...
+
+    async def start(self) -> None: ...
+
+    async def ping(self) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
+class CompositeStores:
+    """Users and keys from ``primary``; sessions, tokens and counters from ``fast``."""
+
+    def __init__(self, primary: Stores, fast: FastStores) -> None:
+        self.primary = primary
+        self.fast = fast
+
+    @property
+    def users(self) -> UserStore:
+        return self.primary.users
+
+    @property
+    def keys(self) -> KeyStore:
+        return self.primary.keys
+
+    @property
+    def sessions(self) -> SessionStore:
+        return self.fast.sessions
+
+    @property
+    def throttle(self) -> ThrottleStore:
+        return self.fast.throttle
+
+    @property
+    def refresh(self) -> RefreshStore:
+        return self.fast.refresh
+
+    @property
+    def revocations(self) -> RevocationStore:
+        return self.fast.revocations
+
+    async def start(self) -> None:
+        await self.primary.start()
+        await self.fast.start()
+
+    async def ping(self) -> None:
+        await self.primary.ping()
+        await self.fast.ping()
+
+    async def aclose(self) -> None:
+        try:
+            await self.fast.aclose()
+        finally:
+            await self.primary.aclose()

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import PASSWORD, SESSION_POLICY, TOKEN_POLICY
-from velvetrope import AuthService, FrozenClock, PasswordHasher
+from tests.conftest import ORIGIN, PASSWORD, SESSION_POLICY, TOKEN_POLICY
+from velvetrope import AuthService, FrozenClock, MemoryStores, PasswordHasher, TokenPolicy
 from velvetrope.errors import InvalidToken
 from velvetrope.stores import SQLiteStores
 
@@ -108,3 +108,22 @@ async def test_revocation_entries_are_forgotten_once_the_tokens_they_cover_are_d
     await service.tokens.sync()
     assert not service.tokens.revocations._jtis
     assert await service.stores.revocations.since(0) == []
+
+
+async def test_the_verified_token_cache_is_bounded_and_evicts_oldest_first(
+    clock: FrozenClock, hasher: PasswordHasher
+) -> None:
+    small = TokenPolicy(issuer=ORIGIN, audience=ORIGIN, cache_size=50)
+    node = AuthService(MemoryStores(), hasher=hasher, token_policy=small, now=clock)
+    await node.start()
+    access = node.tokens.access
+    user = await node.register("ann@example.com", PASSWORD)
+    pair = await node.token_login("ann@example.com", PASSWORD)
+    access._cache.clear()
+    tokens = [access.issue(user_id=user.id, family_id=pair.family.id).token for _ in range(55)]
+    for token in tokens:
+        await access.verify(token)
+    assert len(access._cache) == 50
+    assert tokens[0] not in access._cache
+    assert tokens[-1] in access._cache
+    await access.verify(tokens[0])  # an evicted token still verifies, the slow way

@@ -186,11 +186,9 @@ class AccessTokens:
         return claims
 
     def _evict(self) -> None:
-        now = self._now()
-        for token in [t for t, c in self._cache.items() if c.expires_at <= now]:
-            del self._cache[token]
-        while len(self._cache) >= self.policy.cache_size:
-            del self._cache[next(iter(self._cache))]  # oldest inserted first
+        # O(1): drop the oldest insertion. Expired entries need no sweep: a lookup
+        # refuses and removes them, and insertion order ages them out.
+        del self._cache[next(iter(self._cache))]
 
     def forget(self, token: str) -> None:
         """Drop a token from the fast-path cache."""

@@ -109,3 +109,23 @@ def test_TIME_03_out_of_range_durations_are_refused_with_the_reason(
     with pytest.raises(ValidationError) as caught:
         make(**kwargs)
     assert reason in describe_validation_error(caught.value)
+
+
+def test_OPS_01_a_loopback_origin_does_not_license_binding_every_interface() -> None:
+    with pytest.raises(ValidationError, match="plain http"):
+        make(public_origin="http://localhost:8000", host="0.0.0.0")  # noqa: S104
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "reason"),
+    [
+        ({"token_issuer": "x" * 257}, "issuer"),
+        ({"refresh_idle_timeout": "-1"}, "refresh idle timeout"),
+    ],
+)
+def test_token_settings_that_would_break_every_token_are_refused(
+    kwargs: dict[str, object], reason: str
+) -> None:
+    with pytest.raises(ValidationError) as caught:
+        make(**kwargs)
+    assert reason in describe_validation_error(caught.value)

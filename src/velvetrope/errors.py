@@ -21,6 +21,7 @@ never knows about HTTP.
     │   ├── InvalidGrant             invalid_grant
     │   │   └── RefreshTokenReused   invalid_grant        (theft detected; family revoked)
     │   └── UnsupportedGrantType     unsupported_grant_type
+    ├── CsrfFailed                   csrf_failed
     ├── ReauthRequired               reauth_required
     ├── NotFound                     not_found
     │   ├── UserNotFound             user_not_found
@@ -39,6 +40,7 @@ __all__ = [
     "AccountDisabled",
     "AuthError",
     "ConfigurationError",
+    "CsrfFailed",
     "EmailTaken",
     "InvalidCredentials",
     "InvalidEmail",
@@ -190,6 +192,16 @@ class UnsupportedGrantType(OAuthError):
 
     code = "unsupported_grant_type"
     default_detail = "Use grant_type=password or grant_type=refresh_token."
+
+
+class CsrfFailed(AuthError):
+    """An unsafe request that a browser marks cross-site, or that comes from another origin."""
+
+    code = "csrf_failed"
+    default_detail = (
+        "Cross-site requests that change state are refused; send them from the "
+        "configured origin (VELVETROPE_PUBLIC_ORIGIN)."
+    )
 
 
 class ReauthRequired(AuthError):

@@ -105,6 +105,7 @@ class Settings(BaseSettings):
     login_max_delay: Duration = timedelta(minutes=15)
     login_ip_failures: int = Field(100, ge=1)
     login_ip_window: Duration = timedelta(minutes=15)
+    registrations_per_ip: int = Field(20, ge=1, description="Sign-ups per client address per hour")
 
     max_body_bytes: int = Field(16 * 1024, ge=1024, le=1024 * 1024)
     max_cookie_bytes: int = Field(8 * 1024, ge=512, le=64 * 1024)
@@ -138,7 +139,9 @@ class Settings(BaseSettings):
         # OPS-01: cookies are always Secure; a plain-http origin other than loopback
         # (where browsers accept Secure cookies) needs an explicit development flag.
         parts = urlsplit(self.origin)
-        insecure = parts.scheme == "http" and not _is_loopback(parts.hostname or "")
+        insecure = parts.scheme == "http" and not (
+            _is_loopback(parts.hostname or "") and _is_loopback(self.host)
+        )
         if insecure and not self.dev_insecure_http:
             raise ValueError(
                 f"the origin {self.origin} is plain http on a non-loopback host, where "
@@ -202,6 +205,7 @@ class Settings(BaseSettings):
             refresh_absolute_lifetime=self.refresh_absolute_lifetime,
             refresh_grace=self.refresh_grace,
             key_rotation=self.key_rotation,
+            revocation_staleness=max(timedelta(seconds=5), 3 * self.revocation_poll),
         )
 
     def throttle_policy(self) -> ThrottlePolicy:
@@ -211,6 +215,7 @@ class Settings(BaseSettings):
             max_delay=self.login_max_delay,
             per_ip_failures=self.login_ip_failures,
             per_ip_window=self.login_ip_window,
+            registrations_per_ip=self.registrations_per_ip,
         )
 
     @property

@@ -62,6 +62,7 @@ class Database:
         async def go() -> T:
             service = AuthService.from_settings(Settings(database_url=self.url, _env_file=None))
             try:
+                await service.start()
                 return await work(service)
             finally:
                 await service.aclose()

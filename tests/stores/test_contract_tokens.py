@@ -146,3 +146,15 @@ async def test_revocation_feed_is_ordered_and_replayable(stores: Stores) -> None
     assert await stores.revocations.since(0) == [(second, b)]
     third = await stores.revocations.append(a)
     assert third > second  # sequence numbers are never reused
+
+
+async def test_concurrent_rotations_leave_exactly_one_signer(stores: Stores) -> None:
+    """Two processes rotate at once: add A, add B, retire-all-but-A, retire-all-but-B."""
+    await stores.keys.add_key(key("old", 0))
+    await stores.keys.add_key(key("a", 1))
+    await stores.keys.add_key(key("b", 2))
+    until = T0 + timedelta(days=5)
+    await stores.keys.retire_keys("access", keep="a", at=T0 + timedelta(3), until=until)
+    await stores.keys.retire_keys("access", keep="b", at=T0 + timedelta(3), until=until)
+    signers = [k.kid for k in await stores.keys.list_keys("access") if k.retired_at is None]
+    assert signers == ["b"]

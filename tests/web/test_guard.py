@@ -9,7 +9,9 @@ import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.types import ASGIApp, Message, Scope
+from starlette.websockets import WebSocket
 
 from tests.conftest import ORIGIN, PASSWORD
 from velvetrope import AuthMiddleware, AuthService, Principal, Velvetrope
@@ -62,3 +64,70 @@ async def test_guard_hands_the_principal_to_the_app(
     bad = await guarded.get("/api/me", headers={"Authorization": "Bearer x.y.z"})
     assert bad.status_code == 401
     assert bad.json()["error"] == "invalid_token"
+
+
+def _guarded_starlette(vr: Velvetrope) -> AuthMiddleware:
+    async def secret(request: Request) -> JSONResponse:
+        return JSONResponse({"secret": True})
+
+    async def ws(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.send_text("secret over websocket")
+        await websocket.close()
+
+    inner = Starlette(
+        routes=[
+            Route("/api/orders", secret),
+            Route("/api/public", secret),
+            Route("/api/public-admin/export", secret),
+            WebSocketRoute("/api/ws", ws),
+        ]
+    )
+    return AuthMiddleware(inner, velvetrope=vr, protect=["/api"], exempt=["/api/public"])
+
+
+async def _get(app: ASGIApp, path: str, *, root_path: str = "") -> int:
+    transport = httpx.ASGITransport(app=app, root_path=root_path)
+    async with httpx.AsyncClient(transport=transport, base_url=ORIGIN) as http:
+        return (await http.get(path)).status_code
+
+
+async def test_guard_exemptions_end_at_a_path_segment(vr: Velvetrope) -> None:
+    """`exempt=["/api/public"]` must not exempt `/api/public-admin/...`."""
+    app = _guarded_starlette(vr)
+    assert await _get(app, "/api/public") == 200
+    assert await _get(app, "/api/public-admin/export") == 401
+    assert await _get(app, "/api/orders") == 401
+
+
+async def test_guard_matches_routes_under_a_root_path_or_mount(vr: Velvetrope) -> None:
+    """Behind a proxy prefix (`root_path`) or inside a Mount, protected routes stay protected."""
+    assert await _get(_guarded_starlette(vr), "/svc/api/orders", root_path="/svc") == 401
+    mounted = Starlette(routes=[Mount("/v1", app=_guarded_starlette(vr))])
+    assert await _get(mounted, "/v1/api/orders") == 401
+    assert await _get(mounted, "/v1/api/public") == 200
+
+
+async def test_guard_refuses_websockets_without_credentials(vr: Velvetrope) -> None:
+    """Browsers send cookies on WebSocket upgrades: an unchecked one is hijackable."""
+    sent: list[Message] = []
+    incoming: list[Message] = [{"type": "websocket.connect"}]
+
+    async def receive() -> Message:
+        return incoming.pop(0) if incoming else {"type": "websocket.disconnect", "code": 1000}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    scope: Scope = {
+        "type": "websocket",
+        "path": "/api/ws",
+        "root_path": "",
+        "headers": [],
+        "query_string": b"",
+        "scheme": "wss",
+        "server": ("testserver", 443),
+    }
+    await _guarded_starlette(vr)(scope, receive, send)
+    assert [m["type"] for m in sent] == ["websocket.close"]
+    assert sent[0]["code"] == 1008

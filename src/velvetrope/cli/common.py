@@ -96,7 +96,7 @@ def load_settings(**overrides: Any) -> Settings:
 async def _service(settings: Settings) -> AsyncIterator[AuthService]:
     service = AuthService.from_settings(settings)
     try:
-        await service.start()
+        await service.start(rotate_keys=False)  # only the server (and `keys rotate`) rotates
         yield service
     finally:
         await service.aclose()

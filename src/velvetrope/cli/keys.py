@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
-from velvetrope.cli.common import DatabaseOption, out, run_with_service
+from velvetrope.cli.common import DatabaseOption, out, print_table, run_with_service
 from velvetrope.core.service import AuthService
 from velvetrope.core.tokens.keys import SigningKey
 from velvetrope.web.schemas import iso
@@ -33,7 +33,7 @@ def list_keys(database: str = DatabaseOption) -> None:
             until = iso(key.expires_at) if key.expires_at else "?"
             status = f"verifying until {until}"
         table.add_row(key.kid, key.alg, iso(key.created_at), status)
-    out.print(table)
+    print_table(table)
 
 
 @keys_app.command("rotate")

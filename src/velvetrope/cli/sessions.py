@@ -7,7 +7,8 @@ from rich.table import Table
 
 from velvetrope.cli.common import DatabaseOption, fail, out, print_table, run_with_service
 from velvetrope.core.service import AuthService
-from velvetrope.stores.records import SessionRecord, UserRecord
+from velvetrope.errors import SessionNotFound
+from velvetrope.stores.records import RefreshFamilyRecord, SessionRecord, UserRecord
 from velvetrope.web.schemas import iso
 
 __all__ = ["sessions_app"]
@@ -20,16 +21,23 @@ def list_sessions(
     user: str = typer.Argument(..., help="Email address or user id."),
     database: str = DatabaseOption,
 ) -> None:
-    """List a user's live sessions."""
+    """List a user's devices: live sessions and token families."""
 
-    async def work(service: AuthService) -> tuple[UserRecord, list[SessionRecord]]:
+    async def work(
+        service: AuthService,
+    ) -> tuple[UserRecord, list[SessionRecord], list[RefreshFamilyRecord]]:
         record = await service.users.find(user)
-        return record, list(await service.sessions.list(record.id))
+        sessions = list(await service.sessions.list(record.id))
+        return record, sessions, await service.tokens.refresh.list(record.id)
 
-    record, sessions = run_with_service(database, work)
-    table = Table("handle", "created", "last seen", "ip", "user agent", title=record.email)
+    record, sessions, families = run_with_service(database, work)
+    table = Table("handle", "kind", "created", "last seen", "ip", "user agent", title=record.email)
     for s in sessions:
-        table.add_row(s.handle, iso(s.created_at), iso(s.last_seen_at), s.ip, s.user_agent)
+        table.add_row(
+            s.handle, "session", iso(s.created_at), iso(s.last_seen_at), s.ip, s.user_agent
+        )
+    for f in families:
+        table.add_row(f.id, "tokens", iso(f.created_at), iso(f.last_used_at), f.ip, f.user_agent)
     print_table(table)
 
 
@@ -47,8 +55,15 @@ def revoke(
     async def work(service: AuthService) -> int:
         record = await service.users.find(user)
         if all_sessions:
-            return await service.sessions.end_all(record.id)
-        await service.sessions.end_by_handle(record.id, handle)
+            ended = await service.sessions.end_all(record.id)
+            return ended + await service.tokens.revoke_user(record.id)
+        try:
+            await service.sessions.end_by_handle(record.id, handle)
+        except SessionNotFound:
+            family = await service.tokens.refresh.get(handle)
+            if family is None or family.user_id != record.id or family.revoked_at:
+                raise
+            await service.tokens.revoke_family(handle)
         return 1
 
     ended = run_with_service(database, work)

@@ -9,19 +9,22 @@ queues instead of stalling authenticated traffic on the event loop.
 
 from __future__ import annotations
 
+import contextlib
 import string
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import cache
 from importlib import resources
-from typing import Literal
+from typing import Literal, TypeVar
 
 import anyio
 import argon2
 from argon2 import PasswordHasher as _Argon2Hasher
 from argon2 import profiles
 
-from velvetrope.errors import WeakPassword
+from velvetrope.errors import TooManyAttempts, WeakPassword
 
 __all__ = [
     "PROFILES",
@@ -31,6 +34,8 @@ __all__ = [
     "Verification",
     "normalize_password",
 ]
+
+T = TypeVar("T")
 
 ProfileName = Literal["rfc9106-low-memory", "owasp-minimum"]
 
@@ -76,17 +81,28 @@ class Verification:
 class PasswordHasher:
     """Argon2id hashing and verification in worker threads with a capacity limit."""
 
-    def __init__(self, profile: str = "rfc9106-low-memory", *, max_concurrency: int = 2) -> None:
+    def __init__(
+        self,
+        profile: str = "rfc9106-low-memory",
+        *,
+        max_concurrency: int = 2,
+        max_waiting: int = 64,
+    ) -> None:
         """Create a hasher.
 
         Args:
             profile: A key of :data:`PROFILES`.
             max_concurrency: How many hashes may run at once; the rest wait their turn.
+            max_waiting: How many may wait; past it, callers are told to retry (a flood
+                of sign-ups or sign-ins cannot queue unbounded work).
         """
         params = PROFILES[profile]
         self.profile = profile
         self._hasher = _Argon2Hasher.from_parameters(params)
         self._limiter = anyio.CapacityLimiter(max_concurrency)
+        self._max_concurrency = max_concurrency
+        self._max_waiting = max_waiting
+        self._in_flight = 0
         # Verifying unknown emails against this keeps the timing of "no such user"
         # and "wrong password" alike (PW-08).
         self._dummy_hash = self._hasher.hash("velvetrope dummy password for timing")
@@ -96,33 +112,61 @@ class PasswordHasher:
         """The parameters new hashes get."""
         return argon2.extract_parameters(self._dummy_hash)
 
+    async def _run(self, func: Callable[..., T], *args: object) -> T:
+        # Count callers ourselves: the limiter only sees a waiter after its first
+        # checkpoint, so a burst would all pass a check of its statistics.
+        if self._in_flight >= self._max_concurrency + self._max_waiting:
+            raise TooManyAttempts(
+                timedelta(seconds=1), "The server is busy checking passwords; try again shortly."
+            )
+        self._in_flight += 1
+        try:
+            return await anyio.to_thread.run_sync(func, *args, limiter=self._limiter)
+        finally:
+            self._in_flight -= 1
+
     async def hash(self, password: str) -> str:
-        """Return the PHC string for ``password`` (salt from the OS CSPRNG, 16 bytes)."""
-        return await anyio.to_thread.run_sync(
-            self._hasher.hash, normalize_password(password), limiter=self._limiter
-        )
+        """Return the PHC string for ``password`` (salt from the OS CSPRNG, 16 bytes).
+
+        Raises:
+            TooManyAttempts: Too many hashes are already waiting.
+        """
+        return await self._run(self._hasher.hash, normalize_password(password))
 
     async def verify(self, stored_hash: str | None, password: str) -> Verification:
         """Check ``password`` against ``stored_hash``.
 
         With ``stored_hash=None`` (unknown user) a dummy hash is verified instead, so the
         answer takes as long as for a real user, and is always a failure.
+
+        Raises:
+            TooManyAttempts: Too many hashes are already waiting.
         """
-        return await anyio.to_thread.run_sync(
-            self._verify_sync, stored_hash, normalize_password(password), limiter=self._limiter
-        )
+        return await self._run(self._verify_sync, stored_hash, normalize_password(password))
 
     def _verify_sync(self, stored_hash: str | None, password: str) -> Verification:
         target = self._dummy_hash if stored_hash is None else stored_hash
         try:
             self._hasher.verify(target, password)
         except (argon2.exceptions.VerificationError, argon2.exceptions.InvalidHashError):
+            if stored_hash is not None and self._weaker(stored_hash):
+                self._pad()  # a cheap old hash must not answer faster than a dummy (PW-08)
             return Verification(ok=False)
         if stored_hash is None:
             return Verification(ok=False)
         if self._hasher.check_needs_rehash(stored_hash):
             return Verification(ok=True, new_hash=self._hasher.hash(password))
         return Verification(ok=True)
+
+    def _weaker(self, stored_hash: str) -> bool:
+        try:
+            return bool(self._hasher.check_needs_rehash(stored_hash))
+        except (argon2.exceptions.InvalidHashError, ValueError):
+            return True
+
+    def _pad(self) -> None:
+        with contextlib.suppress(argon2.exceptions.VerificationError):
+            self._hasher.verify(self._dummy_hash, "velvetrope timing pad")
 
 
 @cache

@@ -31,6 +31,8 @@ class ThrottlePolicy:
     account_window: timedelta = timedelta(hours=24)
     per_ip_failures: int = 100
     per_ip_window: timedelta = timedelta(minutes=15)
+    registrations_per_ip: int = 20
+    registration_window: timedelta = timedelta(hours=1)
 
     def delay_after(self, failures: int) -> timedelta:
         """Return how long an account must wait after ``failures`` consecutive failures."""
@@ -88,6 +90,37 @@ class LoginThrottle:
                 self._ip_key(ip), now, window_start=now - self.policy.per_ip_window
             )
         return record.count
+
+    async def registration(self, ip: str, now: datetime) -> None:
+        """Count a sign-up from ``ip``; refuse past ``registrations_per_ip`` per window.
+
+        Every sign-up costs an argon2 hash, so an address cannot create accounts (or
+        burn CPU) without limit.
+
+        Raises:
+            TooManyAttempts: The address signed up too often recently.
+        """
+        if not ip:
+            return
+        key = "reg:" + ip
+        record = await self._store.record_failure(
+            key, now, window_start=now - self.policy.registration_window
+        )
+        if record.count > self.policy.registrations_per_ip:
+            raise TooManyAttempts(
+                record.first_at + self.policy.registration_window - now,
+                "Too many sign-ups from this address; try again later.",
+            )
+
+    async def purge(self, now: datetime) -> int:
+        """Forget counters too old to throttle anything; for the periodic job."""
+        horizon = max(
+            self.policy.account_window,
+            self.policy.per_ip_window,
+            self.policy.max_delay,
+            self.policy.registration_window,
+        )
+        return await self._store.purge_before(now - horizon)
 
     async def succeeded(self, email: str) -> None:
         """Clear the account's failures; the address's window runs its course."""

@@ -18,7 +18,13 @@ from velvetrope.core.sessions import IssuedSession, SessionPolicy, SessionServic
 from velvetrope.core.tokens.access import TokenPolicy
 from velvetrope.core.tokens.service import TokenPair, TokenService
 from velvetrope.core.users import UserService
-from velvetrope.errors import InvalidInput, ReauthRequired, SessionInvalid, SessionNotFound
+from velvetrope.errors import (
+    InvalidCredentials,
+    InvalidInput,
+    ReauthRequired,
+    SessionInvalid,
+    SessionNotFound,
+)
 from velvetrope.settings import Settings
 from velvetrope.stores import Stores, open_stores
 from velvetrope.stores.records import SessionRecord, UserRecord
@@ -73,11 +79,11 @@ class AuthService:
             token_bytes=token_bytes,
         )
 
-    async def start(self) -> None:
+    async def start(self, *, rotate_keys: bool = True) -> None:
         """Connect the stores, then load what the service keeps in memory (signing keys,
         revocations). Call once, before serving."""
         await self.stores.start()
-        await self.tokens.start()
+        await self.tokens.start(rotate_keys=rotate_keys)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AuthService:
@@ -98,9 +104,9 @@ class AuthService:
             token_policy=settings.token_policy(),
         )
 
-    async def register(self, email: str, password: str) -> UserRecord:
+    async def register(self, email: str, password: str, *, ip: str = "") -> UserRecord:
         """Create an account; see :meth:`UserService.register`."""
-        return await self.users.register(email, password)
+        return await self.users.register(email, password, ip=ip)
 
     async def login(
         self,
@@ -123,6 +129,9 @@ class AuthService:
         issued = await self.sessions.start(
             user.id, ip=ip, user_agent=user_agent, replacing=replacing
         )
+        if not await self._still_valid(user):  # disabled / password changed while we hashed
+            await self.sessions.end(issued.secret)
+            raise InvalidCredentials
         self.events.emit("login_succeeded", user=user.id, session=issued.record.handle, ip=ip)
         return SignIn(user, issued)
 
@@ -155,8 +164,19 @@ class AuthService:
         """
         user = await self.users.authenticate(email, password, ip=ip)
         pair = await self.tokens.issue_for(user.id, ip=ip, user_agent=user_agent)
+        if not await self._still_valid(user):  # disabled / password changed while we hashed
+            await self.tokens.revoke_family(pair.family.id)
+            raise InvalidCredentials
         self.events.emit("login_succeeded", user=user.id, family=pair.family.id, ip=ip)
         return pair
+
+    async def _still_valid(self, verified: UserRecord) -> bool:
+        current = await self.stores.users.get(verified.id)
+        return (
+            current is not None
+            and not current.disabled
+            and current.password_hash == verified.password_hash
+        )
 
     async def end_session_id(self, session_id: str) -> None:
         """End the session with this ID, if any (idempotent; sign-out without a check)."""
@@ -201,7 +221,11 @@ class AuthService:
         if principal.session is None or session_id is None:
             await self.sessions.end_all(user.id)
             return None
-        issued = await self.sessions.reauthenticated(session_id, principal.session)
+        try:
+            issued = await self.sessions.reauthenticated(session_id, principal.session)
+        except SessionInvalid:
+            await self.sessions.end_all(user.id)  # the password changed: nobody else stays in
+            raise
         await self.sessions.end_all(user.id, keep=issued.record)
         return SignIn(user, issued)
 

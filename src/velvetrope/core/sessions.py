@@ -130,11 +130,20 @@ class SessionService:
         return issued
 
     async def _enforce_limit(self, user_id: str, *, keep: str) -> None:
-        sessions = await self._store.list_for_user(user_id)
-        excess = len(sessions) - self.policy.max_per_user
-        for old in [s for s in sessions if s.id_digest != keep][: max(excess, 0)]:
+        live = []
+        for session in await self._store.list_for_user(user_id):
+            if self._is_live(session):
+                live.append(session)
+            else:  # dead sessions never count against the limit
+                await self._store.delete(session.id_digest)
+        excess = len(live) - self.policy.max_per_user
+        for old in [s for s in live if s.id_digest != keep][: max(excess, 0)]:
             if await self._store.delete(old.id_digest):
                 self._events.emit("session_evicted", user=user_id, session=old.handle)
+
+    def _is_live(self, session: SessionRecord) -> bool:
+        now = self._now()
+        return now < session.expires_at and now < session.last_seen_at + self.policy.idle_timeout
 
     async def resolve(self, secret: str) -> SessionRecord:
         """Return the live session for a presented ID; the check run on every request.
@@ -217,12 +226,7 @@ class SessionService:
 
     async def list(self, user_id: str) -> Sequence[SessionRecord]:
         """Return the user's live sessions, oldest first."""
-        now = self._now()
-        return [
-            s
-            for s in await self._store.list_for_user(user_id)
-            if now < s.expires_at and now < s.last_seen_at + self.policy.idle_timeout
-        ]
+        return [s for s in await self._store.list_for_user(user_id) if self._is_live(s)]
 
     async def purge_expired(self) -> int:
         """Delete sessions past their absolute lifetime; for a periodic job."""

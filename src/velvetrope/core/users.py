@@ -7,6 +7,7 @@ argon2 verification (of a dummy hash) so the timing matches too.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import secrets
 import unicodedata
@@ -79,16 +80,18 @@ class UserService:
         self._now = now
         self._token_bytes = token_bytes
 
-    async def register(self, email: str, password: str) -> UserRecord:
+    async def register(self, email: str, password: str, *, ip: str = "") -> UserRecord:
         """Create an account.
 
         Raises:
             InvalidEmail: The address is not valid.
             WeakPassword: The password fails the policy.
+            TooManyAttempts: Too many sign-ups from ``ip`` lately.
             EmailTaken: The address is already registered.
         """
         normal = normalize_email(email)
         self.policy.check(password, email=normal)
+        await self.throttle.registration(ip, self._now())
         user = UserRecord(
             id=new_user_id(self._token_bytes),
             email=normal,
@@ -117,10 +120,12 @@ class UserService:
         except TooManyAttempts:
             self._events.emit("login_throttled", email=email_handle(normal), ip=ip)
             raise
+        # Count the attempt *before* the slow hash: concurrent attempts then see it in
+        # check() (no await yields between check and record on one event loop).
+        count = await self.throttle.failed(normal, ip, now)
         user = await self._store.get_by_email(normal)
         result = await self.hasher.verify(None if user is None else user.password_hash, password)
         if user is None or not result.ok:
-            count = await self.throttle.failed(normal, ip, now)
             self._events.emit("login_failed", email=email_handle(normal), ip=ip, failures=count)
             raise InvalidCredentials
         await self.throttle.succeeded(normal)
@@ -129,6 +134,7 @@ class UserService:
         if result.new_hash is not None:
             await self._store.set_password_hash(user.id, result.new_hash)
             self._events.emit("password_rehashed", user=user.id)
+            return dataclasses.replace(user, password_hash=result.new_hash)
         return user
 
     async def verify_password(self, user_id: str, password: str, *, ip: str = "") -> UserRecord:

@@ -138,6 +138,12 @@ class MemoryThrottleStore:
     async def clear(self, key: str) -> None:
         self._records.pop(key, None)
 
+    async def purge_before(self, cutoff: datetime) -> int:
+        stale = [k for k, r in self._records.items() if r.last_at < cutoff]
+        for key in stale:
+            del self._records[key]
+        return len(stale)
+
 
 class MemoryStores:
     """Every store, in memory. Nothing survives the process."""

@@ -26,10 +26,15 @@ class MemoryKeyStore:
         self._keys[key.kid] = key
 
     async def retire_keys(self, purpose: str, *, keep: str, at: datetime, until: datetime) -> int:
+        kept = self._keys.get(keep)
+        if kept is None:
+            return 0
         doomed = [
             k
             for k in self._keys.values()
-            if k.purpose == purpose and k.kid != keep and k.retired_at is None
+            if k.purpose == purpose
+            and k.retired_at is None
+            and (k.created_at, k.kid) < (kept.created_at, kept.kid)
         ]
         for key in doomed:
             self._keys[key.kid] = dataclasses.replace(key, retired_at=at, expires_at=until)

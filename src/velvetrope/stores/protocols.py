@@ -116,6 +116,9 @@ class ThrottleStore(Protocol):
     async def clear(self, key: str) -> None:
         """Forget the failures under ``key`` (after a successful sign-in)."""
 
+    async def purge_before(self, cutoff: datetime) -> int:
+        """Forget counters whose last failure is older than ``cutoff``; return how many."""
+
 
 class KeyStore(Protocol):
     """Signing keys and named server secrets, shared by every node."""
@@ -127,8 +130,12 @@ class KeyStore(Protocol):
         """Store a new key."""
 
     async def retire_keys(self, purpose: str, *, keep: str, at: datetime, until: datetime) -> int:
-        """Retire every signing key of ``purpose`` but ``keep``: stop signing ``at``, stop
-        verifying ``until``. Returns how many were retired."""
+        """Retire every signing key of ``purpose`` older than ``keep`` (by creation time,
+        then kid): stop signing ``at``, stop verifying ``until``. Returns how many.
+
+        Never a newer key: two processes rotating at once must not retire each other's
+        new key and leave the ring without a signer.
+        """
 
     async def delete_expired_keys(self, now: datetime) -> int:
         """Delete keys whose verification period ended; return the count."""

@@ -15,7 +15,7 @@ from velvetrope import __version__
 from velvetrope.settings import Settings
 from velvetrope.web.errors import install_error_handlers
 from velvetrope.web.extension import Velvetrope
-from velvetrope.web.middleware import RequestLimits, SecurityHeaders
+from velvetrope.web.middleware import OriginCheck, RequestLimits, SecurityHeaders
 from velvetrope.web.routes import build_health_router
 
 __all__ = ["create_app"]
@@ -64,6 +64,7 @@ def create_app(
     app.include_router(build_health_router(vr.service))
     _add_docs(app)
     app.security_headers_hsts = vr.settings.https
+    app.add_middleware(OriginCheck, origin=vr.settings.origin)
     app.add_middleware(
         RequestLimits,
         max_body_bytes=vr.settings.max_body_bytes,

@@ -129,6 +129,7 @@ class Velvetrope:
 
     async def _maintain(self) -> None:
         await self.service.sessions.purge_expired()
+        await self.service.users.throttle.purge(self.service.now())
         await self.service.tokens.maintain()
 
     @staticmethod

@@ -50,17 +50,38 @@ class AuthMiddleware:
         self.exempt = tuple(exempt)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        path: str = scope["path"]
-        if not path.startswith(self.protect) or (self.exempt and path.startswith(self.exempt)):
+        path = _route_path(scope)
+        if not _under(path, self.protect) or _under(path, self.exempt):
             await self.app(scope, receive, send)
             return
         try:
             principal = await self.vr.authenticate_scope(scope)
         except AuthError as exc:
+            if scope["type"] == "websocket":
+                await send({"type": "websocket.close", "code": 1008})  # 403 before accept
+                return
             await error_response(exc)(scope, receive, send)
             return
         scope.setdefault("state", {})[PRINCIPAL_KEY] = principal
         await self.app(scope, receive, send)
+
+
+def _route_path(scope: Scope) -> str:
+    """The path the app routes on: without ``root_path`` (uvicorn --root-path, Mount)."""
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    if root and path.startswith(root):
+        path = path[len(root) :] or "/"
+    return path
+
+
+def _under(path: str, prefixes: Sequence[str]) -> bool:
+    """Whether ``path`` is one of ``prefixes`` or below one, on a segment boundary."""
+    for prefix in prefixes:
+        base = prefix.rstrip("/")
+        if path == base or path.startswith(base + "/"):
+            return True
+    return False

@@ -10,10 +10,10 @@ from collections.abc import Iterable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from velvetrope.errors import InvalidInput
+from velvetrope.errors import CsrfFailed, InvalidInput
 from velvetrope.web.errors import HeaderTooLarge, PayloadTooLarge, error_response
 
-__all__ = ["RequestLimits", "SecurityHeaders"]
+__all__ = ["OriginCheck", "RequestLimits", "SecurityHeaders"]
 
 
 class RequestLimits:
@@ -111,3 +111,43 @@ def _missing(
     defaults: Iterable[tuple[bytes, bytes]], present: set[bytes]
 ) -> list[tuple[bytes, bytes]]:
     return [(name, value) for name, value in defaults if name not in present]
+
+
+_SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class OriginCheck:
+    """CSRF-05/06/07: refuse unsafe requests a browser marks cross-site or from another origin.
+
+    ``Sec-Fetch-Site`` must be ``same-origin`` or ``none`` when present; ``Origin`` must
+    equal the configured public origin (never derived from ``Host``) when present.
+    Non-browser clients send neither and pass; cookie-authenticated browser requests
+    always carry them. Responses to unsafe requests ``Vary`` on both (CSRF-10).
+    """
+
+    def __init__(self, app: ASGIApp, *, origin: str) -> None:
+        self.app = app
+        self.origin = origin.encode("latin-1")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] in _SAFE:
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope["headers"]:
+            if (name == b"sec-fetch-site" and value not in (b"same-origin", b"none")) or (
+                name == b"origin" and value != self.origin
+            ):
+                await error_response(CsrfFailed())(scope, receive, _varying(send))
+                return
+        await self.app(scope, receive, _varying(send))
+
+
+def _varying(send: Send) -> Send:
+    async def send_varying(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = list(message.get("headers", ()))
+            headers.append((b"vary", b"Sec-Fetch-Site, Origin"))
+            message["headers"] = headers
+        await send(message)
+
+    return send_varying

@@ -44,6 +44,8 @@ class TokenPolicy:
         refresh_grace: How long a retried refresh returns the same new pair (RT-04).
         key_rotation: Rotate the signing key when it is this old.
         cache_size: How many verified tokens the fast path remembers.
+        revocation_staleness: Past this age, the revocation state is re-read before a
+            bearer token is accepted (and a store outage then fails closed).
     """
 
     issuer: str
@@ -57,12 +59,18 @@ class TokenPolicy:
     refresh_grace: timedelta = timedelta(seconds=10)
     key_rotation: timedelta = timedelta(days=30)
     cache_size: int = 10_000
+    revocation_staleness: timedelta = timedelta(seconds=5)
 
     def __post_init__(self) -> None:
         if not timedelta(0) < self.access_ttl <= timedelta(hours=1):
             raise ValueError("the access-token lifetime must be between 0 and 1 hour")
         if not timedelta(0) <= self.leeway <= MAX_LEEWAY:
             raise ValueError("the leeway must be between 0 and 300 seconds")
+        if self.refresh_idle_timeout <= timedelta(0):
+            raise ValueError("the refresh idle timeout must be positive")
+        for name, value in (("issuer", self.issuer), ("audience", self.audience)):
+            if not 1 <= len(value) <= 256:
+                raise ValueError(f"the token {name} must be 1 to 256 characters")
         if self.refresh_idle_timeout > self.refresh_absolute_lifetime:
             raise ValueError("the refresh idle timeout cannot exceed its absolute lifetime")
         if self.refresh_absolute_lifetime > timedelta(days=30):

@@ -91,10 +91,12 @@ class KeyRing:
         self._loaded_at: datetime | None = None
         self._lock = asyncio.Lock()
 
-    async def load(self) -> None:
+    async def load(self, *, rotate: bool = True) -> None:
         """Read the ring from the store; create or rotate the signing key when due."""
         async with self._lock:
             await self._reload()
+            if not rotate:
+                return
             signer = self._signing
             due = signer is None or signer.alg != self.alg
             if signer is not None and self.rotate_every is not None:
@@ -122,14 +124,19 @@ class KeyRing:
             return await self._rotate_locked()
 
     async def _rotate_locked(self) -> SigningKey:
+        await self._reload()
         now = self._now()
+        # The new key must sort after every existing one (ties, or another node's clock
+        # running ahead, would otherwise leave an older key signing).
+        newest = max((k.created_at for k in self._keys.values()), default=now)
+        created = max(now, newest + timedelta(microseconds=1))
         jwk = codec.generate_jwk(self.alg)
         record = KeyRecord(
             kid=codec.thumbprint(jwk),
             purpose=self.purpose,
             alg=self.alg,
             private_jwk=codec.private_json(jwk),
-            created_at=now,
+            created_at=created,
         )
         await self._store.add_key(record)
         await self._store.retire_keys(

@@ -68,9 +68,9 @@ class TokenService:
         )
         self._refresh: RefreshTokens | None = None
 
-    async def start(self) -> None:
+    async def start(self, *, rotate_keys: bool = True) -> None:
         """Load keys (creating the first one), the refresh secret and the revocation feed."""
-        await self.keys.load()
+        await self.keys.load(rotate=rotate_keys)
         candidate = base64.b64encode(self._token_bytes(32)).decode("ascii")
         stored = await self._stores.keys.secret(REFRESH_SECRET_NAME, candidate)
         self._refresh = RefreshTokens(
@@ -130,6 +130,11 @@ class TokenService:
             InvalidToken: Not a valid, unrevoked access token of ours.
         """
         claims = await self.access.verify(access_token)
+        staleness = self.revocations.staleness()
+        if staleness is None or staleness > self.policy.revocation_staleness:
+            await self.revocations.sync()  # StoreUnavailable -> 503: fail closed (TERM-05)
+            if self.revocations.is_revoked(claims):
+                raise InvalidToken("revoked")
         return Principal(user_id=claims.sub, method="bearer", handle=claims.sid, token=claims)
 
     async def revoke_family(self, family_id: str) -> bool:

@@ -259,7 +259,9 @@ class SQLiteStores:
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
                 # The database holds password hashes and private signing keys: owner only.
                 Path(path).touch(mode=0o600, exist_ok=True)
-            conn = sqlite3.connect(path, isolation_level=None)
+            # One connection, used from one event loop at a time; the loop may run in a
+            # thread other than the one that opened it (TestClient, anyio portals).
+            conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA busy_timeout = 5000")
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute(f"PRAGMA synchronous = {'FULL' if synchronous == 'full' else 'NORMAL'}")

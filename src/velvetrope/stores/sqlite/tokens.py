@@ -80,10 +80,13 @@ class SQLiteKeyStore(SQLiteTable):
         )
 
     async def retire_keys(self, purpose: str, *, keep: str, at: datetime, until: datetime) -> int:
+        # Only keys older than `keep`: two processes rotating at once must not retire
+        # each other's new key and leave the ring with no signer.
         return self._write(
             "UPDATE signing_keys SET retired_at = ?, expires_at = ? "
-            "WHERE purpose = ? AND kid != ? AND retired_at IS NULL",
-            (ts(at), ts(until), purpose, keep),
+            "WHERE purpose = ? AND kid != ? AND retired_at IS NULL AND (created_at, kid) < "
+            "(SELECT created_at, kid FROM signing_keys WHERE kid = ?)",
+            (ts(at), ts(until), purpose, keep, keep),
         )
 
     async def delete_expired_keys(self, now: datetime) -> int:

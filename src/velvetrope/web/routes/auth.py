@@ -78,11 +78,12 @@ def build_auth_router(vr: "Velvetrope") -> APIRouter:  # noqa: PLR0915 - a closu
         response_model=UserOut,
         summary="Create an account",
         openapi_extra=form_or_json_schema(Credentials),
-        responses=_errors(409, 415, 422),
+        responses=_errors(409, 415, 422, 429),
     )
     async def register(request: Request) -> JSONResponse:
         body = await read_body(request, Credentials)
-        user = await service.register(body.email, body.password)
+        ip, _ = _client(request)
+        user = await service.register(body.email, body.password, ip=ip)
         return JSONResponse(UserOut.of(user).model_dump(), status_code=201)
 
     @router.post(

@@ -6,8 +6,16 @@ from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse, Response
 
 from velvetrope.core.tokens.service import TokenPair
-from velvetrope.errors import InvalidCredentials, InvalidGrant, OAuthError, UnsupportedGrantType
+from velvetrope.errors import (
+    AccountDisabled,
+    InvalidCredentials,
+    InvalidGrant,
+    InvalidInput,
+    OAuthError,
+    UnsupportedGrantType,
+)
 from velvetrope.web.bodies import RevokeRequest, TokenRequest, form_or_json_schema, read_body
+from velvetrope.web.errors import UnsupportedMediaType
 from velvetrope.web.schemas import ErrorOut, TokenOut
 
 if TYPE_CHECKING:
@@ -41,7 +49,12 @@ def build_token_router(vr: "Velvetrope") -> APIRouter:
         responses={400: {"model": ErrorOut}, 429: {"model": ErrorOut}},
     )
     async def token(request: Request) -> Response:
-        body = await read_body(request, TokenRequest)
+        try:
+            body = await read_body(request, TokenRequest)
+        except UnsupportedMediaType:
+            raise
+        except InvalidInput as exc:
+            raise OAuthError(exc.detail) from None  # RFC 6749 §5.2: 400 invalid_request
         ip = request.client.host if request.client else ""
         if body.grant_type == "password":
             if body.username is None or body.password is None:
@@ -53,7 +66,7 @@ def build_token_router(vr: "Velvetrope") -> APIRouter:
                     ip=ip,
                     user_agent=request.headers.get("user-agent", ""),
                 )
-            except InvalidCredentials:
+            except (InvalidCredentials, AccountDisabled):
                 raise InvalidGrant("The username or password is incorrect.") from None
             return _token_response(pair)
         if body.grant_type == "refresh_token":

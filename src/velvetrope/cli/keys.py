@@ -41,9 +41,7 @@ def rotate(database: str = DatabaseOption) -> None:
     """Make a new signing key now; the previous one verifies until its tokens expire."""
 
     async def work(service: AuthService) -> SigningKey:
-        key = await service.tokens.keys.rotate()
-        service.events.emit("signing_key_rotated", kid=key.kid)
-        return key
+        return await service.tokens.rotate_keys()
 
     key = run_with_service(database, work)
     out.print(f"new signing key {key.kid} ({key.alg}); running servers pick it up within seconds")

@@ -11,6 +11,7 @@ from typing import Protocol
 
 from velvetrope.stores.protocols import (
     KeyStore,
+    Notifier,
     RefreshStore,
     RevocationStore,
     SessionStore,
@@ -36,6 +37,9 @@ class FastStores(Protocol):
 
     @property
     def revocations(self) -> RevocationStore: ...
+
+    @property
+    def notifier(self) -> Notifier | None: ...
 
     async def start(self) -> None: ...
 
@@ -74,6 +78,10 @@ class CompositeStores:
     @property
     def revocations(self) -> RevocationStore:
         return self.fast.revocations
+
+    @property
+    def notifier(self) -> Notifier | None:
+        return self.fast.notifier or self.primary.notifier
 
     async def start(self) -> None:
         await self.primary.start()

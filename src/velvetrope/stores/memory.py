@@ -180,6 +180,10 @@ class MemoryStores:
     def revocations(self) -> MemoryRevocationStore:
         return self._revocations
 
+    @property
+    def notifier(self) -> None:
+        return None  # one process: nothing to push to
+
     async def start(self) -> None:
         return None
 

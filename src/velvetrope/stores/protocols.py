@@ -14,7 +14,7 @@ Rules every backend follows (tested in ``tests/stores/test_contract.py``):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -29,6 +29,7 @@ from velvetrope.stores.records import (
 
 __all__ = [
     "KeyStore",
+    "Notifier",
     "RefreshStore",
     "RevocationStore",
     "SessionStore",
@@ -196,6 +197,27 @@ class RevocationStore(Protocol):
         """Forget entries whose ``expires_at`` has passed."""
 
 
+class Notifier(Protocol):
+    """Push between nodes: "topic X changed, re-read it" (Redis pub/sub, PostgreSQL NOTIFY).
+
+    Best effort by design: the data is already in the store when a topic is published,
+    and every node also polls, so a lost message costs latency, never correctness.
+    """
+
+    async def publish(self, topic: str) -> None:
+        """Tell every node (this one included) that ``topic`` changed.
+
+        Raises:
+            StoreUnavailable: The backend did not take the message.
+        """
+
+    async def listen(self, on_change: Callable[[str], Awaitable[None]]) -> None:
+        """Call ``on_change(topic)`` for every message until cancelled.
+
+        Reconnects on its own after an outage; never returns or raises otherwise.
+        """
+
+
 class Stores(Protocol):
     """One backend's set of stores, opened and closed together."""
 
@@ -216,6 +238,10 @@ class Stores(Protocol):
 
     @property
     def revocations(self) -> RevocationStore: ...
+
+    @property
+    def notifier(self) -> Notifier | None:
+        """Push between nodes, or ``None`` for single-process backends (they poll)."""
 
     async def start(self) -> None:
         """Connect and apply migrations (network backends); a no-op for embedded ones.

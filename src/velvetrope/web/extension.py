@@ -121,11 +121,20 @@ class Velvetrope:
             tasks.start_soon(
                 self._every, self.settings.revocation_poll.total_seconds(), self.service.tokens.sync
             )
+            notifier = self.service.stores.notifier
+            if notifier is not None:  # push: other nodes' revocations arrive in milliseconds
+                tasks.start_soon(notifier.listen, self._on_change)
             try:
                 yield
             finally:
                 tasks.cancel_scope.cancel()
         await self.service.aclose()
+
+    async def _on_change(self, topic: str) -> None:
+        try:
+            await self.service.tokens.on_change(topic)
+        except AuthError as exc:
+            _logger.warning("push %s could not be applied: %s", topic, exc.detail)
 
     async def _maintain(self) -> None:
         await self.service.sessions.purge_expired()

@@ -16,21 +16,33 @@ staleness) and, later, on a push.
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import datetime, timedelta
 
 from velvetrope.clock import Clock, system_clock
 from velvetrope.core.tokens.claims import AccessClaims
-from velvetrope.stores.protocols import RevocationStore
+from velvetrope.errors import StoreUnavailable
+from velvetrope.stores.protocols import Notifier, RevocationStore
 from velvetrope.stores.records import RevocationRecord
 
-__all__ = ["RevocationState"]
+__all__ = ["TOPIC", "RevocationState"]
+
+TOPIC = "revocations"
+_logger = logging.getLogger("velvetrope")
 
 
 class RevocationState:
     """The in-process mirror of the revocation feed."""
 
-    def __init__(self, store: RevocationStore, *, now: Clock = system_clock) -> None:
+    def __init__(
+        self,
+        store: RevocationStore,
+        *,
+        notifier: Notifier | None = None,
+        now: Clock = system_clock,
+    ) -> None:
         self._store = store
+        self._notifier = notifier
         self._now = now
         self._jtis: dict[str, datetime] = {}
         self._families: dict[str, datetime] = {}
@@ -66,6 +78,11 @@ class RevocationState:
     async def _add(self, record: RevocationRecord) -> None:
         await self._store.append(record)
         self._apply(record)
+        if self._notifier is not None:
+            try:
+                await self._notifier.publish(TOPIC)
+            except StoreUnavailable as exc:  # stored already; other nodes' polling catches up
+                _logger.warning("revocation push failed: %s", exc.detail)
 
     def _apply(self, record: RevocationRecord) -> None:
         if record.kind == "jti":

@@ -12,8 +12,9 @@ from velvetrope.core.events import SecurityEvents
 from velvetrope.core.ids import TokenSource
 from velvetrope.core.principal import Principal
 from velvetrope.core.tokens.access import AccessTokens, TokenPolicy
-from velvetrope.core.tokens.keys import KeyRing
+from velvetrope.core.tokens.keys import KeyRing, SigningKey
 from velvetrope.core.tokens.refresh import RefreshGrant, RefreshTokens
+from velvetrope.core.tokens.revocation import TOPIC as REVOCATIONS_TOPIC
 from velvetrope.core.tokens.revocation import RevocationState
 from velvetrope.errors import InvalidToken, RefreshTokenReused
 from velvetrope.stores.protocols import Stores
@@ -23,6 +24,7 @@ __all__ = ["TokenPair", "TokenService"]
 
 REFRESH_SECRET_NAME = "refresh-derivation-v1"  # noqa: S105 - a name, not a secret
 KEY_PICKUP_SLACK = timedelta(minutes=1)
+KEYS_TOPIC = "keys"
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +64,7 @@ class TokenService:
             rotate_every=policy.key_rotation,
             now=now,
         )
-        self.revocations = RevocationState(stores.revocations, now=now)
+        self.revocations = RevocationState(stores.revocations, notifier=stores.notifier, now=now)
         self.access = AccessTokens(
             self.keys, policy, self.revocations, now=now, token_bytes=token_bytes
         )
@@ -168,6 +170,22 @@ class TokenService:
         await self.revocations.revoke_jti(claims.jti, until=claims.expires_at + self.policy.leeway)
         self.access.forget(token)
         self._events.emit("access_token_revoked", user=claims.sub, family=claims.sid)
+
+    async def rotate_keys(self) -> SigningKey:
+        """Rotate the signing key now and tell the other nodes to pick it up."""
+        key = await self.keys.rotate()
+        self._events.emit("signing_key_rotated", kid=key.kid)
+        notifier = self._stores.notifier
+        if notifier is not None:
+            await notifier.publish(KEYS_TOPIC)
+        return key
+
+    async def on_change(self, topic: str) -> None:
+        """React to a push from another node: re-read what it names."""
+        if topic == REVOCATIONS_TOPIC:
+            await self.revocations.sync()
+        elif topic == KEYS_TOPIC:
+            await self.keys.reload()
 
     async def sync(self) -> None:
         """Replay the revocation feed and re-read the key ring (rotations made elsewhere)."""

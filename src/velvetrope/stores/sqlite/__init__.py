@@ -294,6 +294,10 @@ class SQLiteStores:
     def revocations(self) -> SQLiteRevocationStore:
         return self._revocations
 
+    @property
+    def notifier(self) -> None:
+        return None  # one process: nothing to push to
+
     async def start(self) -> None:
         return None
 

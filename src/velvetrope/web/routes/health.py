@@ -21,6 +21,16 @@ def build_health_router(service: AuthService) -> APIRouter:
     @router.get("/ready", summary="Readiness: the stores answer", responses={503: {}})
     async def ready() -> JSONResponse:
         await service.stores.ping()  # StoreUnavailable -> 503 store_unavailable
-        return JSONResponse({"status": "ready"})
+        staleness = service.tokens.revocations.staleness()
+        return JSONResponse(
+            {
+                "status": "ready",
+                # How old this node's copy of the revocation feed is (bounded staleness).
+                "revocations_age_seconds": None
+                if staleness is None
+                else round(staleness.total_seconds(), 3),
+                "push": service.stores.notifier is not None,
+            }
+        )
 
     return router

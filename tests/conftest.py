@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.stores.redis_backend import open_redis
 from velvetrope import (
     AuthService,
     FrozenClock,
@@ -38,7 +39,7 @@ def hasher() -> PasswordHasher:
     return PasswordHasher("test-only")
 
 
-BACKENDS = ["memory", "sqlite"]
+BACKENDS = ["memory", "sqlite", "redis"]
 
 
 def open_backend(name: str, tmp_path: Path) -> Stores:
@@ -47,6 +48,8 @@ def open_backend(name: str, tmp_path: Path) -> Stores:
         return MemoryStores()
     if name == "sqlite":
         return SQLiteStores.open(tmp_path / "velvetrope.db")
+    if name == "redis":
+        return open_redis(tmp_path)
     raise ValueError(name)
 
 

@@ -59,6 +59,12 @@ class Settings(BaseSettings):
         description="sqlite:///relative.db, sqlite:////absolute.db, a plain path, or memory://",
     )
     sqlite_synchronous: Literal["normal", "full"] = "normal"
+    redis_url: str | None = Field(
+        None,
+        description="redis://host:6379/0: sessions, refresh families, revocations and login "
+        "counters in Redis; users and keys stay in database_url",
+    )
+    redis_prefix: str = Field("velvetrope:", description="Starts every Redis key; no braces")
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     public_origin: str | None = Field(
@@ -120,6 +126,13 @@ class Settings(BaseSettings):
             check_database_url(value)
         except ConfigurationError as exc:
             raise ValueError(exc.detail) from None
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str | None) -> str | None:
+        if value is not None and value.split("://", 1)[0] not in {"redis", "rediss", "unix"}:
+            raise ValueError("must be redis://host:port/db, rediss://... or unix:///path")
         return value
 
     @field_validator("public_origin")

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import open_backend
+from tests.stores.redis_backend import RedisTestStores
 from velvetrope.core.ids import new_secret, secret_digest
 from velvetrope.errors import EmailTaken
 from velvetrope.stores import SQLiteStores, Stores
@@ -227,6 +228,9 @@ async def test_SESS_03_store_holds_only_the_digest(backend: str, tmp_path: Path)
     if isinstance(stores, SQLiteStores):
         await stores.aclose()
         raw = _sqlite_dump(tmp_path / "velvetrope.db")
+    elif isinstance(stores, RedisTestStores):
+        raw = await stores.dump()
+        await stores.aclose()
     else:
         raw = repr(vars(stores.sessions)).encode()
         await stores.aclose()

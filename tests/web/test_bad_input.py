@@ -22,6 +22,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from tests.conftest import PASSWORD
+from tests.stores.redis_backend import RedisTestStores, count_sessions
 from velvetrope import AuthService, MemoryStores, SQLiteStores
 from velvetrope.stores import Stores
 
@@ -74,6 +75,8 @@ def session_rows(stores: Stores, tmp_path: Path) -> Rows:
     def count() -> int:
         if isinstance(stores, MemoryStores):
             return len(stores.sessions._by_digest)
+        if isinstance(stores, RedisTestStores):
+            return count_sessions(stores.redis.prefix)
         assert isinstance(stores, SQLiteStores)
         uri = (tmp_path / "velvetrope.db").as_uri() + "?mode=ro"
         with contextlib.closing(sqlite3.connect(uri, uri=True)) as db:

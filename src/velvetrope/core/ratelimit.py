@@ -10,7 +10,9 @@ in and clears the count. Per address: at most ``per_ip_failures`` failures in an
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import weakref
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -51,6 +53,8 @@ class LoginThrottle:
     def __init__(self, store: ThrottleStore, policy: ThrottlePolicy | None = None) -> None:
         self._store = store
         self.policy = policy or ThrottlePolicy()
+        # Per-account locks, dropped as soon as no attempt holds them.
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
     @staticmethod
     def _account_key(email: str) -> str:
@@ -59,6 +63,25 @@ class LoginThrottle:
     @staticmethod
     def _ip_key(ip: str) -> str:
         return "ip:" + ip
+
+    async def admit(self, email: str, ip: str, now: datetime) -> int:
+        """Check the limits and count this attempt as a failure, before the slow hash.
+
+        A success clears the count afterwards. Counting first means concurrent guesses
+        see each other: per account, check and count run under one lock in this
+        process (network stores yield between the two calls), so across processes
+        only the round trip between them is unguarded.
+
+        Raises:
+            TooManyAttempts: With ``retry_after`` set.
+        """
+        key = self._account_key(email)
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = self._locks[key] = asyncio.Lock()
+        async with lock:
+            await self.check(email, ip, now)
+            return await self.failed(email, ip, now)
 
     async def check(self, email: str, ip: str, now: datetime) -> None:
         """Refuse the attempt if the account or the address is throttled.

@@ -94,7 +94,12 @@ class AuthService:
             StoreUnavailable: The database cannot be opened.
         """
         return cls(
-            open_stores(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous),
+            open_stores(
+                settings.database_url,
+                sqlite_synchronous=settings.sqlite_synchronous,
+                redis_url=settings.redis_url,
+                redis_prefix=settings.redis_prefix,
+            ),
             hasher=PasswordHasher(
                 settings.password_hash_profile, max_concurrency=settings.password_hash_concurrency
             ),

@@ -114,15 +114,11 @@ class UserService:
             normal = normalize_email(email)
         except InvalidEmail:
             raise InvalidCredentials from None
-        now = self._now()
         try:
-            await self.throttle.check(normal, ip, now)
+            count = await self.throttle.admit(normal, ip, self._now())
         except TooManyAttempts:
             self._events.emit("login_throttled", email=email_handle(normal), ip=ip)
             raise
-        # Count the attempt *before* the slow hash: concurrent attempts then see it in
-        # check() (no await yields between check and record on one event loop).
-        count = await self.throttle.failed(normal, ip, now)
         user = await self._store.get_by_email(normal)
         result = await self.hasher.verify(None if user is None else user.password_hash, password)
         if user is None or not result.ok:

@@ -15,9 +15,11 @@ from __future__ import annotations
 from typing import Literal
 
 from velvetrope.errors import ConfigurationError
+from velvetrope.stores.composite import CompositeStores
 from velvetrope.stores.memory import MemoryStores
 from velvetrope.stores.protocols import SessionStore, Stores, ThrottleStore, UserStore
 from velvetrope.stores.records import FailureRecord, SessionRecord, UserRecord
+from velvetrope.stores.redis import RedisStores
 from velvetrope.stores.sqlite import SQLiteStores
 
 __all__ = [
@@ -82,13 +84,30 @@ def check_database_url(url: str) -> None:
     )
 
 
-def open_stores(url: str, *, sqlite_synchronous: Literal["normal", "full"] = "normal") -> Stores:
-    """Open the backend ``url`` selects and return its stores.
+def open_stores(
+    url: str,
+    *,
+    sqlite_synchronous: Literal["normal", "full"] = "normal",
+    redis_url: str | None = None,
+    redis_prefix: str = "velvetrope:",
+) -> Stores:
+    """Open the backend ``url`` selects (and Redis, if given) and return the stores.
+
+    With ``redis_url``, sessions, refresh families, the revocation feed and login
+    counters live in Redis; users and signing keys stay in ``url``'s database.
+    Network backends connect in ``await stores.start()``.
 
     Raises:
         ConfigurationError: The URL's scheme is not supported.
         StoreUnavailable: The backend cannot be opened.
     """
+    primary = _open_primary(url, sqlite_synchronous=sqlite_synchronous)
+    if redis_url is None:
+        return primary
+    return CompositeStores(primary, RedisStores(redis_url, prefix=redis_prefix))
+
+
+def _open_primary(url: str, *, sqlite_synchronous: Literal["normal", "full"]) -> Stores:
     if url == "memory://":
         return MemoryStores()
     check_database_url(url)

@@ -1,0 +1,140 @@
+"""Shared plumbing for the Redis stores: key names, timestamps, TTLs, failing closed."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from velvetrope.errors import StoreUnavailable
+from velvetrope.stores.redis.scripts import Scripts
+
+__all__ = [
+    "FAILURES",
+    "Keys",
+    "RedisTable",
+    "at",
+    "expiry_member",
+    "guard",
+    "parse_expiry_member",
+    "ttl_ms",
+    "us",
+]
+
+FAILURES = (RedisError, OSError)
+"""What a broken or missing server raises (``OSError`` covers ``TimeoutError``)."""
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def us(instant: datetime) -> int:
+    """Return ``instant`` as integer microseconds since the epoch (exact, unlike floats)."""
+    return (instant - _EPOCH) // _MICROSECOND
+
+
+def at(micros: str | int) -> datetime:
+    """Return the aware UTC instant ``micros`` microseconds after the epoch."""
+    return _EPOCH + timedelta(microseconds=int(micros))
+
+
+def ttl_ms(expires_at: datetime, *written: datetime) -> int:
+    """Return a TTL in milliseconds that ends a key at ``expires_at`` on core's clock.
+
+    The TTL is the time from the write to the deadline, both as core measured them
+    (``written``: the record's instants, the latest being core's "now" at the write),
+    never the Redis server's clock, so a skewed server cannot end a record early and
+    a test clock frozen in the past works. The key then ends when core's clock reaches
+    ``expires_at`` (later only by the write's own latency), never earlier.
+    """
+    remaining = (expires_at - max(written)) / timedelta(milliseconds=1)
+    return max(math.ceil(remaining), 1)
+
+
+@contextlib.contextmanager
+def guard() -> Iterator[None]:
+    """Turn any Redis or socket failure into StoreUnavailable: fail closed, no details."""
+    try:
+        yield
+    except FAILURES as exc:
+        raise StoreUnavailable(f"Redis error: {type(exc).__name__}") from exc
+
+
+class Keys:
+    """Every key name; see the layout table in :mod:`velvetrope.stores.redis`.
+
+    The part in braces is the hash tag: it alone picks the Cluster slot, so keys
+    that one script touches together carry the same tag.
+    """
+
+    __slots__ = (
+        "_p",
+        "failures_by_last",
+        "family_expiry",
+        "feed_expiry",
+        "feed_log",
+        "feed_sequence",
+        "session_expiry",
+    )
+
+    def __init__(self, prefix: str) -> None:
+        self._p = prefix
+        self.session_expiry = prefix + "s:exp"
+        self.failures_by_last = prefix + "t:last"
+        self.family_expiry = prefix + "f:exp"
+        self.feed_sequence = prefix + "rv:{feed}:seq"
+        self.feed_log = prefix + "rv:{feed}:log"
+        self.feed_expiry = prefix + "rv:{feed}:exp"
+
+    def session(self, digest: str) -> str:
+        """The hash holding one session."""
+        return f"{self._p}s:{{{digest}}}"
+
+    def user_sessions(self, user_id: str) -> str:
+        """The set of the digests of one user's sessions."""
+        return f"{self._p}u:{{{user_id}}}:s"
+
+    def failures(self, key: str) -> str:
+        """The hash counting failed sign-ins under one throttle key."""
+        return f"{self._p}t:{{{key}}}"
+
+    def family(self, family_id: str) -> str:
+        """The hash holding one refresh family and the digests it issued."""
+        return f"{self._p}f:{{{family_id}}}"
+
+    def refresh_digest(self, digest: str) -> str:
+        """The string naming the family that issued one refresh-token digest."""
+        return f"{self._p}r:{{{digest}}}"
+
+    def user_families(self, user_id: str) -> str:
+        """The set of the ids of one user's unrevoked families."""
+        return f"{self._p}u:{{{user_id}}}:f"
+
+
+def expiry_member(entry_id: str, user_id: str) -> str:
+    """The member naming an entry and its owner in a global expiry index.
+
+    The owner rides along so a purge can clean the per-user index even when the
+    entry itself is already gone (ended by its TTL).
+    """
+    return json.dumps([entry_id, user_id], separators=(",", ":"))
+
+
+def parse_expiry_member(member: str) -> tuple[str, str]:
+    """Return ``(entry_id, user_id)`` from :func:`expiry_member`'s output."""
+    entry_id, user_id = json.loads(member)
+    return str(entry_id), str(user_id)
+
+
+class RedisTable:
+    """A store over the shared client, its key names and its scripts."""
+
+    def __init__(self, client: Redis, keys: Keys, scripts: Scripts) -> None:
+        self._client = client
+        self._keys = keys
+        self._scripts = scripts

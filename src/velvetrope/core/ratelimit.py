@@ -65,12 +65,15 @@ class LoginThrottle:
         return "ip:" + ip
 
     async def admit(self, email: str, ip: str, now: datetime) -> int:
-        """Check the limits and count this attempt as a failure, before the slow hash.
+        """Check the limits and count this attempt against the account, before the hash.
 
-        A success clears the count afterwards. Counting first means concurrent guesses
-        see each other: per account, check and count run under one lock in this
-        process (network stores yield between the two calls), so across processes
-        only the round trip between them is unguarded.
+        A success clears the account's count afterwards. Counting first means
+        concurrent guesses see each other: per account, check and count run under one
+        lock in this process (network stores yield between the two calls), so across
+        processes only the round trip between them is unguarded. The address is
+        charged only for failures (:meth:`failed_from`), so successful sign-ins from a
+        shared address (an office, a proxy) never use up its allowance; concurrent
+        failures there are bounded by the hashing queue.
 
         Raises:
             TooManyAttempts: With ``retry_after`` set.
@@ -81,7 +84,17 @@ class LoginThrottle:
             lock = self._locks[key] = asyncio.Lock()
         async with lock:
             await self.check(email, ip, now)
-            return await self.failed(email, ip, now)
+            record = await self._store.record_failure(
+                key, now, window_start=now - self.policy.account_window
+            )
+            return record.count
+
+    async def failed_from(self, ip: str, now: datetime) -> None:
+        """Charge a failed sign-in to the client address."""
+        if ip:
+            await self._store.record_failure(
+                self._ip_key(ip), now, window_start=now - self.policy.per_ip_window
+            )
 
     async def check(self, email: str, ip: str, now: datetime) -> None:
         """Refuse the attempt if the account or the address is throttled.
@@ -102,17 +115,6 @@ class LoginThrottle:
     def _ip_blocked(self, record: FailureRecord, now: datetime) -> bool:
         in_window = record.first_at > now - self.policy.per_ip_window
         return in_window and record.count >= self.policy.per_ip_failures
-
-    async def failed(self, email: str, ip: str, now: datetime) -> int:
-        """Count a failure against the account and the address; return the account's count."""
-        record = await self._store.record_failure(
-            self._account_key(email), now, window_start=now - self.policy.account_window
-        )
-        if ip:
-            await self._store.record_failure(
-                self._ip_key(ip), now, window_start=now - self.policy.per_ip_window
-            )
-        return record.count
 
     async def registration(self, ip: str, now: datetime) -> None:
         """Count a sign-up from ``ip``; refuse past ``registrations_per_ip`` per window.

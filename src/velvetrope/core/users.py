@@ -122,6 +122,7 @@ class UserService:
         user = await self._store.get_by_email(normal)
         result = await self.hasher.verify(None if user is None else user.password_hash, password)
         if user is None or not result.ok:
+            await self.throttle.failed_from(ip, self._now())
             self._events.emit("login_failed", email=email_handle(normal), ip=ip, failures=count)
             raise InvalidCredentials
         await self.throttle.succeeded(normal)

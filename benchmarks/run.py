@@ -1,0 +1,1222 @@
+"""Measure what the per-request check costs: wrk against the same endpoint, open and protected.
+
+For each case (a store, and how a client obtains a credential for it) this starts
+``benchmarks/app.py`` under uvicorn on 127.0.0.1, signs in over HTTP, checks that the
+protected endpoints answer 200 with the credential and 401 without (or with a forged
+one), then runs wrk against every endpoint in alternating order for a number of
+rounds. Two integrations are measured against ``/bench/open``:
+
+* ``/bench/guarded``: :class:`velvetrope.AuthMiddleware`, the pure-ASGI guard (the
+  documented hot-path integration). **Its ratio to open is the verdict**: the target
+  is 0.90 or more (the median of the per-round ratios);
+* ``/bench/protected``: ``Depends(vr.principal)``, reported alongside.
+
+With ``--floor`` a fifth endpoint, behind a dependency that does nothing, shows how
+much of the Depends path's cost is FastAPI's price for any dependency. Results go to
+``benchmarks/results/``; ``--smoke`` is a short correctness run that writes nothing.
+
+Usage::
+
+    .venv/bin/python benchmarks/run.py [--duration 10] [--connections 32] [--threads 2]
+                                       [--rounds 3] [--stores memory,sqlite,jwt-warm,jwt-cold]
+                                       [--floor] [--smoke]
+
+Adding a case (Redis, PostgreSQL...) is one entry in :data:`CASES`: a name, a
+function from a scratch directory to ``VELVETROPE_DATABASE_URL``, a function that
+signs in and returns the credential to send, and any extra environment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import dataclasses
+import http.client
+import importlib.metadata
+import json
+import os
+import platform
+import re
+import resource
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import FrameType
+from typing import Any, Final
+
+from app import BODY, FLOOR_PATH, GUARDED_PATH, OPEN_PATH, PROTECTED_PATH
+
+HERE: Final = Path(__file__).resolve().parent
+RESULTS_DIR: Final = HERE / "results"
+
+HOST: Final = "127.0.0.1"  # the only address this script ever sends traffic to
+TARGET_RATIO: Final = 0.90
+NOISE: Final = 0.05  # rounds spread, or req/s and CPU ratios differ, by more: "noisy"
+EMAIL: Final = "bench@example.com"
+PASSWORD: Final = "benchmark passphrase for velvetrope"
+SESSION_COOKIE: Final = "__Host-velvetrope-session"
+
+STARTUP_TIMEOUT: Final = 60.0  # seconds for uvicorn to answer /health
+REQUEST_TIMEOUT: Final = 30.0  # seconds for one setup request (login hashes a password)
+SHUTDOWN_TIMEOUT: Final = 10.0  # seconds between SIGTERM and SIGKILL
+WRK_GRACE: Final = 60.0  # seconds wrk may run past its --duration before it is killed
+
+ENDPOINTS: Final = {
+    "open": OPEN_PATH,
+    "floor": FLOOR_PATH,
+    "protected": PROTECTED_PATH,
+    "guarded": GUARDED_PATH,
+}
+CHECKED: Final = ("protected", "guarded")  # endpoints that require the credential
+TARGET_ENDPOINT: Final = "guarded"  # the verdict: AuthMiddleware, the hot-path integration
+
+ROTATION_SCRIPT: Final = HERE / "rotating_bearer.lua"  # wrk: next token on each request
+COLD_TOKENS: Final = 60_000  # 6x the server's verified-token cache (TokenPolicy.cache_size)
+MAX_TOKENS_FILE_BYTES: Final = 64 * 1024 * 1024  # each wrk thread loads the whole file
+EXPIRY_MARGIN: Final = 30.0  # seconds a token must outlive a wrk run by
+SMOKE_CASES: Final = ("memory", "jwt-warm")  # --smoke: one session and one token case
+
+
+class BenchError(Exception):
+    """A case could not be measured (server did not start, login failed, wrk failed...)."""
+
+
+# --- talking to the server ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """One HTTP response, fully read."""
+
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+
+    def header_all(self, name: str) -> list[str]:
+        """Every value of header ``name`` (case-insensitive), in order."""
+        return [v for k, v in self.headers if k.lower() == name.lower()]
+
+
+@dataclass(frozen=True, slots=True)
+class Server:
+    """A running benchmark server on ``HOST``."""
+
+    port: int
+    pid: int
+    scratch: Path  # the case's scratch directory (deleted afterwards)
+    database_url: str  # the server's VELVETROPE_DATABASE_URL
+
+    @property
+    def origin(self) -> str:
+        """The server's origin, as its settings derive it from host and port."""
+        return f"http://{HOST}:{self.port}"
+
+    def cpu_seconds(self) -> float | None:
+        """User + system CPU time the server process has used so far (Linux; else None)."""
+        try:
+            fields = Path(f"/proc/{self.pid}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            return None
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def url(self, path: str) -> str:
+        """The absolute URL of ``path`` on this server."""
+        return f"{self.origin}{path}"
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: object | None = None,
+        form: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Reply:
+        """Send one request on a fresh connection and read the whole response.
+
+        Raises:
+            OSError: The server is not reachable.
+        """
+        sent = dict(headers or {})
+        payload = None
+        if json_body is not None:
+            payload = json.dumps(json_body).encode()
+            sent["Content-Type"] = "application/json"
+        elif form is not None:
+            payload = urllib.parse.urlencode(form).encode()
+            sent["Content-Type"] = "application/x-www-form-urlencoded"
+        conn = http.client.HTTPConnection(HOST, self.port, timeout=REQUEST_TIMEOUT)
+        try:
+            conn.request(method, path, body=payload, headers=sent)
+            response = conn.getresponse()
+            return Reply(response.status, response.getheaders(), response.read())
+        finally:
+            conn.close()
+
+
+@dataclass(slots=True)
+class Rotation:
+    """A file of bearer tokens that wrk sends in turn, and where the next run starts.
+
+    ``rotating_bearer.lua`` reports the first position its threads did not reach;
+    the next run starts there, so the whole case walks the file in order.
+    """
+
+    path: Path  # absolute; one token a line
+    count: int
+    cursor: int = 1  # token 0 is the one verify() sends
+
+
+@dataclass(frozen=True, slots=True)
+class Credential:
+    """What the client sends to prove who it is.
+
+    Attributes:
+        headers: Sent on every request (wrk ``--header``).
+        sample: The headers of one representative request, for :func:`verify`.
+        rotation: When set, each request also carries ``Authorization: Bearer`` with
+            the next token of a file (wrk runs ``rotating_bearer.lua``).
+        expires_at: When the credential stops working (epoch seconds), if it does
+            within a run; a wrk run that would outlast it is refused.
+    """
+
+    headers: dict[str, str]
+    sample: dict[str, str]
+    rotation: Rotation | None = None
+    expires_at: float | None = None
+
+
+def register(server: Server) -> None:
+    """Create the benchmark user (once per server)."""
+    credentials = {"email": EMAIL, "password": PASSWORD}
+    reply = server.request("POST", "/auth/register", json_body=credentials)
+    if reply.status not in {201, 409}:
+        raise BenchError(f"register answered {reply.status}: {reply.body[:200]!r}")
+
+
+def session_cookie(server: Server) -> Credential:
+    """Register (if needed) and sign in; send the session cookie as a ``Cookie`` header.
+
+    The cookie is ``Secure``, so a cookie jar would not send it over plain http; wrk
+    and this script send it as an explicit header instead.
+    """
+    register(server)
+    reply = server.request("POST", "/auth/login", json_body={"email": EMAIL, "password": PASSWORD})
+    if reply.status != 200:
+        raise BenchError(f"login answered {reply.status}: {reply.body[:200]!r}")
+    for header in reply.header_all("set-cookie"):
+        name, _, value = header.partition(";")[0].strip().partition("=")
+        if name == SESSION_COOKIE and value:
+            headers = {"Cookie": f"{SESSION_COOKIE}={value}"}
+            return Credential(headers, headers)
+    raise BenchError(f"login set no {SESSION_COOKIE} cookie")
+
+
+def access_token(server: Server) -> str:
+    """Register (if needed) and get an access token: ``POST /auth/token``, password grant."""
+    register(server)
+    form = {"grant_type": "password", "username": EMAIL, "password": PASSWORD}
+    reply = server.request("POST", "/auth/token", form=form)
+    if reply.status != 200:
+        raise BenchError(f"/auth/token answered {reply.status}: {reply.body[:200]!r}")
+    token = json.loads(reply.body).get("access_token")
+    if not isinstance(token, str) or not token:
+        raise BenchError(f"/auth/token returned no access_token: {reply.body[:200]!r}")
+    return token
+
+
+def jwt_part(token: str, index: int) -> dict[str, Any]:
+    """Decode a JWT's header (0) or claims (1) without checking anything (we minted it)."""
+    part = token.split(".")[index]
+    decoded: dict[str, Any] = json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+    return decoded
+
+
+def bearer_token(server: Server) -> Credential:
+    """One access token from the token endpoint, sent on every request (a warm cache)."""
+    token = access_token(server)
+    headers = {"Authorization": f"Bearer {token}"}
+    return Credential(headers, headers, expires_at=float(jwt_part(token, 1)["exp"]))
+
+
+@contextlib.contextmanager
+def without_velvetrope_env() -> Iterator[None]:
+    """Hide our shell's ``VELVETROPE_*`` while building settings (the server never sees them)."""
+    hidden = {k: os.environ.pop(k) for k in list(os.environ) if k.startswith("VELVETROPE_")}
+    try:
+        yield
+    finally:
+        os.environ.update(hidden)
+
+
+async def mint_tokens(server: Server, model: str, count: int) -> list[str]:
+    """Sign ``count`` distinct access tokens like ``model``, with the server's own key.
+
+    Opens the server's database in this process (the signing key is stored there),
+    with the issuer, audience, algorithm and lifetime read from ``model``, which the
+    server issued over HTTP: same user (``sub``) and refresh family (``sid``), a new
+    ``jti`` each.
+    """
+    from velvetrope import AuthService, Settings  # noqa: PLC0415 - only the JWT case needs it
+
+    header, claims = jwt_part(model, 0), jwt_part(model, 1)
+    with without_velvetrope_env():
+        settings = Settings(
+            _env_file=None,
+            database_url=server.database_url,
+            public_origin=server.origin,
+            token_issuer=claims["iss"],
+            token_audience=claims["aud"],
+            token_algorithm=header["alg"],
+            access_token_ttl=timedelta(seconds=int(claims["exp"]) - int(claims["iat"])),
+        )
+    service = AuthService.from_settings(settings)
+    try:
+        await service.start()  # loads the server's signing key from the database
+        return [
+            service.tokens.access.issue(user_id=claims["sub"], family_id=claims["sid"]).token
+            for _ in range(count)
+        ]
+    finally:
+        await service.stores.aclose()
+
+
+def rotating_bearer_tokens(server: Server) -> Credential:
+    """A new access token on every request (every one a miss in the server's token cache).
+
+    One token comes from the token endpoint, to learn the user and the refresh
+    family; :data:`COLD_TOKENS` more are signed here with the server's key and written
+    to a file that ``rotating_bearer.lua`` walks through.
+    """
+    from velvetrope import AuthError  # noqa: PLC0415 - only the JWT case needs it
+
+    model = access_token(server)
+    started = time.monotonic()
+    try:
+        tokens = asyncio.run(mint_tokens(server, model, COLD_TOKENS))
+    except (AuthError, KeyError, ValueError) as exc:  # ValueError: pydantic's too
+        raise BenchError(f"could not sign tokens with the server's key: {exc!r}") from exc
+    if len(set(tokens)) != len(tokens):
+        raise BenchError("minted tokens are not distinct")
+    text = "\n".join(tokens) + "\n"
+    if len(text) > MAX_TOKENS_FILE_BYTES:
+        raise BenchError(f"{len(tokens)} tokens take {len(text):,} bytes, over the limit")
+    path = (server.scratch / "tokens.txt").resolve()
+    path.write_text(text)
+    say(f"minted {len(tokens):,} access tokens in {time.monotonic() - started:.1f} s ({path})")
+    return Credential(
+        {},
+        {"Authorization": f"Bearer {tokens[0]}"},
+        rotation=Rotation(path, len(tokens)),
+        expires_at=float(min(jwt_part(t, 1)["exp"] for t in (tokens[0], tokens[-1]))),
+    )
+
+
+# --- cases ----------------------------------------------------------------------------------
+
+SignIn = Callable[[Server], Credential]
+"""Obtain a credential from a running server: what the client sends on each request."""
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    """One row of the result table.
+
+    Attributes:
+        name: Short identifier, used by ``--stores``.
+        description: What the row measures, for the report.
+        database_url: Scratch directory -> ``VELVETROPE_DATABASE_URL``.
+        credential: How a client signs in and what it sends on each request.
+        env: More ``VELVETROPE_*`` (or other) variables for the server.
+    """
+
+    name: str
+    description: str
+    database_url: Callable[[Path], str]
+    credential: SignIn = session_cookie
+    env: Mapping[str, str] = field(default_factory=dict)
+
+
+def sqlite_url(scratch: Path) -> str:
+    """A SQLite file in the scratch directory."""
+    return f"sqlite:///{scratch / 'velvetrope.db'}"
+
+
+CASES: Final[dict[str, Case]] = {
+    case.name: case
+    for case in (
+        Case("memory", "session cookie, in-process store", lambda _scratch: "memory://"),
+        Case("sqlite", "session cookie, SQLite file (WAL, synchronous=NORMAL)", sqlite_url),
+        Case(
+            "jwt-warm",
+            "bearer access token (EdDSA JWT) from POST /auth/token, the same one on every "
+            "request (verified-token cache hit); SQLite store",
+            sqlite_url,
+            credential=bearer_token,
+        ),
+        Case(
+            "jwt-cold",
+            f"bearer access token, a different one on every request ({COLD_TOKENS:,} "
+            "tokens cycled, cache of 10,000: every request verifies a signature); "
+            "SQLite store",
+            sqlite_url,
+            credential=rotating_bearer_tokens,
+        ),
+    )
+}
+
+
+# --- the server process ---------------------------------------------------------------------
+
+
+def free_port() -> int:
+    """Return a TCP port on ``HOST`` that is free right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def pinned(cpus: Sequence[int]) -> list[str]:
+    """The ``taskset`` prefix that runs a command on ``cpus`` (nothing when not pinning)."""
+    return ["taskset", "-c", ",".join(map(str, cpus))] if cpus else []
+
+
+def server_command(port: int, cpus: Sequence[int]) -> list[str]:
+    """Uvicorn as ``velvetrope serve`` configures it: one worker, no access log."""
+    return [
+        *pinned(cpus),
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "app:build_app",
+        "--factory",
+        "--app-dir",
+        str(HERE),
+        "--host",
+        HOST,
+        "--port",
+        str(port),
+        "--http",
+        "httptools",
+        "--lifespan",
+        "on",
+        "--log-level",
+        "warning",
+        "--no-access-log",
+        "--no-server-header",
+        "--proxy-headers",
+        "--forwarded-allow-ips",
+        HOST,
+    ]
+
+
+def server_env(case: Case, database_url: str, port: int) -> dict[str, str]:
+    """The server's environment: ours without any ``VELVETROPE_*``, plus the case's."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VELVETROPE_")}
+    env.update(
+        VELVETROPE_DATABASE_URL=database_url,
+        VELVETROPE_HOST=HOST,
+        VELVETROPE_PORT=str(port),
+        VELVETROPE_LOG_LEVEL="warning",
+    )
+    env.update(case.env)
+    return env
+
+
+def tail(path: Path, lines: int = 20) -> str:
+    """The last ``lines`` lines of a log file."""
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def wait_until_healthy(server: Server, proc: subprocess.Popen[bytes], log: Path) -> None:
+    """Poll ``/health`` until it answers 200; fail if the process exits or time runs out."""
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise BenchError(f"server exited with status {proc.returncode}:\n{tail(log)}")
+        with contextlib.suppress(OSError):
+            if server.request("GET", "/health").status == 200:
+                return
+        time.sleep(0.1)
+    raise BenchError(f"server did not answer /health within {STARTUP_TIMEOUT:.0f} s:\n{tail(log)}")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """Stop the server: SIGTERM (uvicorn shuts down gracefully), then SIGKILL."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=SHUTDOWN_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=SHUTDOWN_TIMEOUT)
+
+
+@contextlib.contextmanager
+def running_server(case: Case, scratch: Path, cpus: Sequence[int]) -> Iterator[Server]:
+    """Start the benchmark app for ``case``; always stop it on the way out."""
+    port = free_port()
+    database_url = case.database_url(scratch)
+    log = scratch / "server.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            server_command(port, cpus),
+            cwd=scratch,  # no stray .env file is read
+            env=server_env(case, database_url, port),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        server = Server(port, proc.pid, scratch, database_url)  # taskset execs: uvicorn's pid
+        wait_until_healthy(server, proc, log)
+        yield server
+    finally:
+        stop(proc)
+
+
+def forged(headers: Mapping[str, str]) -> dict[str, str]:
+    """The same headers with the last characters of each value changed: a bad credential."""
+    return {k: v[:-4] + ("BBBB" if v.endswith("AAAA") else "AAAA") for k, v in headers.items()}
+
+
+def verify(server: Server, credential: Credential) -> None:
+    """Every endpoint answers the same body; the checked ones only with the credential."""
+    sample = credential.sample
+    opened = server.request("GET", OPEN_PATH, headers=sample)
+    if opened.status != 200 or json.loads(opened.body) != BODY:
+        raise BenchError(f"{OPEN_PATH} answered {opened.status}: {opened.body[:200]!r}")
+    for endpoint, path in ENDPOINTS.items():
+        reply = server.request("GET", path, headers=sample)
+        if reply.status != 200 or reply.body != opened.body:
+            raise BenchError(
+                f"{endpoint} ({path}) with the credential answered {reply.status}: "
+                f"{reply.body[:200]!r}"
+            )
+    # Open and floor must stay open (the guard covers one path), the checked ones not.
+    refusals: dict[str, Reply] = {}
+    for name, headers in (("no", {}), ("a forged", forged(sample))):
+        for endpoint, path in ENDPOINTS.items():
+            reply = server.request("GET", path, headers=headers)
+            expected = 401 if endpoint in CHECKED else 200
+            if reply.status != expected:
+                raise BenchError(
+                    f"{endpoint} ({path}) with {name} credential answered {reply.status}, "
+                    f"not {expected}: {reply.body[:200]!r}"
+                )
+            if endpoint in CHECKED:
+                refusals[endpoint] = reply
+        # The guard promises the app's own 401: same body and challenge.
+        ours, theirs = refusals["guarded"], refusals["protected"]
+        if ours.body != theirs.body or ours.header_all("www-authenticate") != theirs.header_all(
+            "www-authenticate"
+        ):
+            say(
+                f"warning: with {name} credential the guard's 401 differs from Depends': "
+                f"{ours.body[:120]!r} {ours.header_all('www-authenticate')} vs "
+                f"{theirs.body[:120]!r} {theirs.header_all('www-authenticate')}"
+            )
+
+
+# --- wrk ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class WrkResult:
+    """What one wrk run reported. Times are in milliseconds."""
+
+    endpoint: str
+    requests: int
+    seconds: float
+    rps: float
+    latency_avg_ms: float
+    latency_stdev_ms: float
+    latency_max_ms: float
+    latency_p50_ms: float
+    latency_p75_ms: float
+    latency_p90_ms: float
+    latency_p99_ms: float
+    non_2xx: int
+    socket_errors: dict[str, int]
+    server_cpu_us_per_request: float | None = None
+    # Percent of one CPU over the run: the server (100 = it saturates its core), wrk,
+    # and everything else on the machine (noise: other processes, this script).
+    server_cpu_pct: float | None = None
+    wrk_cpu_pct: float | None = None
+    other_cpu_pct: float | None = None
+
+
+_UNIT_MS: Final = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
+_TIME: Final = r"([\d.]+)(us|ms|s|m|h)"
+
+
+def _ms(value: str, unit: str) -> float:
+    return float(value) * _UNIT_MS[unit]
+
+
+def _search(pattern: str, text: str) -> re.Match[str]:
+    match = re.search(pattern, text, flags=re.MULTILINE)
+    if match is None:
+        raise BenchError(f"unexpected wrk output (no match for {pattern!r}):\n{text}")
+    return match
+
+
+def parse_wrk(endpoint: str, text: str) -> WrkResult:
+    """Parse the report ``wrk --latency`` prints."""
+    done = _search(rf"^\s*(\d+) requests in {_TIME}", text)
+    latency = _search(rf"^\s*Latency\s+{_TIME}\s+{_TIME}\s+{_TIME}", text)
+    percentile = {p: _ms(*_search(rf"^\s*{p}%\s+{_TIME}", text).groups()) for p in (50, 75, 90, 99)}
+    non_2xx = re.search(r"Non-2xx or 3xx responses:\s*(\d+)", text)
+    errors = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text
+    )
+    return WrkResult(
+        endpoint=endpoint,
+        requests=int(done.group(1)),
+        seconds=_ms(done.group(2), done.group(3)) / 1000.0,
+        rps=float(_search(r"^Requests/sec:\s*([\d.]+)", text).group(1)),
+        latency_avg_ms=_ms(latency.group(1), latency.group(2)),
+        latency_stdev_ms=_ms(latency.group(3), latency.group(4)),
+        latency_max_ms=_ms(latency.group(5), latency.group(6)),
+        latency_p50_ms=percentile[50],
+        latency_p75_ms=percentile[75],
+        latency_p90_ms=percentile[90],
+        latency_p99_ms=percentile[99],
+        non_2xx=int(non_2xx.group(1)) if non_2xx else 0,
+        socket_errors=dict(
+            zip(
+                ("connect", "read", "write", "timeout"),
+                (int(n) for n in errors.groups()) if errors else (0, 0, 0, 0),
+                strict=True,
+            )
+        ),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Load:
+    """How hard wrk pushes, and where it runs."""
+
+    duration: int
+    connections: int
+    threads: int
+    cpus: tuple[int, ...] = ()
+
+
+def machine_busy() -> float | None:
+    """CPU seconds all processors have spent busy since boot (Linux ``/proc/stat``)."""
+    try:
+        first = Path("/proc/stat").read_text().splitlines()[0].split()
+    except (OSError, IndexError):
+        return None
+    # cpu user nice system idle iowait irq softirq steal ...: everything but idle/iowait.
+    ticks = [int(x) for x in first[1:9]]
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu() -> float:
+    """User + system CPU seconds of the child processes waited for so far (wrk runs)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def advance(rotation: Rotation, wrk_output: str, requests: int) -> None:
+    """Move the rotation past every token the last run sent (the script reports where)."""
+    found = re.search(r"^rotating_bearer: next (\d+)", wrk_output, re.MULTILINE)
+    if found is None or int(found.group(1)) < rotation.cursor + requests:
+        raise BenchError(f"{ROTATION_SCRIPT.name} did not report how far it got")
+    rotation.cursor = int(found.group(1)) % rotation.count
+
+
+def wrk_command(
+    server: Server, endpoint: str, credential: Credential, load: Load, duration: int
+) -> list[str]:
+    """The wrk command line; a rotating credential adds the script and its arguments.
+
+    Without a script wrk sends one pre-built request over and over: the cheapest client.
+    """
+    command = [
+        *pinned(load.cpus),
+        "wrk",
+        f"--threads={load.threads}",
+        f"--connections={load.connections}",
+        f"--duration={duration}s",
+        "--timeout=5s",
+        "--latency",
+        *(f"--header={name}: {value}" for name, value in credential.headers.items()),
+    ]
+    url = server.url(ENDPOINTS[endpoint])
+    rotation = credential.rotation
+    if rotation is None:
+        return [*command, url]
+    args = [str(rotation.path), str(rotation.cursor), str(load.threads)]
+    return [*command, f"--script={ROTATION_SCRIPT}", url, "--", *args]
+
+
+def run_wrk(
+    server: Server, endpoint: str, credential: Credential, load: Load, duration: int
+) -> WrkResult:
+    """Run wrk against ``endpoint`` for ``duration`` seconds; every response must be 2xx."""
+    if (
+        credential.expires_at is not None
+        and time.time() + duration + EXPIRY_MARGIN > credential.expires_at
+    ):
+        raise BenchError(
+            "the credential expires before this wrk run would end; use fewer or shorter "
+            "rounds, or a longer VELVETROPE_ACCESS_TOKEN_TTL in the case's env"
+        )
+    command = wrk_command(server, endpoint, credential, load, duration)
+    cpu_before, busy_before, wrk_before = server.cpu_seconds(), machine_busy(), children_cpu()
+    started = time.monotonic()
+    try:
+        done = subprocess.run(
+            command, capture_output=True, text=True, timeout=duration + WRK_GRACE, check=False
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise BenchError(f"wrk did not finish within {duration + WRK_GRACE:.0f} s") from exc
+    wall = time.monotonic() - started
+    cpu_after, busy_after, wrk_after = server.cpu_seconds(), machine_busy(), children_cpu()
+    if done.returncode != 0:
+        raise BenchError(f"wrk exited with {done.returncode}: {done.stderr.strip()}")
+    result = parse_wrk(endpoint, done.stdout)
+    if credential.rotation is not None:
+        advance(credential.rotation, done.stdout, result.requests)
+    if cpu_before is not None and cpu_after is not None and result.requests:
+        server_cpu, wrk_cpu = cpu_after - cpu_before, wrk_after - wrk_before
+        result = dataclasses.replace(
+            result,
+            server_cpu_us_per_request=server_cpu / result.requests * 1e6,
+            server_cpu_pct=100 * server_cpu / wall,
+            wrk_cpu_pct=100 * wrk_cpu / wall,
+            other_cpu_pct=(
+                None
+                if busy_before is None or busy_after is None
+                else max(0.0, 100 * (busy_after - busy_before - server_cpu - wrk_cpu) / wall)
+            ),
+        )
+    if result.requests == 0 or result.non_2xx:
+        raise BenchError(
+            f"{endpoint}: {result.non_2xx} of {result.requests} responses were not 2xx; "
+            "did the credential stop working?"
+        )
+    if any(result.socket_errors.values()):
+        say(f"warning: {endpoint}: wrk socket errors {result.socket_errors}")
+    return result
+
+
+# --- one case -------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class CaseResult:
+    """A case's rounds and their medians."""
+
+    case: str
+    description: str
+    endpoints: tuple[str, ...]
+    rounds: list[dict[str, WrkResult]] = field(default_factory=list)
+    error: str | None = None
+
+    def median(self, endpoint: str, metric: str) -> float:
+        """The median of ``metric`` over the rounds, for ``endpoint``."""
+        return statistics.median(float(getattr(r[endpoint], metric)) for r in self.rounds)
+
+    def ratios(self, endpoint: str) -> list[float]:
+        """``endpoint``/open throughput, per round (each round ran all endpoints back to back)."""
+        return [r[endpoint].rps / r["open"].rps for r in self.rounds]
+
+    def cpu_ratios(self, endpoint: str) -> list[float]:
+        """Open/``endpoint`` server CPU per request, per round: the ratio net of machine noise.
+
+        When the server saturates its CPU, throughput is the inverse of CPU per request,
+        so this estimates the throughput ratio without the noise other processes add.
+        """
+        return [
+            o / e
+            for r in self.rounds
+            if (o := r["open"].server_cpu_us_per_request)
+            and (e := r[endpoint].server_cpu_us_per_request)
+        ]
+
+    def summary(self) -> dict[str, Any]:
+        """The headline numbers (empty when the case failed).
+
+        For every endpoint ``e``: ``e_rps``, ``e_cpu_us`` (server CPU us per request),
+        ``e_p50_ms``, ``e_p99_ms``; for every endpoint but open, also ``e_ratio`` (the
+        median of per-round ``e``/open req/s), ``e_ratio_min``, ``e_ratio_max``,
+        ``e_cpu_ratio`` and ``e_noisy``. ``meets_target`` and ``noisy`` are about
+        :data:`TARGET_ENDPOINT`.
+        """
+        if self.error is not None or not self.rounds:
+            return {}
+        with_cpu = all(r[e].server_cpu_us_per_request for r in self.rounds for e in r)
+        out: dict[str, Any] = {}
+        for endpoint in self.endpoints:
+            out[f"{endpoint}_rps"] = self.median(endpoint, "rps")
+            out[f"{endpoint}_cpu_us"] = (
+                self.median(endpoint, "server_cpu_us_per_request") if with_cpu else None
+            )
+            if endpoint == "open":
+                continue
+            ratios = self.ratios(endpoint)
+            ratio = statistics.median(ratios)
+            cpu_ratio = statistics.median(self.cpu_ratios(endpoint)) if with_cpu else None
+            out[f"{endpoint}_ratio"] = ratio
+            out[f"{endpoint}_ratio_min"] = min(ratios)
+            out[f"{endpoint}_ratio_max"] = max(ratios)
+            out[f"{endpoint}_cpu_ratio"] = cpu_ratio
+            out[f"{endpoint}_noisy"] = max(ratios) - min(ratios) > NOISE or (
+                cpu_ratio is not None and abs(ratio - cpu_ratio) > NOISE
+            )
+        for endpoint in self.endpoints:
+            for p in (50, 99):
+                out[f"{endpoint}_p{p}_ms"] = self.median(endpoint, f"latency_p{p}_ms")
+        others = [r[e].other_cpu_pct for r in self.rounds for e in r]
+        out["other_cpu_pct_max"] = (
+            max(o for o in others if o is not None) if all(o is not None for o in others) else None
+        )
+        out["server_cpu_pct_min"] = min(
+            (r[e].server_cpu_pct or 0.0) for r in self.rounds for e in r
+        )
+        out["target_endpoint"] = TARGET_ENDPOINT
+        out["meets_target"] = out[f"{TARGET_ENDPOINT}_ratio"] >= TARGET_RATIO
+        out["noisy"] = out[f"{TARGET_ENDPOINT}_noisy"]
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        """Everything, for ``latest.json``."""
+        return {
+            "case": self.case,
+            "description": self.description,
+            "error": self.error,
+            "summary": self.summary(),
+            "rounds": [{k: asdict(v) for k, v in r.items()} for r in self.rounds],
+        }
+
+
+def say(message: str) -> None:
+    """Progress, on stderr so stdout holds only the table."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def run_case(
+    case: Case,
+    load: Load,
+    *,
+    rounds: int,
+    warmup: int,
+    endpoints: tuple[str, ...],
+    server_cpus: Sequence[int],
+) -> CaseResult:
+    """Start a server for ``case``, sign in, verify, and run the alternating rounds."""
+    result = CaseResult(case.name, case.description, endpoints)
+    try:
+        with (
+            tempfile.TemporaryDirectory(prefix=f"velvetrope-bench-{case.name}-") as scratch,
+            running_server(case, Path(scratch), server_cpus) as server,
+        ):
+            credential = case.credential(server)
+            verify(server, credential)
+            say(f"[{case.name}] verified: checked endpoints answer 401 without the credential")
+            if warmup:
+                say(f"[{case.name}] warming up ({warmup} s per endpoint)")
+                for endpoint in endpoints:
+                    run_wrk(server, endpoint, credential, load, warmup)
+            for index in range(rounds):
+                # Alternate the order so slow drift (heat, other load) cancels out.
+                order = endpoints if index % 2 == 0 else endpoints[::-1]
+                one: dict[str, WrkResult] = {}
+                for endpoint in order:
+                    run = one[endpoint] = run_wrk(server, endpoint, credential, load, load.duration)
+                    cpu = run.server_cpu_us_per_request
+                    say(
+                        f"[{case.name}] round {index + 1}/{rounds} {endpoint:>9}: "
+                        f"{run.rps:>8,.0f} req/s  p50 {run.latency_p50_ms:.2f} ms  "
+                        f"p99 {run.latency_p99_ms:.2f} ms  "
+                        f"server CPU {'n/a' if cpu is None else f'{cpu:.0f} us'}/req"
+                        + (
+                            ""
+                            if run.other_cpu_pct is None
+                            else f" (server {run.server_cpu_pct:.0f}%, wrk "
+                            f"{run.wrk_cpu_pct:.0f}%, other {run.other_cpu_pct:.0f}% of a CPU)"
+                        )
+                    )
+                result.rounds.append(one)
+                ratios = "  ".join(
+                    f"{e} {result.ratios(e)[-1]:.3f}" for e in endpoints if e != "open"
+                )
+                say(f"[{case.name}] round {index + 1}/{rounds} ratios to open: {ratios}")
+    except (BenchError, OSError) as exc:
+        result.error = str(exc)
+        say(f"[{case.name}] FAILED: {exc}")
+    return result
+
+
+# --- reporting ------------------------------------------------------------------------------
+
+
+def _version(package: str) -> str:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def _cpu_model() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.partition(":")[2].strip()
+    return platform.processor() or "unknown"
+
+
+def _wrk_version() -> str:
+    # `wrk -v` prints its version and usage, and exits 1.
+    done = subprocess.run(["wrk", "-v"], capture_output=True, text=True, timeout=10, check=False)
+    first = (done.stdout or done.stderr).splitlines()
+    return first[0].split(" Copyright")[0] if first else "unknown"
+
+
+def _source_state() -> str:
+    """The commit the measured code is at, and whether ``src/`` differs from it."""
+
+    def git(*args: str) -> str:
+        done = subprocess.run(
+            ["git", "-C", str(HERE.parent), *args],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    commit = git("rev-parse", "--short", "HEAD")
+    if not commit:
+        return "unknown"
+    changed = git("status", "--porcelain", "--", "src")
+    return f"{commit} + uncommitted src changes" if changed else commit
+
+
+def machine_info(
+    server_cpus: Sequence[int], wrk_cpus: Sequence[int], loadavg: Sequence[float]
+) -> dict[str, Any]:
+    """Where and with what the numbers were measured."""
+    return {
+        "nproc": os.cpu_count(),
+        "loadavg_at_start": [round(x, 2) for x in loadavg],
+        "cpus_available": len(os.sched_getaffinity(0)),
+        "cpu_model": _cpu_model(),
+        "platform": platform.platform(),
+        "python": f"{platform.python_implementation()} {platform.python_version()}",
+        "wrk": _wrk_version(),
+        "source": _source_state(),
+        "server_cpus": list(server_cpus) or "any",
+        "wrk_cpus": list(wrk_cpus) or "any",
+        "packages": {
+            name: _version(name)
+            for name in (
+                "velvetrope",
+                "fastapi",
+                "starlette",
+                "uvicorn",
+                "httptools",
+                "uvloop",
+                "pydantic",
+            )
+        },
+    }
+
+
+def _headers(floor: bool) -> list[str]:
+    return [
+        "case",
+        "open req/s",
+        "protected req/s",
+        "guarded req/s",
+        "protected ratio (Depends)",
+        "guarded ratio (AuthMiddleware)",
+        f"guarded >= {TARGET_RATIO:.2f}",
+        *(["floor ratio"] if floor else []),
+        f"server CPU us/req open{' / floor' if floor else ''} / prot. / guarded",
+        "CPU ratio prot. / guarded",
+        "p50 ms open / prot. / guarded",
+        "p99 ms open / prot. / guarded",
+        "other CPU % (max)",
+    ]
+
+
+def _ratio_cell(s: Mapping[str, Any], endpoint: str) -> str:
+    return (
+        f"{s[f'{endpoint}_ratio']:.3f} "
+        f"({s[f'{endpoint}_ratio_min']:.3f}-{s[f'{endpoint}_ratio_max']:.3f})"
+        + (" noisy" if s[f"{endpoint}_noisy"] else "")
+    )
+
+
+def _slashed(values: Sequence[float | None], spec: str) -> str:
+    return " / ".join("n/a" if v is None else format(v, spec) for v in values)
+
+
+def _row_cells(result: CaseResult, floor: bool) -> list[str]:
+    s = result.summary()
+    if not s:
+        return [result.case, "error", *([""] * (len(_headers(floor)) - 2))]
+    main = ("open", *(["floor"] if floor else []), "protected", "guarded")
+    timed = ("open", "protected", "guarded")
+    return [
+        result.case,
+        *(f"{s[f'{e}_rps']:,.0f}" for e in timed),
+        _ratio_cell(s, "protected"),
+        _ratio_cell(s, "guarded"),
+        ("yes" if s["meets_target"] else "NO") + (" (noisy)" if s["noisy"] else ""),
+        *([f"{s['floor_ratio']:.3f}" if "floor_ratio" in s else "n/a"] if floor else []),
+        _slashed([s.get(f"{e}_cpu_us") for e in main], ".0f"),
+        _slashed([s["protected_cpu_ratio"], s["guarded_cpu_ratio"]], ".3f"),
+        _slashed([s[f"{e}_p50_ms"] for e in timed], ".2f"),
+        _slashed([s[f"{e}_p99_ms"] for e in timed], ".2f"),
+        _slashed([s["other_cpu_pct_max"]], ".0f"),
+    ]
+
+
+def _any_floor(results: Sequence[CaseResult]) -> bool:
+    return any("floor" in r.endpoints for r in results)
+
+
+def text_table(results: Sequence[CaseResult]) -> str:
+    """An aligned plain-text table for the terminal."""
+    floor = _any_floor(results)
+    headers = _headers(floor)
+    rows = [headers, *(_row_cells(r, floor) for r in results)]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(headers))]
+    lines = ["  ".join(cell.rjust(w) for cell, w in zip(row, widths, strict=True)) for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    lines.extend(f"{r.case}: {r.error}" for r in results if r.error)
+    return "\n".join(lines)
+
+
+def markdown(report: Mapping[str, Any], results: Sequence[CaseResult]) -> str:
+    """``latest.md``: the table and the conditions it was measured under."""
+    m, p = report["machine"], report["parameters"]
+    packages = ", ".join(f"{k} {v}" for k, v in m["packages"].items())
+    floor = _any_floor(results)
+    headers = _headers(floor)
+    align = ["---", *(["---:"] * 5), ":---:", *(["---:"] * (len(headers) - 7))]
+    lines = [
+        "# Per-request check overhead",
+        "",
+        f"Same endpoint, same body, open and behind velvetrope's check: "
+        f"`AuthMiddleware` (*guarded*, the hot-path integration) and "
+        f"`Depends(vr.principal)` (*protected*); "
+        f"median of {p['rounds']} rounds of {p['duration_s']} s per endpoint, "
+        f"{p['connections']} connections, {p['threads']} wrk threads. "
+        f"Target: guarded at {TARGET_RATIO:.0%} or more of open.",
+        "",
+        "| " + " | ".join(headers) + " |",
+        "|" + "|".join(align) + "|",
+        *("| " + " | ".join(_row_cells(r, floor)) + " |" for r in results),
+        "",
+        *(f"- `{r.case}`: {r.description}" for r in results),
+        *(f"- `{r.case}` failed: {r.error}" for r in results if r.error),
+        "",
+        "*ratio* is endpoint/open requests per second, the median of per-round ratios "
+        "(each round runs every endpoint back to back, in alternating order), with the "
+        "range over rounds. Every request of a case carries the same credential headers, "
+        "open ones included (jwt-cold: a new token on every request, on every endpoint). "
+        "*CPU ratio* is open/endpoint server CPU time per request: the same quantity "
+        "with less noise from other processes, as long as the server saturates its CPU. "
+        f"*noisy*: the rounds spread, or the two ratios differ, by more than {NOISE}; "
+        "rerun on a quiet machine before trusting the verdict. *other CPU %*: CPU time "
+        "used by neither the server nor wrk during a run (other processes, this "
+        "script), in percent of one CPU, the worst run of the case."
+        + (
+            " *floor*: the same endpoint behind a dependency that does nothing; "
+            "open to floor is FastAPI's price for any dependency, floor to protected "
+            "is the check itself."
+            if floor
+            else ""
+        ),
+        "",
+        f"Measured {report['started_at']} to {report['generated_at']} "
+        f"on {m['nproc']} CPUs ({m['cpu_model']}), "
+        f"{m['platform']}, {m['python']}, {m['wrk']}; server on CPUs {m['server_cpus']}, "
+        f"wrk on CPUs {m['wrk_cpus']}; load average at start {m['loadavg_at_start']}. "
+        f"{packages}. Source: {m['source']}.",
+        "",
+        f"Command: `{report['command']}`",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Replace ``path`` in one step, so a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    scratch = path.with_name(path.name + ".tmp")
+    scratch.write_text(text)
+    scratch.replace(path)
+
+
+# --- command line ---------------------------------------------------------------------------
+
+
+def _bounded(low: int, high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        value = int(text)
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be between {low} and {high}")
+        return value
+
+    return parse
+
+
+def _case_names(text: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in CASES]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown case {', '.join(unknown) or '(none)'}; choose from {', '.join(CASES)}"
+        )
+    return names
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """The command line; every number is bounded."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--duration", type=_bounded(1, 600), default=10, help="seconds per run")
+    parser.add_argument("--connections", type=_bounded(1, 4096), default=32)
+    parser.add_argument("--threads", type=_bounded(1, 64), default=2, help="wrk threads")
+    parser.add_argument("--rounds", type=_bounded(1, 50), default=3)
+    parser.add_argument(
+        "--warmup", type=_bounded(0, 60), default=3, help="seconds per endpoint, not recorded"
+    )
+    parser.add_argument(
+        "--stores",
+        "--cases",
+        dest="cases",
+        type=_case_names,
+        default=None,
+        help=f"comma-separated cases (default: {','.join(CASES)}; "
+        f"with --smoke: {','.join(SMOKE_CASES)})",
+    )
+    parser.add_argument(
+        "--pin",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="run the server on the first CPU and wrk on the others (needs 2+ CPUs)",
+    )
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="also measure an endpoint behind a no-op dependency (FastAPI's own cost)",
+    )
+    parser.add_argument(
+        "--check", action="store_true", help=f"exit 2 if a ratio is under {TARGET_RATIO}"
+    )
+    parser.add_argument("--results", type=Path, default=RESULTS_DIR, help="output directory")
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="a correctness run for the test suite: 1 round of 1 s, no warmup, no floor, "
+        "nothing written; exit 1 if any endpoint misbehaves",
+    )
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.duration, args.rounds, args.warmup, args.floor = 1, 1, 0, False
+        args.check, args.results = False, None
+    if args.cases is None:
+        args.cases = list(SMOKE_CASES if args.smoke else CASES)
+    if args.threads > args.connections:
+        parser.error("--threads cannot exceed --connections")
+    return args
+
+
+def cpu_split(pin: bool) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(server CPUs, wrk CPUs): one CPU for the server, the rest for wrk; none when off."""
+    if not pin:
+        return (), ()
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2 or shutil.which("taskset") is None:
+        say("--pin needs 2+ CPUs and taskset; not pinning")
+        return (), ()
+    return (cpus[0],), tuple(cpus[1:])
+
+
+def _exit_on_sigterm(signum: int, _frame: FrameType | None) -> None:
+    # Python's default for SIGTERM skips `finally`; exiting this way stops wrk and the server.
+    raise SystemExit(128 + signum)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the requested cases, print the table, write the results; return the exit status."""
+    args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    if shutil.which("wrk") is None:
+        say("wrk is not installed (apt-get install wrk)")
+        return 1
+    started, loadavg = datetime.now(UTC), os.getloadavg()  # before our own load
+    server_cpus, wrk_cpus = cpu_split(args.pin)
+    load = Load(args.duration, args.connections, args.threads, wrk_cpus)
+    endpoints = tuple(e for e in ENDPOINTS if args.floor or e != "floor")
+    results = [
+        run_case(
+            CASES[name],
+            load,
+            rounds=args.rounds,
+            warmup=args.warmup,
+            endpoints=endpoints,
+            server_cpus=server_cpus,
+        )
+        for name in args.cases
+    ]
+    report = {
+        "started_at": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "generated_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "command": " ".join(["python", "benchmarks/run.py", *(argv or sys.argv[1:])]),
+        "target_ratio": TARGET_RATIO,
+        "parameters": {
+            "duration_s": args.duration,
+            "connections": args.connections,
+            "threads": args.threads,
+            "rounds": args.rounds,
+            "warmup_s": args.warmup,
+            "endpoints": {name: ENDPOINTS[name] for name in endpoints},
+            "target_endpoint": TARGET_ENDPOINT,
+            "cold_tokens": COLD_TOKENS,
+            "smoke": args.smoke,
+        },
+        "machine": machine_info(server_cpus, wrk_cpus, loadavg),
+        "cases": [r.to_json() for r in results],
+    }
+    print(text_table(results))
+    if args.smoke:
+        print("\nsmoke run: every endpoint answered as it should; 1 s is no measurement")
+    if args.results is not None:  # --smoke writes nothing
+        write_atomically(args.results / "latest.json", json.dumps(report, indent=2) + "\n")
+        write_atomically(args.results / "latest.md", markdown(report, results))
+        print(f"\nwrote {args.results / 'latest.json'} and {args.results / 'latest.md'}")
+    if any(r.error for r in results):
+        return 1
+    if args.check and not all(r.summary()["meets_target"] for r in results):
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -86,6 +86,7 @@ ROTATION_SCRIPT: Final = HERE / "rotating_bearer.lua"  # wrk: next token on each
 COLD_TOKENS: Final = 60_000  # 6x the server's verified-token cache (TokenPolicy.cache_size)
 MAX_TOKENS_FILE_BYTES: Final = 64 * 1024 * 1024  # each wrk thread loads the whole file
 EXPIRY_MARGIN: Final = 30.0  # seconds a token must outlive a wrk run by
+QUIET_PCT: Final = 15.0  # --quiet-wait: "idle" is under this percent of one CPU busy
 SMOKE_CASES: Final = ("memory", "jwt-warm")  # --smoke: one session and one token case
 
 
@@ -354,6 +355,10 @@ def sqlite_url(scratch: Path) -> str:
     return f"sqlite:///{scratch / 'velvetrope.db'}"
 
 
+# The longest lifetime velvetrope allows, so --quiet-wait pauses cannot outlast the
+# tokens. The lifetime changes nothing a request costs.
+JWT_ENV: Final = {"VELVETROPE_ACCESS_TOKEN_TTL": "PT1H"}
+
 CASES: Final[dict[str, Case]] = {
     case.name: case
     for case in (
@@ -365,6 +370,7 @@ CASES: Final[dict[str, Case]] = {
             "request (verified-token cache hit); SQLite store",
             sqlite_url,
             credential=bearer_token,
+            env=JWT_ENV,
         ),
         Case(
             "jwt-cold",
@@ -373,6 +379,7 @@ CASES: Final[dict[str, Case]] = {
             "SQLite store",
             sqlite_url,
             credential=rotating_bearer_tokens,
+            env=JWT_ENV,
         ),
     )
 }
@@ -618,6 +625,28 @@ class Load:
     connections: int
     threads: int
     cpus: tuple[int, ...] = ()
+    quiet_wait: int = 0  # seconds to wait, before each measured run, for a quiet machine
+
+
+def wait_for_quiet(budget: int) -> float | None:
+    """Wait up to ``budget`` seconds for the machine to be idle; return the last busy share.
+
+    Idle: under :data:`QUIET_PCT` percent of one CPU busy over a 2-second sample (the
+    server is idle between runs, so what is left is other processes). Returns the
+    busy share seen last (``None`` when ``/proc/stat`` is unreadable or no budget).
+    """
+    deadline = time.monotonic() + budget
+    busy_pct = None
+    while budget and time.monotonic() < deadline:
+        before = machine_busy()
+        time.sleep(2.0)
+        after = machine_busy()
+        if before is None or after is None:
+            return None
+        busy_pct = 100 * (after - before) / 2.0
+        if busy_pct < QUIET_PCT:
+            break
+    return busy_pct
 
 
 def machine_busy() -> float | None:
@@ -671,9 +700,18 @@ def wrk_command(
 
 
 def run_wrk(
-    server: Server, endpoint: str, credential: Credential, load: Load, duration: int
+    server: Server,
+    endpoint: str,
+    credential: Credential,
+    load: Load,
+    duration: int,
+    *,
+    quiet_wait: int = 0,
 ) -> WrkResult:
-    """Run wrk against ``endpoint`` for ``duration`` seconds; every response must be 2xx."""
+    """Run wrk against ``endpoint`` for ``duration`` seconds; every response must be 2xx.
+
+    With ``quiet_wait``, first wait up to that many seconds for the machine to go idle.
+    """
     if (
         credential.expires_at is not None
         and time.time() + duration + EXPIRY_MARGIN > credential.expires_at
@@ -683,6 +721,10 @@ def run_wrk(
             "rounds, or a longer VELVETROPE_ACCESS_TOKEN_TTL in the case's env"
         )
     command = wrk_command(server, endpoint, credential, load, duration)
+    if quiet_wait:
+        busy = wait_for_quiet(quiet_wait)
+        if busy is not None and busy >= QUIET_PCT:
+            say(f"warning: the machine stayed busy ({busy:.0f}% of a CPU); measuring anyway")
     cpu_before, busy_before, wrk_before = server.cpu_seconds(), machine_busy(), children_cpu()
     started = time.monotonic()
     try:
@@ -844,7 +886,14 @@ def run_case(
                 order = endpoints if index % 2 == 0 else endpoints[::-1]
                 one: dict[str, WrkResult] = {}
                 for endpoint in order:
-                    run = one[endpoint] = run_wrk(server, endpoint, credential, load, load.duration)
+                    run = one[endpoint] = run_wrk(
+                        server,
+                        endpoint,
+                        credential,
+                        load,
+                        load.duration,
+                        quiet_wait=load.quiet_wait,
+                    )
                     cpu = run.server_cpu_us_per_request
                     say(
                         f"[{case.name}] round {index + 1}/{rounds} {endpoint:>9}: "
@@ -1129,6 +1178,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--check", action="store_true", help=f"exit 2 if a ratio is under {TARGET_RATIO}"
     )
+    parser.add_argument(
+        "--quiet-wait",
+        type=_bounded(0, 600),
+        default=0,
+        metavar="SECONDS",
+        help="before each measured run, wait up to this long for other processes to go "
+        f"idle (under {QUIET_PCT:.0f}%% of a CPU); for shared machines",
+    )
     parser.add_argument("--results", type=Path, default=RESULTS_DIR, help="output directory")
     parser.add_argument(
         "--smoke",
@@ -1139,7 +1196,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.smoke:
         args.duration, args.rounds, args.warmup, args.floor = 1, 1, 0, False
-        args.check, args.results = False, None
+        args.check, args.results, args.quiet_wait = False, None, 0
     if args.cases is None:
         args.cases = list(SMOKE_CASES if args.smoke else CASES)
     if args.threads > args.connections:
@@ -1172,7 +1229,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     started, loadavg = datetime.now(UTC), os.getloadavg()  # before our own load
     server_cpus, wrk_cpus = cpu_split(args.pin)
-    load = Load(args.duration, args.connections, args.threads, wrk_cpus)
+    load = Load(args.duration, args.connections, args.threads, wrk_cpus, args.quiet_wait)
     endpoints = tuple(e for e in ENDPOINTS if args.floor or e != "floor")
     results = [
         run_case(
@@ -1196,6 +1253,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "threads": args.threads,
             "rounds": args.rounds,
             "warmup_s": args.warmup,
+            "quiet_wait_s": args.quiet_wait,
             "endpoints": {name: ENDPOINTS[name] for name in endpoints},
             "target_endpoint": TARGET_ENDPOINT,
             "cold_tokens": COLD_TOKENS,

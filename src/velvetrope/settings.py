@@ -56,7 +56,10 @@ class Settings(BaseSettings):
 
     database_url: str = Field(
         "sqlite:///velvetrope.db",
-        description="sqlite:///relative.db, sqlite:////absolute.db, a plain path, or memory://",
+        description=(
+            "sqlite:///relative.db, sqlite:////absolute.db, a plain path, "
+            "postgresql://user:password@host/database, or memory://"
+        ),
     )
     sqlite_synchronous: Literal["normal", "full"] = "normal"
     redis_url: str | None = Field(

@@ -317,7 +317,7 @@ def test_memory_database_is_refused_because_it_keeps_nothing(
     ("database", "says"),
     [
         pytest.param("sqlite://", "names no file", id="sqlite-url-without-path"),
-        pytest.param("postgresql://x", "not supported", id="unsupported-scheme"),
+        pytest.param("mysql://x", "not supported", id="unsupported-scheme"),
         pytest.param("/proc/nope/vr.db", "cannot open SQLite database", id="unwritable-path"),
     ],
 )

@@ -210,8 +210,8 @@ BAD_CONFIGURATIONS = [
     pytest.param(
         BadConfig(
             ("--port", "0"),
-            {"VELVETROPE_DATABASE_URL": "postgresql://x"},
-            ("VELVETROPE_DATABASE_URL", "postgresql"),
+            {"VELVETROPE_DATABASE_URL": "mysql://x"},
+            ("VELVETROPE_DATABASE_URL", "mysql"),
             2,
         ),
         id="unsupported-database-scheme",

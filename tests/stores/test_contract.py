@@ -14,10 +14,11 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import open_backend
+from tests.stores.postgres_backend import postgres_dump
 from tests.stores.redis_backend import RedisTestStores
 from velvetrope.core.ids import new_secret, secret_digest
 from velvetrope.errors import EmailTaken
-from velvetrope.stores import SQLiteStores, Stores
+from velvetrope.stores import PostgresStores, SQLiteStores, Stores
 from velvetrope.stores.records import SessionRecord, UserRecord
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -223,6 +224,7 @@ def _sqlite_dump(path: Path) -> bytes:
 async def test_SESS_03_store_holds_only_the_digest(backend: str, tmp_path: Path) -> None:
     """Dump what the backend holds; the raw session ID must not be in it anywhere."""
     stores = open_backend(backend, tmp_path)
+    await stores.start()
     secret = new_secret()
     await stores.sessions.add(session("u1", secret=secret))
     if isinstance(stores, SQLiteStores):
@@ -230,6 +232,9 @@ async def test_SESS_03_store_holds_only_the_digest(backend: str, tmp_path: Path)
         raw = _sqlite_dump(tmp_path / "velvetrope.db")
     elif isinstance(stores, RedisTestStores):
         raw = await stores.dump()
+        await stores.aclose()
+    elif isinstance(stores, PostgresStores):
+        raw = await postgres_dump(stores)
         await stores.aclose()
     else:
         raw = repr(vars(stores.sessions)).encode()

@@ -22,9 +22,10 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from tests.conftest import PASSWORD
+from tests.stores.postgres_backend import postgres_rows
 from tests.stores.redis_backend import RedisTestStores, count_sessions
 from velvetrope import AuthService, MemoryStores, SQLiteStores
-from velvetrope.stores import Stores
+from velvetrope.stores import PostgresStores, Stores
 
 COOKIE = "__Host-velvetrope-session"
 MAX_BODY = 16 * 1024
@@ -77,6 +78,8 @@ def session_rows(stores: Stores, tmp_path: Path) -> Rows:
             return len(stores.sessions._by_digest)
         if isinstance(stores, RedisTestStores):
             return count_sessions(stores.redis.prefix)
+        if isinstance(stores, PostgresStores):
+            return postgres_rows(stores, "sessions")
         assert isinstance(stores, SQLiteStores)
         uri = (tmp_path / "velvetrope.db").as_uri() + "?mode=ro"
         with contextlib.closing(sqlite3.connect(uri, uri=True)) as db:

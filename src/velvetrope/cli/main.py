@@ -6,6 +6,7 @@ import typer
 
 from velvetrope import __version__
 from velvetrope.cli.keys import keys_app
+from velvetrope.cli.migrate import migrate
 from velvetrope.cli.serve import serve
 from velvetrope.cli.sessions import sessions_app
 from velvetrope.cli.users import users_app
@@ -20,6 +21,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.command()(serve)
+app.command()(migrate)
 app.add_typer(users_app, name="users")
 app.add_typer(sessions_app, name="sessions")
 app.add_typer(keys_app, name="keys")

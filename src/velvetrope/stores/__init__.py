@@ -7,16 +7,19 @@
 ``sqlite:////var/lib/vr.db``    SQLite file ``/var/lib/vr.db`` (absolute)
 ``./velvetrope.db``             a plain path means SQLite too
 ``memory://``                   in-process; lost on restart
+``postgresql://u:p@host/db``    PostgreSQL (``postgres://`` too)
 ==============================  ===========================================
 """
 
 from __future__ import annotations
 
 from typing import Literal
+from urllib.parse import urlsplit
 
 from velvetrope.errors import ConfigurationError
 from velvetrope.stores.composite import CompositeStores
 from velvetrope.stores.memory import MemoryStores
+from velvetrope.stores.postgres import PostgresStores
 from velvetrope.stores.protocols import SessionStore, Stores, ThrottleStore, UserStore
 from velvetrope.stores.records import FailureRecord, SessionRecord, UserRecord
 from velvetrope.stores.redis import RedisStores
@@ -25,6 +28,7 @@ from velvetrope.stores.sqlite import SQLiteStores
 __all__ = [
     "FailureRecord",
     "MemoryStores",
+    "PostgresStores",
     "SQLiteStores",
     "SessionRecord",
     "SessionStore",
@@ -34,9 +38,15 @@ __all__ = [
     "UserStore",
     "check_database_url",
     "describe_database_url",
+    "is_postgres_url",
     "open_stores",
     "sqlite_path",
 ]
+
+
+def is_postgres_url(url: str) -> bool:
+    """Whether ``url`` names a PostgreSQL database (``postgresql://`` or ``postgres://``)."""
+    return url.startswith(("postgresql://", "postgres://"))
 
 
 def sqlite_path(url: str) -> str | None:
@@ -64,6 +74,9 @@ def describe_database_url(url: str) -> str:
     """Return a short description of the backend a URL selects, for logs and the CLI."""
     if url == "memory://":
         return "memory (nothing is kept after the process ends)"
+    if is_postgres_url(url):
+        parts = urlsplit(url)  # host, port and database only: never the user or password
+        return f"PostgreSQL at {parts.netloc.rpartition('@')[2] or 'localhost'}{parts.path}"
     path = sqlite_path(url)
     if path is not None:
         return f"SQLite at {path}"
@@ -76,11 +89,12 @@ def check_database_url(url: str) -> None:
     Raises:
         ConfigurationError: The URL names no file, or its scheme is not supported.
     """
-    if url == "memory://" or sqlite_path(url) is not None:
+    if url == "memory://" or is_postgres_url(url) or sqlite_path(url) is not None:
         return
     scheme = url.split("://", 1)[0]
     raise ConfigurationError(
-        f"database URL scheme {scheme!r} is not supported; use sqlite:///PATH or memory://"
+        f"database URL scheme {scheme!r} is not supported; use sqlite:///PATH, "
+        "postgresql://USER:PASSWORD@HOST/DATABASE or memory://"
     )
 
 
@@ -110,6 +124,8 @@ def open_stores(
 def _open_primary(url: str, *, sqlite_synchronous: Literal["normal", "full"]) -> Stores:
     if url == "memory://":
         return MemoryStores()
+    if is_postgres_url(url):
+        return PostgresStores(url)  # connects and migrates in start()
     check_database_url(url)
     path = sqlite_path(url)
     assert path is not None  # noqa: S101 - check_database_url let only SQLite through

@@ -106,13 +106,40 @@ def vr(settings: Settings, service: AuthService) -> Velvetrope:
     return Velvetrope(settings, service=service)
 
 
+CSRF_SOURCES = frozenset({"/auth/login", "/auth/reauth", "/auth/csrf", "/auth/refresh"})
+
+
+def remember_csrf(http: httpx.AsyncClient) -> None:
+    """Make ``http`` behave like a well-written browser app: it keeps the ``csrf_token``
+    of the latest sign-in and sends it as ``X-CSRF-Token`` (the documented contract)."""
+
+    async def hook(response: httpx.Response) -> None:
+        if response.request.url.path in CSRF_SOURCES and response.status_code == 200:
+            await response.aread()
+            token = response.json().get("csrf_token")
+            if token:
+                http.headers["X-CSRF-Token"] = token
+
+    http.event_hooks["response"].append(hook)
+
+
 @pytest.fixture
-async def client(vr: Velvetrope) -> AsyncIterator[httpx.AsyncClient]:
-    """An HTTP client talking to the app in-process (https, so Secure cookies flow)."""
+async def bare_client(vr: Velvetrope) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client talking to the app in-process (https, so Secure cookies flow),
+    sending nothing a test does not ask for: the CSRF tests' client."""
     app = create_app(velvetrope=vr)
     transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 4711))
     async with httpx.AsyncClient(transport=transport, base_url=ORIGIN) as http:
         yield http
+
+
+@pytest.fixture
+async def client(bare_client: httpx.AsyncClient) -> httpx.AsyncClient:
+    """:func:`bare_client` behaving like a same-origin browser app: ``Origin`` on every
+    request, and the latest ``csrf_token`` in ``X-CSRF-Token``."""
+    bare_client.headers["Origin"] = ORIGIN
+    remember_csrf(bare_client)
+    return bare_client
 
 
 @pytest.fixture

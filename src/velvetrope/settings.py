@@ -6,12 +6,21 @@ start with one sentence naming the variable (see :func:`describe_validation_erro
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
 from datetime import timedelta
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BeforeValidator, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BeforeValidator,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from velvetrope.core.ratelimit import ThrottlePolicy
@@ -68,6 +77,12 @@ class Settings(BaseSettings):
         "counters in Redis; users and keys stay in database_url",
     )
     redis_prefix: str = Field("velvetrope:", description="Starts every Redis key; no braces")
+    session_cache_ttl: Duration = Field(
+        timedelta(seconds=1),
+        description="How long a node may serve a Redis or PostgreSQL session from its "
+        "near-cache without reading it again (the staleness bound should a push be lost); "
+        "0 turns the cache off",
+    )
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     public_origin: str | None = Field(
@@ -105,6 +120,16 @@ class Settings(BaseSettings):
     browser_credentials: Literal["session", "jwt-cookie"] = Field(
         "session", description="What POST /auth/login sets in the browser"
     )
+    csrf_secret: SecretStr | None = Field(
+        None,
+        description="Base64 of at least 32 random bytes that sign CSRF tokens (default: made "
+        "once and kept in the database, shared by every node)",
+    )
+    cors_origins: str = Field(
+        "",
+        description="Comma-separated origins (https://app.example.com) allowed to call the API "
+        "with credentials; exact matches, never *",
+    )
 
     password_min_length: int = Field(15, ge=8, le=64)
     password_hash_profile: Literal["rfc9106-low-memory", "owasp-minimum"] = "rfc9106-low-memory"  # noqa: S105 - a profile name, not a password
@@ -136,6 +161,13 @@ class Settings(BaseSettings):
     def _redis_scheme(cls, value: str | None) -> str | None:
         if value is not None and value.split("://", 1)[0] not in {"redis", "rediss", "unix"}:
             raise ValueError("must be redis://host:port/db, rediss://... or unix:///path")
+        return value
+
+    @field_validator("session_cache_ttl")
+    @classmethod
+    def _session_cache_ttl_bounded(cls, value: timedelta) -> timedelta:
+        if not timedelta(0) <= value <= timedelta(seconds=60):
+            raise ValueError("must be between 0 and 60 seconds (0 turns the session cache off)")
         return value
 
     @field_validator("public_origin")
@@ -176,16 +208,58 @@ class Settings(BaseSettings):
         ):
             if getattr(self, name) <= timedelta(0):
                 raise ValueError(f"VELVETROPE_{name.upper()} must be a positive duration")
-        if self.browser_credentials == "jwt-cookie":
-            raise ValueError(
-                "VELVETROPE_BROWSER_CREDENTIALS=jwt-cookie needs CSRF protection, which this "
-                "version does not ship yet; browsers use session cookies (the default) and API "
-                "clients use Authorization: Bearer"
-            )
+        self.csrf_secret_bytes()
+        self.cors_allowlist()
         self.token_policy()  # each raises ValueError with the reason (TIME-03 limits...)
         self.session_policy()
         self.throttle_policy()
         return self
+
+    def csrf_secret_bytes(self) -> bytes | None:
+        """The configured CSRF secret, decoded; ``None`` to use the one in the database.
+
+        Raises:
+            ValueError: It is not base64 of at least 32 bytes.
+        """
+        if self.csrf_secret is None:
+            return None
+        text = self.csrf_secret.get_secret_value().strip()
+        try:
+            raw = base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_", validate=True)
+        except (binascii.Error, ValueError):
+            raw = b""
+        if len(raw) < 32:
+            raise ValueError(
+                "VELVETROPE_CSRF_SECRET must be base64 of at least 32 random bytes, e.g. the "
+                "output of: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+            )
+        return raw
+
+    def cors_allowlist(self) -> tuple[str, ...]:
+        """The origins allowed to call with credentials, normalised.
+
+        Raises:
+            ValueError: An entry is not an exact origin (``*`` and patterns are refused).
+        """
+        allowed = []
+        for entry in (part.strip() for part in self.cors_origins.split(",")):
+            if not entry:
+                continue
+            parts = urlsplit(entry)
+            exact = (
+                parts.scheme in {"http", "https"}
+                and parts.hostname
+                and "*" not in entry
+                and parts.path in {"", "/"}
+                and not (parts.query or parts.fragment or parts.username)
+            )
+            if not exact:
+                raise ValueError(
+                    f"VELVETROPE_CORS_ORIGINS: {entry!r} is not an origin like "
+                    "https://app.example.com (exact origins only, never * or patterns)"
+                )
+            allowed.append(f"{parts.scheme}://{parts.netloc}".lower())
+        return tuple(allowed)
 
     @property
     def origin(self) -> str:

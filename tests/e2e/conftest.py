@@ -178,7 +178,12 @@ class ServerProcess:
         """
         assert self.base_url is not None, "call start() first"
         jar = http.cookiejar.CookieJar(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
-        return httpx.Client(base_url=self.base_url, timeout=HTTP_TIMEOUT, cookies=jar)
+        return httpx.Client(
+            base_url=self.base_url,
+            timeout=HTTP_TIMEOUT,
+            cookies=jar,
+            headers={"Origin": self.base_url},  # as a same-origin page would
+        )
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = STOP_TIMEOUT) -> int:
         """Send ``sig`` (if still running), wait for the exit, close the pipes; return the code."""
@@ -284,9 +289,19 @@ def session_cookie(response: httpx.Response) -> SetCookie:
     return cookie
 
 
+class SessionId(str):
+    """A session ID as :func:`login` returns it, with the CSRF token of that sign-in."""
+
+    __slots__ = ("csrf",)
+    csrf: str
+
+
 def auth(secret: str) -> dict[str, str]:
-    """Headers that present ``secret`` as the session cookie."""
-    return {"Cookie": f"{COOKIE}={secret}"}
+    """Headers that present ``secret`` as the session cookie (and its CSRF token, if known)."""
+    headers = {"Cookie": f"{COOKIE}={secret}"}
+    if isinstance(secret, SessionId):
+        headers["X-CSRF-Token"] = secret.csrf
+    return headers
 
 
 def register(client: httpx.Client, email: str, password: str = PASSWORD) -> None:
@@ -297,11 +312,14 @@ def register(client: httpx.Client, email: str, password: str = PASSWORD) -> None
 def login(
     client: httpx.Client, email: str, password: str = PASSWORD, *, user_agent: str = "e2e"
 ) -> str:
-    """Sign in with a JSON body; return the new session ID from ``Set-Cookie``."""
+    """Sign in with a JSON body; return the new session ID from ``Set-Cookie``, carrying
+    the ``csrf_token`` of the response (which :func:`auth` sends along)."""
     response = client.post(
         "/auth/login",
         json={"email": email, "password": password},
         headers={"User-Agent": user_agent},
     )
     assert response.status_code == 200, response.text
-    return session_cookie(response).value
+    session = SessionId(session_cookie(response).value)
+    session.csrf = response.json()["csrf_token"]
+    return session

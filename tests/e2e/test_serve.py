@@ -138,7 +138,8 @@ def test_session_cookie_attributes_on_the_wire(servers: Servers, database: Path)
         assert response.headers["cache-control"] == "no-store"
         assert cookie.value not in response.text  # COOK-02: only ever in Set-Cookie
 
-        logout = http.post("/auth/logout", headers=auth(cookie.value))
+        csrf = {"X-CSRF-Token": response.json()["csrf_token"]}
+        logout = http.post("/auth/logout", headers=auth(cookie.value) | csrf)
         assert logout.status_code == 204
         cleared = session_cookie(logout)
         assert cleared.value in {"", '""'}  # starlette writes an empty value as ""

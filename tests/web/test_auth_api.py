@@ -33,6 +33,7 @@ async def test_register_twice_is_409_email_taken(
 
 
 async def test_register_accepts_a_form_body(client: httpx.AsyncClient) -> None:
+    await client.get("/auth/csrf")  # the sign-up page's pre-session token (login CSRF)
     response = await client.post(
         "/auth/register", data={"email": "bob@example.com", "password": PASSWORD}
     )
@@ -50,6 +51,7 @@ async def test_login_sets_cookie_and_returns_user(
 
 
 async def test_login_with_form_body(client: httpx.AsyncClient, user_email: str) -> None:
+    await client.get("/auth/csrf")  # the sign-in page's pre-session token (login CSRF)
     response = await client.post("/auth/login", data={"email": user_email, "password": PASSWORD})
     assert response.status_code == 200
 

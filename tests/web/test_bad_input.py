@@ -314,7 +314,9 @@ async def test_SESS_08_near_misses_of_a_live_id_are_401(
     mutated = LIVE_VARIANTS[variant](secret)
     assert mutated != secret
     async with httpx.AsyncClient(
-        transport=signed_in._transport, base_url=str(signed_in.base_url)
+        transport=signed_in._transport,
+        base_url=str(signed_in.base_url),
+        headers={"Origin": str(signed_in.base_url).rstrip("/")},
     ) as other:
         await _probe_all(other, f"{COOKIE}={mutated}".encode())
     assert session_rows() == 1
@@ -473,7 +475,7 @@ async def test_extra_huge_field_is_ignored_not_fatal(
         "/auth/login", content=json.dumps(document), headers={"Content-Type": JSON}
     )
     assert response.status_code == 200
-    assert set(response.json()) == {"user"}
+    assert set(response.json()) == {"user", "csrf_token"}
 
 
 async def test_extra_fields_cannot_smuggle_a_user_id(
@@ -506,6 +508,7 @@ FORMS: dict[str, tuple[bytes, int, str]] = {
 async def test_hostile_form_bodies_are_4xx(
     client: httpx.AsyncClient, body: bytes, status: int, detail: str
 ) -> None:
+    await client.get("/auth/csrf")  # the form's pre-session token, as the sign-in page has
     response = await client.post("/auth/login", content=body, headers={"Content-Type": FORM})
     payload = assert_error(response, status)
     assert detail in payload["detail"]

@@ -170,9 +170,10 @@ async def test_COOK_02_session_id_never_in_a_response_body(
 
     login = await client.post("/auth/login", json={"email": user_email, "password": PASSWORD})
     assert login.status_code == 200
-    assert set(login.json()) == {"user"}
+    assert set(login.json()) == {"user", "csrf_token"}
     assert set(login.json()["user"]) == {"id", "email"}
     secrets.append(only_cookie(login).value)
+    assert secrets[-1] not in login.json()["csrf_token"]
     responses.append(login)
     responses.append(await client.get("/auth/me"))
     responses.append(await client.get("/auth/sessions"))
@@ -318,6 +319,7 @@ async def test_COOK_09_no_store_on_every_auth_response(
     await step("reauth", 200, client.post("/auth/reauth", json={"password": PASSWORD}))
     await step("reauth bad", 401, client.post("/auth/reauth", json={"password": "wrong"}))
     await step("password", 204, _password(client))
+    await step("csrf after the new session ID", 200, client.get("/auth/csrf"))
     handle = (await client.get("/auth/me")).json()["session"]["id"]
     await step("delete 404", 404, client.delete("/auth/sessions/00"))
     await step("delete own", 204, client.delete(f"/auth/sessions/{handle}"))

@@ -21,8 +21,11 @@ NEW_PASSWORD = "a brand new passphrase for ann"
 
 
 def bare(client: httpx.AsyncClient) -> httpx.AsyncClient:
-    """A client on the same app with an empty cookie jar."""
-    return httpx.AsyncClient(transport=client._transport, base_url=str(client.base_url))
+    """A same-origin client on the same app with an empty cookie jar."""
+    origin = str(client.base_url).rstrip("/")
+    return httpx.AsyncClient(
+        transport=client._transport, base_url=origin, headers={"Origin": origin}
+    )
 
 
 async def me_with(client: httpx.AsyncClient, secret: str) -> httpx.Response:

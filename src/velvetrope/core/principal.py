@@ -10,7 +10,7 @@ from velvetrope.stores.records import SessionRecord
 
 __all__ = ["AuthMethod", "Principal"]
 
-AuthMethod = Literal["session", "bearer"]
+AuthMethod = Literal["session", "bearer", "jwt-cookie"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,10 +19,11 @@ class Principal:
 
     Attributes:
         user_id: The account's id.
-        method: ``session`` (cookie) or ``bearer`` (access token).
+        method: ``session`` (session cookie), ``bearer`` (``Authorization`` header) or
+            ``jwt-cookie`` (access token in a cookie).
         handle: The device: the session's handle or the refresh family's id.
         session: The server-side session, for ``session``.
-        token: The verified access-token claims, for ``bearer``.
+        token: The verified access-token claims, for ``bearer`` and ``jwt-cookie``.
     """
 
     user_id: str

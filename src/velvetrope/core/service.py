@@ -5,10 +5,12 @@ Web routes, the CLI and integrations talk to this; none of them touch stores.
 
 from __future__ import annotations
 
+import base64
 import secrets
 from dataclasses import dataclass
 
 from velvetrope.clock import Clock, system_clock
+from velvetrope.core.csrf import CSRF_SECRET_NAME, SECRET_BYTES, CsrfTokens
 from velvetrope.core.events import SecurityEvents
 from velvetrope.core.ids import TokenSource
 from velvetrope.core.passwords import PasswordHasher, PasswordPolicy
@@ -55,8 +57,12 @@ class AuthService:
         events: SecurityEvents | None = None,
         now: Clock = system_clock,
         token_bytes: TokenSource = secrets.token_bytes,
+        csrf_secret: bytes | None = None,
     ) -> None:
         self.stores = stores
+        self._token_bytes = token_bytes
+        self._csrf_secret = csrf_secret
+        self._csrf: CsrfTokens | None = None
         self.events = events or SecurityEvents()
         self.now = now
         self.users = UserService(
@@ -84,6 +90,18 @@ class AuthService:
         revocations). Call once, before serving."""
         await self.stores.start()
         await self.tokens.start(rotate_keys=rotate_keys)
+        secret = self._csrf_secret
+        if secret is None:  # shared through the database, so every node agrees
+            candidate = base64.b64encode(self._token_bytes(SECRET_BYTES)).decode("ascii")
+            secret = base64.b64decode(await self.stores.keys.secret(CSRF_SECRET_NAME, candidate))
+        self._csrf = CsrfTokens(secret, token_bytes=self._token_bytes)
+
+    @property
+    def csrf(self) -> CsrfTokens:
+        """CSRF tokens under the secret every node shares (after :meth:`start`)."""
+        if self._csrf is None:
+            raise RuntimeError("the auth service is not started; call start() first")
+        return self._csrf
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AuthService:
@@ -99,6 +117,7 @@ class AuthService:
                 sqlite_synchronous=settings.sqlite_synchronous,
                 redis_url=settings.redis_url,
                 redis_prefix=settings.redis_prefix,
+                session_cache_ttl=settings.session_cache_ttl,
             ),
             hasher=PasswordHasher(
                 settings.password_hash_profile, max_concurrency=settings.password_hash_concurrency
@@ -107,6 +126,7 @@ class AuthService:
             session_policy=settings.session_policy(),
             throttle_policy=settings.throttle_policy(),
             token_policy=settings.token_policy(),
+            csrf_secret=settings.csrf_secret_bytes(),
         )
 
     async def register(self, email: str, password: str, *, ip: str = "") -> UserRecord:

@@ -8,11 +8,13 @@ import re
 
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
+from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import HTMLResponse
 from starlette.types import ASGIApp
 
 from velvetrope import __version__
 from velvetrope.settings import Settings
+from velvetrope.web.csrf import CSRF_HEADER
 from velvetrope.web.errors import install_error_handlers
 from velvetrope.web.extension import Velvetrope
 from velvetrope.web.middleware import OriginCheck, RequestLimits, SecurityHeaders
@@ -64,7 +66,23 @@ def create_app(
     app.include_router(build_health_router(vr.service))
     _add_docs(app)
     app.security_headers_hsts = vr.settings.https
-    app.add_middleware(OriginCheck, origin=vr.settings.origin)
+    app.add_middleware(
+        OriginCheck,
+        policy=vr.csrf.policy,
+        cookie_names=[
+            c.name for c in (vr.transport, vr.access_cookie, vr.refresh_cookie, vr.csrf.cookie)
+        ],
+    )
+    allowed = vr.settings.cors_allowlist()
+    if allowed:  # CSRF-11: exact origins with credentials, never "*"
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(allowed),
+            allow_credentials=True,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Content-Type", "Authorization", CSRF_HEADER],
+            max_age=600,
+        )
     app.add_middleware(
         RequestLimits,
         max_body_bytes=vr.settings.max_body_bytes,

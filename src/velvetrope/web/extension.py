@@ -17,28 +17,66 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import anyio
 from fastapi import APIRouter
-from starlette.requests import HTTPConnection
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import Response
 from starlette.types import Scope
 
 from velvetrope.core.principal import Principal
-from velvetrope.core.service import AuthService
-from velvetrope.errors import AuthError, NotAuthenticated
+from velvetrope.core.service import AuthService, SignIn
+from velvetrope.core.tokens.service import TokenPair
+from velvetrope.errors import AuthError, InvalidToken, NotAuthenticated, OAuthError
 from velvetrope.settings import Settings
-from velvetrope.web.transports import BearerTransport, CookieTransport
+from velvetrope.stores.records import UserRecord
+from velvetrope.web.csrf import CsrfGuard, OriginPolicy, form_token
+from velvetrope.web.transports import CLEAR_SITE_DATA, BearerTransport, CookieTransport
 
-__all__ = ["PRINCIPAL_KEY", "Velvetrope"]
+__all__ = ["PRINCIPAL_KEY", "BrowserSignIn", "PageAuth", "Velvetrope"]
 
 PRINCIPAL_KEY = "velvetrope.principal"
 """Where :class:`~velvetrope.web.guard.AuthMiddleware` leaves the principal (``scope["state"]``)."""
 
 _logger = logging.getLogger("velvetrope")
 PURGE_EVERY = 600.0
+_Cookie = tuple[CookieTransport, str, timedelta]
+
+
+@dataclass(frozen=True, slots=True)
+class BrowserSignIn:
+    """A browser sign-in: who, the CSRF token for the new session, and the cookies to set."""
+
+    user: UserRecord
+    principal: Principal
+    csrf_token: str
+    cookies: tuple[_Cookie, ...]
+
+    def apply(self, response: Response) -> Response:
+        """Set the credential cookies on ``response`` and return it."""
+        for transport, value, max_age in self.cookies:
+            transport.write(response, value, max_age=max_age)
+        return response
+
+
+@dataclass(frozen=True, slots=True)
+class PageAuth:
+    """Who a page request is from (``None``: nobody) and any renewed cookies to set."""
+
+    principal: Principal | None
+    cookies: tuple[_Cookie, ...] = field(default=())
+
+    def apply(self, response: Response) -> Response:
+        """Set renewed cookies (JWT-in-cookie mode) on ``response`` and return it."""
+        for transport, value, max_age in self.cookies:
+            transport.write(response, value, max_age=max_age)
+        return response
 
 
 class Velvetrope:
@@ -63,8 +101,22 @@ class Velvetrope:
         """
         self.settings = settings or Settings()
         self.service = service or AuthService.from_settings(self.settings)
-        self.transport = transport or CookieTransport(secure=self.settings.secure_cookies)
+        secure = self.settings.secure_cookies
+        self.transport = transport or CookieTransport(secure=secure)
         self.bearer = BearerTransport()
+        self.jwt_cookies = self.settings.browser_credentials == "jwt-cookie"
+        self.access_cookie = CookieTransport(secure=secure, base_name="velvetrope-access")
+        # RT-08: __Host- forces Path=/, so the refresh cookie reaches every path of this
+        # origin; SameSite=Strict keeps it off every cross-site request, and only
+        # /auth/refresh, /auth/logout and page loads read it.
+        self.refresh_cookie = CookieTransport(
+            secure=secure, base_name="velvetrope-refresh", samesite="strict"
+        )
+        self.csrf = CsrfGuard(
+            lambda: self.service.csrf,
+            OriginPolicy(self.settings.origin, self.settings.cors_allowlist()),
+            secure=secure,
+        )
         self._router: APIRouter | None = None
 
     @property
@@ -81,29 +133,182 @@ class Velvetrope:
     async def principal(self, connection: HTTPConnection) -> Principal:
         """FastAPI dependency: the signed-in caller, or a 401.
 
-        An ``Authorization: Bearer`` header, when present, is the credential (and the
-        cookie is ignored); otherwise the session cookie.
+        An ``Authorization: Bearer`` header, when present, is the credential (and
+        cookies are ignored); otherwise the session cookie (or, in JWT-in-cookie mode,
+        the access-token cookie). An unsafe request authenticated by a cookie must also
+        pass the CSRF checks (see :mod:`velvetrope.web.csrf`).
 
         Raises:
             InvalidToken: A bearer token that is not valid (401 ``invalid_token``).
             NotAuthenticated: No credential, or not a live session.
+            CsrfFailed: A cookie-authenticated unsafe request without a valid CSRF token,
+                or from another origin (403).
             StoreUnavailable: The store did not answer (503; never lets the request through).
         """
         scope = connection.scope
         known = scope.get("state", {}).get(PRINCIPAL_KEY)
         if known is not None:  # AuthMiddleware already checked this request
             return known  # type: ignore[no-any-return]
-        return await self.authenticate_scope(scope)
+        principal = await self.authenticate_scope(scope)
+        self.csrf.check(scope, principal, await form_token(connection))
+        return principal
 
     async def authenticate_scope(self, scope: Scope) -> Principal:
-        """The per-request check on a raw ASGI scope (see :meth:`principal`)."""
+        """The per-request credential check on a raw ASGI scope (CSRF is separate)."""
         token = self.bearer.read_scope(scope)
         if token is not None:
             return await self.service.authenticate_bearer(token)
+        if self.jwt_cookies:
+            token = self.access_cookie.read_scope(scope)
+            if token is None:
+                raise NotAuthenticated
+            try:
+                verified = await self.service.authenticate_bearer(token)
+            except InvalidToken:  # a cookie client gets no Bearer challenge
+                raise NotAuthenticated from None
+            return dataclasses.replace(verified, method="jwt-cookie")
         secret = self.transport.read_scope(scope)
         if secret is None:
             raise NotAuthenticated
         return await self.service.authenticate(secret)
+
+    def carries_cookie(self, connection: HTTPConnection) -> bool:
+        """Whether the request carries one of velvetrope's credential cookies."""
+        cookies = (self.transport, self.access_cookie, self.refresh_cookie, self.csrf.cookie)
+        return any(c.read(connection) is not None for c in cookies)
+
+    async def browser_login(self, request: Request, email: str, password: str) -> BrowserSignIn:
+        """Sign a browser in: a session cookie, or access and refresh cookies in JWT mode.
+
+        Any session the browser already had is destroyed (SESS-06), and the CSRF token
+        returned is bound to the new credential (CSRF-04).
+
+        Raises:
+            TooManyAttempts, InvalidCredentials, AccountDisabled: See ``AuthService.login``.
+        """
+        ip = request.client.host if request.client else ""
+        user_agent = request.headers.get("user-agent", "")
+        if not self.jwt_cookies:
+            sign_in = await self.service.login(
+                email,
+                password,
+                ip=ip,
+                user_agent=user_agent,
+                replacing=self.transport.read(request),
+            )
+            return self.signed_in(sign_in)
+        pair = await self.service.token_login(email, password, ip=ip, user_agent=user_agent)
+        old = self.refresh_cookie.read(request)
+        if old is not None:
+            await self.service.tokens.revoke_token(old)
+        return await self._signed_in_pair(pair)
+
+    def signed_in(self, sign_in: SignIn) -> BrowserSignIn:
+        """The cookie and CSRF token for a session sign-in (login, re-auth, new password)."""
+        record = sign_in.session.record
+        principal = Principal(
+            user_id=record.user_id, method="session", handle=record.handle, session=record
+        )
+        cookie = (
+            self.transport,
+            sign_in.session.secret,
+            record.expires_at - record.authenticated_at,
+        )
+        return BrowserSignIn(sign_in.user, principal, self.csrf.token_for(principal), (cookie,))
+
+    async def _signed_in_pair(self, pair: TokenPair) -> BrowserSignIn:
+        principal = Principal(
+            user_id=pair.family.user_id, method="jwt-cookie", handle=pair.family.id
+        )
+        user = await self.service.user_of(principal)
+        return BrowserSignIn(
+            user, principal, self.csrf.token_for(principal), self.pair_cookies(pair)
+        )
+
+    def pair_cookies(self, pair: TokenPair) -> tuple[_Cookie, ...]:
+        """The access and refresh cookies that carry ``pair`` (JWT-in-cookie mode)."""
+        family = pair.family
+        refresh_left = family.expires_at - self.service.now()
+        return (
+            (self.access_cookie, pair.access_token, timedelta(seconds=pair.expires_in)),
+            (self.refresh_cookie, pair.refresh_token, refresh_left),
+        )
+
+    async def refresh_browser(self, connection: HTTPConnection) -> tuple[Principal, TokenPair]:
+        """JWT-in-cookie mode: a new token pair from the refresh cookie.
+
+        Raises:
+            NotAuthenticated: No refresh cookie, or it is no longer valid.
+        """
+        token = self.refresh_cookie.read(connection)
+        if token is None:
+            raise NotAuthenticated
+        try:
+            pair = await self.service.tokens.refresh_grant(token)
+        except OAuthError:
+            raise NotAuthenticated from None
+        principal = Principal(
+            user_id=pair.family.user_id, method="jwt-cookie", handle=pair.family.id
+        )
+        return principal, pair
+
+    async def page_principal(self, request: Request) -> PageAuth:
+        """Who a page request is from; never raises for a missing or dead credential.
+
+        In JWT-in-cookie mode an expired access token is renewed from the refresh cookie
+        (rotating it), and the new cookies ride on the page's response: navigation
+        needs no script. The refresh cookie is ``SameSite=Strict``, so a page load that
+        another site starts never renews anything.
+
+        Raises:
+            StoreUnavailable: The store did not answer (pages fail closed too).
+        """
+        try:
+            return PageAuth(await self.authenticate_scope(request.scope))
+        except (NotAuthenticated, InvalidToken):
+            pass
+        if not self.jwt_cookies or self.refresh_cookie.read(request) is None:
+            return PageAuth(None)
+        try:
+            principal, pair = await self.refresh_browser(request)
+        except NotAuthenticated:
+            return PageAuth(None)
+        verified = await self.service.authenticate_bearer(pair.access_token)
+        principal = dataclasses.replace(principal, token=verified.token)
+        return PageAuth(principal, self.pair_cookies(pair))
+
+    def sign_out(self, response: Response) -> Response:
+        """Expire every credential cookie and ask the browser to clear site data (COOK-08)."""
+        credentials = (self.access_cookie, self.refresh_cookie) if self.jwt_cookies else ()
+        for transport in credentials or (self.transport,):
+            transport.clear(response)
+        response.headers["Clear-Site-Data"] = CLEAR_SITE_DATA
+        return response
+
+    async def browser_logout(self, request: Request) -> None:
+        """End the browser's current sign-in, whatever still proves it (CSRF-checked).
+
+        A dead or missing credential is not an error: there is nothing to end.
+
+        Raises:
+            CsrfFailed: A live credential, but the request is cross-site or lacks the token.
+        """
+        try:
+            principal = await self.principal(request)
+        except (NotAuthenticated, InvalidToken):
+            principal = None
+        if principal is not None:
+            await self.service.logout(principal)
+        if not self.jwt_cookies:
+            return
+        token = self.refresh_cookie.read(request)
+        if token is None:
+            return
+        family = await self.service.tokens.refresh.find_family(token)
+        if family is not None and not family.revoked_at:
+            if principal is None:  # the access token expired: the refresh family proves it
+                self.csrf.check_family(request.scope, family.id, await form_token(request))
+            await self.service.tokens.revoke_family(family.id)
 
     async def optional_principal(self, connection: HTTPConnection) -> Principal | None:
         """FastAPI dependency: the signed-in caller, or ``None`` when there is none."""

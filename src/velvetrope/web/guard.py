@@ -2,10 +2,11 @@
 
 The FastAPI dependency (``Depends(auth.principal)``) is the convenient way to protect
 a route; this middleware is the cheap one: no dependency resolution, one pass over
-the raw headers. It checks every request under the protected path prefixes, answers
-401/503 itself (same JSON and headers as the app), and leaves the
-:class:`~velvetrope.core.principal.Principal` in ``scope["state"]`` where
-``request.state`` and ``Depends(auth.principal)`` find it without checking twice.
+the raw headers. It checks every request under the protected path prefixes (and, for
+unsafe methods authenticated by a cookie, the CSRF checks), answers 401/403/503 itself
+(same JSON and headers as the app), and leaves the
+:class:`~velvetrope.core.principal.Principal` in ``scope["state"]`` where ``request.state``
+and ``Depends(auth.principal)`` find it without checking twice.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from velvetrope.errors import AuthError
+from velvetrope.web.csrf import SAFE_METHODS, buffered_form_token
 from velvetrope.web.errors import error_response
 from velvetrope.web.extension import PRINCIPAL_KEY
 
@@ -59,6 +61,9 @@ class AuthMiddleware:
             return
         try:
             principal = await self.vr.authenticate_scope(scope)
+            if scope["type"] == "http" and scope["method"] not in SAFE_METHODS:
+                submitted, receive = await buffered_form_token(scope, receive)
+                self.vr.csrf.check(scope, principal, submitted)
         except AuthError as exc:
             if scope["type"] == "websocket":
                 await send({"type": "websocket.close", "code": 1008})  # 403 before accept

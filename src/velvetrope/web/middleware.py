@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from velvetrope.errors import CsrfFailed, InvalidInput
+from velvetrope.web.csrf import SAFE_METHODS, OriginPolicy
 from velvetrope.web.errors import HeaderTooLarge, PayloadTooLarge, error_response
 
 __all__ = ["OriginCheck", "RequestLimits", "SecurityHeaders"]
@@ -113,32 +114,41 @@ def _missing(
     return [(name, value) for name, value in defaults if name not in present]
 
 
-_SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
-
-
 class OriginCheck:
-    """CSRF-05/06/07: refuse unsafe requests a browser marks cross-site or from another origin.
+    """CSRF-05/06/07 for the whole app: unsafe requests must come from the configured origin.
 
-    ``Sec-Fetch-Site`` must be ``same-origin`` or ``none`` when present; ``Origin`` must
-    equal the configured public origin (never derived from ``Host``) when present.
-    Non-browser clients send neither and pass; cookie-authenticated browser requests
-    always carry them. Responses to unsafe requests ``Vary`` on both (CSRF-10).
+    The rules are :class:`~velvetrope.web.csrf.OriginPolicy`'s. Requests with
+    ``Authorization: Bearer`` are exempt, and a request with no browser header at all
+    passes unless it carries one of ``cookie_names`` (a non-browser client).
+    Responses to unsafe requests ``Vary`` on ``Sec-Fetch-Site`` and ``Origin`` (CSRF-10).
     """
 
-    def __init__(self, app: ASGIApp, *, origin: str) -> None:
+    def __init__(self, app: ASGIApp, *, policy: OriginPolicy, cookie_names: Iterable[str]) -> None:
         self.app = app
-        self.origin = origin.encode("latin-1")
+        self.policy = policy
+        self._cookies = tuple(name.encode("latin-1") + b"=" for name in cookie_names)
+
+    def _exempt_or_cookie(self, scope: Scope) -> tuple[bool, bool]:
+        carries_cookie = False
+        for name, value in scope["headers"]:
+            if name == b"authorization" and value[:7].lower() == b"bearer ":
+                return True, False
+            if name == b"cookie":
+                parts = [part.strip() for part in value.split(b";")]
+                carries_cookie = carries_cookie or any(
+                    part.startswith(self._cookies) for part in parts
+                )
+        return False, carries_cookie
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] in _SAFE:
+        if scope["type"] != "http" or scope["method"] in SAFE_METHODS:
             await self.app(scope, receive, send)
             return
-        for name, value in scope["headers"]:
-            if (name == b"sec-fetch-site" and value not in (b"same-origin", b"none")) or (
-                name == b"origin" and value != self.origin
-            ):
-                await error_response(CsrfFailed())(scope, receive, _varying(send))
-                return
+        exempt, carries_cookie = self._exempt_or_cookie(scope)
+        reason = None if exempt else self.policy.refusal(scope, carries_cookie=carries_cookie)
+        if reason is not None:
+            await error_response(CsrfFailed(reason))(scope, receive, _varying(send))
+            return
         await self.app(scope, receive, _varying(send))
 
 

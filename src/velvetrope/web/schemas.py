@@ -35,9 +35,20 @@ class UserOut(BaseModel):
 
 
 class LoginOut(BaseModel):
-    """A successful sign-in; the session itself travels in the cookie."""
+    """A successful sign-in; the session itself travels in the cookie.
+
+    ``csrf_token`` goes back in the ``X-CSRF-Token`` header of every unsafe request
+    the cookie authenticates; a new sign-in makes the old one worthless.
+    """
 
     user: UserOut
+    csrf_token: str
+
+
+class CsrfOut(BaseModel):
+    """A CSRF token: bound to the current sign-in, or to the pre-session cookie if none."""
+
+    csrf_token: str
 
 
 class CurrentSessionOut(BaseModel):

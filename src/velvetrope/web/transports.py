@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 from starlette.requests import HTTPConnection
 from starlette.responses import Response
@@ -26,11 +27,18 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class CookieTransport:
-    """Reads and writes the session cookie."""
+    """Reads and writes one credential cookie (by default the session's)."""
 
-    def __init__(self, *, secure: bool = True, base_name: str = "velvetrope-session") -> None:
+    def __init__(
+        self,
+        *,
+        secure: bool = True,
+        base_name: str = "velvetrope-session",
+        samesite: Literal["lax", "strict"] = "lax",
+    ) -> None:
         self.secure = secure
         self.name = f"__Host-{base_name}" if secure else base_name
+        self.samesite: Literal["lax", "strict"] = samesite
         self._prefix = self.name.encode("latin-1") + b"="
 
     def read(self, connection: HTTPConnection) -> str | None:
@@ -60,7 +68,7 @@ class CookieTransport:
             path="/",
             secure=self.secure,
             httponly=True,
-            samesite="lax",
+            samesite=self.samesite,
         )
 
     def clear(self, response: Response) -> None:
@@ -73,7 +81,7 @@ class CookieTransport:
             path="/",
             secure=self.secure,
             httponly=True,
-            samesite="lax",
+            samesite=self.samesite,
         )
 
 

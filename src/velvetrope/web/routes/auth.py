@@ -4,14 +4,14 @@ Routes translate HTTP to :class:`~velvetrope.core.service.AuthService` calls and
 they never touch stores.
 """
 
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Annotated
 
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import JSONResponse, Response
 
 from velvetrope.core.principal import Principal
-from velvetrope.core.service import SignIn
-from velvetrope.errors import InvalidInput
+from velvetrope.errors import CsrfFailed, InvalidInput, NotAuthenticated
 from velvetrope.web.bodies import (
     Credentials,
     PasswordChange,
@@ -19,7 +19,10 @@ from velvetrope.web.bodies import (
     form_or_json_schema,
     read_body,
 )
+from velvetrope.web.csrf import SAFE_METHODS, form_token
+from velvetrope.web.extension import BrowserSignIn
 from velvetrope.web.schemas import (
+    CsrfOut,
     CurrentSessionOut,
     ErrorOut,
     LoginOut,
@@ -28,7 +31,6 @@ from velvetrope.web.schemas import (
     UserOut,
     iso,
 )
-from velvetrope.web.transports import CLEAR_SITE_DATA
 
 if TYPE_CHECKING:
     from velvetrope.web.extension import Velvetrope
@@ -45,24 +47,50 @@ def _client(request: Request) -> tuple[str, str]:
     return ip, request.headers.get("user-agent", "")
 
 
+def _is_form(request: Request) -> bool:
+    media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    return media_type == "application/x-www-form-urlencoded"
+
+
+def same_origin_dependency(vr: "Velvetrope") -> Callable[[Request], Awaitable[None]]:
+    """A router dependency: unsafe requests must pass the origin check (CSRF-05..07).
+
+    The standalone server also runs :class:`~velvetrope.web.middleware.OriginCheck`;
+    this makes the routes safe in any app that includes ``vr.router``.
+    """
+
+    async def same_origin(request: Request) -> None:
+        if request.method in SAFE_METHODS or vr.bearer.read(request) is not None:
+            return
+        reason = vr.csrf.policy.refusal(request.scope, carries_cookie=vr.carries_cookie(request))
+        if reason is not None:
+            raise CsrfFailed(reason)
+
+    return same_origin
+
+
 def build_auth_router(vr: "Velvetrope") -> APIRouter:  # noqa: PLR0915 - a closure per route
     """Return the ``/auth`` router bound to ``vr``."""
-    router = APIRouter(prefix="/auth", tags=["auth"])
+    router = APIRouter(
+        prefix="/auth", tags=["auth"], dependencies=[Depends(same_origin_dependency(vr))]
+    )
     service = vr.service
     transport = vr.transport
     Current = Annotated[Principal, Depends(vr.principal)]
 
-    def signed_in(response: Response, sign_in: SignIn) -> Response:
-        record = sign_in.session.record
-        transport.write(
-            response, sign_in.session.secret, max_age=record.expires_at - record.authenticated_at
-        )
-        return response
+    def signed_in(sign_in: BrowserSignIn) -> Response:
+        body = {"user": UserOut.of(sign_in.user).model_dump(), "csrf_token": sign_in.csrf_token}
+        return sign_in.apply(JSONResponse(body))
 
     def signed_out(response: Response) -> Response:
-        transport.clear(response)
-        response.headers["Clear-Site-Data"] = CLEAR_SITE_DATA
-        return response
+        return vr.sign_out(response)
+
+    async def check_form_csrf(request: Request) -> None:
+        # Login CSRF: a form post (the sign-in and sign-up pages) must carry the token
+        # bound to the pre-session cookie. JSON needs a CORS preflight cross-site, and
+        # the origin check already ran.
+        if _is_form(request):
+            vr.csrf.check_presession(request, await form_token(request))
 
     def session_id(request: Request) -> str:
         secret = transport.read(request)
@@ -82,6 +110,7 @@ def build_auth_router(vr: "Velvetrope") -> APIRouter:  # noqa: PLR0915 - a closu
     )
     async def register(request: Request) -> JSONResponse:
         body = await read_body(request, Credentials)
+        await check_form_csrf(request)
         ip, _ = _client(request)
         user = await service.register(body.email, body.password, ip=ip)
         return JSONResponse(UserOut.of(user).model_dump(), status_code=201)
@@ -95,16 +124,26 @@ def build_auth_router(vr: "Velvetrope") -> APIRouter:  # noqa: PLR0915 - a closu
     )
     async def login(request: Request) -> Response:
         body = await read_body(request, Credentials)
-        ip, user_agent = _client(request)
-        sign_in = await service.login(
-            body.email,
-            body.password,
-            ip=ip,
-            user_agent=user_agent,
-            replacing=transport.read(request),
-        )
-        response = JSONResponse({"user": UserOut.of(sign_in.user).model_dump()})
-        return signed_in(response, sign_in)
+        await check_form_csrf(request)
+        return signed_in(await vr.browser_login(request, body.email, body.password))
+
+    @router.get(
+        "/csrf",
+        response_model=CsrfOut,
+        summary="A CSRF token for this sign-in (or for a sign-in form)",
+        responses=_errors(400, 503),
+    )
+    async def csrf(request: Request) -> Response:
+        if vr.bearer.read(request) is not None:
+            raise InvalidInput("Requests with Authorization: Bearer need no CSRF token.")
+        try:
+            principal = await vr.authenticate_scope(request.scope)
+        except NotAuthenticated:
+            presession = vr.csrf.presession(request)
+            response = JSONResponse({"csrf_token": presession.token})
+            vr.csrf.remember(response, presession)
+            return response
+        return JSONResponse({"csrf_token": vr.csrf.token_for(principal)})
 
     @router.get("/me", response_model=MeOut, summary="Who am I", responses=_errors(401))
     async def me(principal: Current) -> JSONResponse:
@@ -168,9 +207,7 @@ def build_auth_router(vr: "Velvetrope") -> APIRouter:  # noqa: PLR0915 - a closu
         if vr.bearer.read(request) is not None:
             await service.logout(await vr.principal(request))  # 401 if the token is invalid
             return Response(status_code=204)
-        secret = transport.read(request)
-        if secret is not None:
-            await service.end_session_id(secret)
+        await vr.browser_logout(request)
         return signed_out(Response(status_code=204))
 
     @router.post(
@@ -193,10 +230,12 @@ def build_auth_router(vr: "Velvetrope") -> APIRouter:  # noqa: PLR0915 - a closu
     )
     async def reauth(request: Request, principal: Current) -> Response:
         body = await read_body(request, PasswordProof)
+        if principal.method == "jwt-cookie":  # a fresh sign-in: a new family, fresh proof
+            user = await service.user_of(principal)
+            return signed_in(await vr.browser_login(request, user.email, body.password))
         ip, _ = _client(request)
         sign_in = await service.reauthenticate(principal, session_id(request), body.password, ip=ip)
-        response = JSONResponse({"user": UserOut.of(sign_in.user).model_dump()})
-        return signed_in(response, sign_in)
+        return signed_in(vr.signed_in(sign_in))
 
     @router.post(
         "/password",
@@ -213,6 +252,33 @@ def build_auth_router(vr: "Velvetrope") -> APIRouter:  # noqa: PLR0915 - a closu
             principal, secret, body.current_password, body.new_password, ip=ip
         )
         response = Response(status_code=204)
-        return signed_out(response) if sign_in is None else signed_in(response, sign_in)
+        if sign_in is None:
+            return signed_out(response) if principal.method == "jwt-cookie" else response
+        return vr.signed_in(sign_in).apply(response)
+
+    if vr.jwt_cookies:
+
+        @router.post(
+            "/refresh",
+            response_model=LoginOut,
+            summary="JWT-in-cookie mode: new access and refresh cookies",
+            responses=_errors(401, 403),
+        )
+        async def refresh(request: Request) -> Response:
+            token = vr.refresh_cookie.read(request)
+            family = await service.tokens.refresh.find_family(token) if token else None
+            if family is None or family.revoked_at:
+                raise NotAuthenticated
+            vr.csrf.check_family(request.scope, family.id, await form_token(request))
+            principal, pair = await vr.refresh_browser(request)
+            user = await service.user_of(principal)
+            body = {
+                "user": UserOut.of(user).model_dump(),
+                "csrf_token": vr.csrf.token_for(principal),
+            }
+            response = JSONResponse(body)
+            for cookie, value, max_age in vr.pair_cookies(pair):
+                cookie.write(response, value, max_age=max_age)
+            return response
 
     return router

@@ -2,7 +2,7 @@
 
 from typing import TYPE_CHECKING
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from starlette.responses import JSONResponse, Response
 
 from velvetrope.core.tokens.service import TokenPair
@@ -16,6 +16,7 @@ from velvetrope.errors import (
 )
 from velvetrope.web.bodies import RevokeRequest, TokenRequest, form_or_json_schema, read_body
 from velvetrope.web.errors import UnsupportedMediaType
+from velvetrope.web.routes.auth import same_origin_dependency
 from velvetrope.web.schemas import ErrorOut, TokenOut
 
 if TYPE_CHECKING:
@@ -38,7 +39,7 @@ def _token_response(pair: TokenPair) -> JSONResponse:
 
 def build_token_router(vr: "Velvetrope") -> APIRouter:
     """Return the token routes bound to ``vr``."""
-    router = APIRouter(tags=["tokens"])
+    router = APIRouter(tags=["tokens"], dependencies=[Depends(same_origin_dependency(vr))])
     service = vr.service
 
     @router.post(

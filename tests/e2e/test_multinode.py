@@ -1,145 +1,223 @@
-"""Several velvetrope nodes sharing Redis: sign in on one, out on another (issue 4).
+"""Several velvetrope nodes sharing PostgreSQL (and Redis): in on one, out on another (issue 4).
 
-Three real ``velvetrope serve`` processes share one SQLite file for users and keys
-and one Redis for sessions, token families and the revocation feed. The tests measure
-how long after a sign-out the *other* nodes refuse the credential.
+Three real ``velvetrope serve`` processes share a fresh PostgreSQL database for users
+and keys. With Redis, sessions, token families and the revocation feed live there and
+revocations are pushed over pub/sub; without it everything lives in PostgreSQL and
+revocations are pushed with ``LISTEN``/``NOTIFY``. Each trial signs in on node A, is
+recognised on B, signs out on C, and measures how long until A and B both refuse the
+credential.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import statistics
 import time
 from collections.abc import Iterator
-from pathlib import Path
+from dataclasses import dataclass
 
 import httpx
 import pytest
 
-from tests.e2e.conftest import PASSWORD, Servers, auth, login, register
-from tests.stores.redis_backend import (
-    REDIS_URL,
-    RedisServer,
-    delete_prefix,
-    new_prefix,
-    require_redis,
+from tests.e2e.conftest import (
+    PASSWORD,
+    ServerProcess,
+    Servers,
+    auth,
+    register,
+    session_cookie,
 )
+from tests.stores.postgres_backend import require_postgres, temp_database
+from tests.stores.redis_backend import REDIS_URL, delete_prefix, new_prefix, require_redis
 
 pytestmark = pytest.mark.e2e
 
 TRIALS = 100
 ISSUER = "https://auth.multinode.test"
+EMAIL = "ann@example.com"
+REFUSE_WITHIN = 2.0  # seconds; polling alone (each second) stays under it, so p99 decides
+P99_BOUND_MS = 250.0  # the target is 50 ms; this bound only absorbs a noisy CI machine
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A new database on the shared PostgreSQL server, dropped after the test."""
+    require_postgres()
+    with temp_database() as url:
+        yield url
 
 
 @pytest.fixture
 def prefix() -> Iterator[str]:
+    """A Redis key prefix of the test's own on the shared server, deleted after."""
     require_redis()
     chosen = new_prefix()
     yield chosen
     asyncio.run(delete_prefix(chosen))
 
 
-def node_env(redis_url: str, prefix: str) -> dict[str, str]:
-    return {
-        "VELVETROPE_REDIS_URL": redis_url,
-        "VELVETROPE_REDIS_PREFIX": prefix,
+def node_env(*, redis_url: str | None = None, prefix: str | None = None) -> dict[str, str]:
+    env = {
         # every node must issue and accept the same iss/aud, whatever its port
         "VELVETROPE_TOKEN_ISSUER": ISSUER,
         "VELVETROPE_TOKEN_AUDIENCE": ISSUER,
         "VELVETROPE_PASSWORD_HASH_PROFILE": "owasp-minimum",
         "VELVETROPE_LOGIN_IP_FAILURES": "100000",
     }
+    if redis_url is not None:
+        env["VELVETROPE_REDIS_URL"] = redis_url
+    if prefix is not None:
+        env["VELVETROPE_REDIS_PREFIX"] = prefix
+    return env
 
 
-def wait_refused(clients: list[httpx.Client], headers: dict[str, str], deadline: float) -> float:
-    """Poll every client until each refuses ``headers``; return when the last one did."""
+def start_nodes(servers: Servers, database_url: str, env: dict[str, str]) -> list[ServerProcess]:
+    """Start three nodes on ``database_url`` at once (they migrate under one lock)."""
+    nodes = [servers.spawn("--port", "0", "--database", database_url, env=env) for _ in range(3)]
+    for node in nodes:
+        node.start()
+    return nodes
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    """A session cookie and the CSRF token that goes with it."""
+
+    secret: str
+    csrf_token: str
+
+    def unsafe_headers(self, origin: str) -> dict[str, str]:
+        """Headers for a POST/DELETE with the cookie to the node at ``origin``."""
+        return {**auth(self.secret), "Origin": origin, "X-CSRF-Token": self.csrf_token}
+
+
+def sign_in(client: httpx.Client) -> SignedIn:
+    response = client.post("/auth/login", json={"email": EMAIL, "password": PASSWORD})
+    assert response.status_code == 200, response.text
+    return SignedIn(session_cookie(response).value, response.json().get("csrf_token", ""))
+
+
+def bearer_for(client: httpx.Client) -> dict[str, str]:
+    response = client.post(
+        "/auth/token", data={"grant_type": "password", "username": EMAIL, "password": PASSWORD}
+    )
+    assert response.status_code == 200, response.text
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+def wait_refused(clients: list[httpx.Client], headers: dict[str, str], start: float) -> float:
+    """Poll every client until each answers 401 to ``headers``; return when the last did.
+
+    Fails if a node still accepts after ``REFUSE_WITHIN`` seconds, or answers anything
+    but 200 or 401.
+    """
     pending = list(clients)
     while pending:
-        if time.perf_counter() > deadline:
-            pytest.fail("a node still accepted a signed-out credential after 2 s")
-        pending = [c for c in pending if c.get("/auth/me", headers=headers).status_code == 200]
+        if time.perf_counter() > start + REFUSE_WITHIN:
+            pytest.fail(f"a node still accepted a signed-out credential after {REFUSE_WITHIN} s")
+        still = []
+        for client in pending:
+            status = client.get("/auth/me", headers=headers).status_code
+            assert status in {200, 401}, status
+            if status == 200:
+                still.append(client)
+        pending = still
     return time.perf_counter()
 
 
-def report(kind: str, latencies: list[float]) -> tuple[float, float]:
-    ordered = sorted(latencies)
-    p50 = statistics.median(ordered) * 1000
-    p99 = ordered[max(0, int(len(ordered) * 0.99) - 1)] * 1000
-    print(
-        f"\n{kind}: logout -> refused on the other nodes over {len(ordered)} trials: "
-        f"p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {ordered[-1] * 1000:.1f} ms"
-    )
-    return p50, p99
+@dataclass(frozen=True)
+class Latencies:
+    """Seconds from sending the sign-out to the last other node refusing, and from its 204."""
+
+    from_request: list[float]
+    from_response: list[float]
 
 
-def test_sessions_and_tokens_are_shared_and_revocation_reaches_every_node_fast(
-    servers: Servers, database: Path, prefix: str
-) -> None:
-    env = node_env(REDIS_URL, prefix)
-    nodes = [servers.start(database, env=env) for _ in range(3)]
+def measure(nodes: list[ServerProcess]) -> tuple[Latencies, Latencies]:
+    """Run the trials for sessions and for access tokens; return their latencies."""
     a, b, c = (node.client() for node in nodes)
+    origin_c = nodes[2].base_url
+    assert origin_c is not None
+    sessions = Latencies([], [])
+    tokens = Latencies([], [])
     with a, b, c:
-        register(a, "ann@example.com")
-        session_latencies: list[float] = []
-        token_latencies: list[float] = []
+        register(a, EMAIL)
         for _ in range(TRIALS):
-            secret = login(a, "ann@example.com")
-            assert b.get("/auth/me", headers=auth(secret)).status_code == 200  # seen on B
+            signed_in = sign_in(a)
+            cookie = auth(signed_in.secret)
+            assert b.get("/auth/me", headers=cookie).status_code == 200  # recognised on B
             start = time.perf_counter()
-            assert c.post("/auth/logout", headers=auth(secret)).status_code == 204
-            done = wait_refused([a, b], auth(secret), start + 2)
-            session_latencies.append(done - start)
+            response = c.post("/auth/logout", headers=signed_in.unsafe_headers(origin_c))
+            answered = time.perf_counter()
+            assert response.status_code == 204, response.text
+            done = wait_refused([a, b], cookie, start)
+            assert c.get("/auth/me", headers=cookie).status_code == 401
+            sessions.from_request.append(done - start)
+            sessions.from_response.append(done - answered)
 
-            tokens = a.post(
-                "/auth/token",
-                data={
-                    "grant_type": "password",
-                    "username": "ann@example.com",
-                    "password": PASSWORD,
-                },
-            ).json()
-            bearer = {"Authorization": f"Bearer {tokens['access_token']}"}
+            bearer = bearer_for(a)
             assert b.get("/auth/me", headers=bearer).status_code == 200  # B caches it
             assert a.get("/auth/me", headers=bearer).status_code == 200
             start = time.perf_counter()
-            assert c.post("/auth/logout", headers=bearer).status_code == 204
-            done = wait_refused([a, b], bearer, start + 2)
-            token_latencies.append(done - start)
-        _, session_p99 = report("sessions", session_latencies)
-        _, token_p99 = report("JWT access tokens", token_latencies)
-        # The target is 50 ms at p99 (measured figures go in the issue note). The test
-        # asserts a looser bound that still proves the push works on a busy CI machine:
-        # polling alone (once a second) would put the median near 500 ms.
-        assert session_p99 < 250
-        assert token_p99 < 250
+            response = c.post("/auth/logout", headers=bearer)
+            answered = time.perf_counter()
+            assert response.status_code == 204, response.text
+            done = wait_refused([a, b], bearer, start)
+            assert c.get("/auth/me", headers=bearer).status_code == 401
+            tokens.from_request.append(done - start)
+            tokens.from_response.append(done - answered)
+    return sessions, tokens
 
 
-def test_TERM_05_a_redis_outage_fails_closed_and_recovers_without_a_restart(
-    servers: Servers, database: Path, tmp_path: Path
+def percentile(ordered: list[float], fraction: float) -> float:
+    """Nearest-rank percentile of sorted seconds, in milliseconds."""
+    rank = max(1, math.ceil(len(ordered) * fraction - 1e-9))  # 0.07 * 100 > 7.0
+    return ordered[min(rank, len(ordered)) - 1] * 1000
+
+
+def summary(latencies: list[float]) -> str:
+    ordered = sorted(latencies)
+    return (
+        f"p50 {statistics.median(ordered) * 1000:.1f} ms, "
+        f"p95 {percentile(ordered, 0.95):.1f} ms, "
+        f"p99 {percentile(ordered, 0.99):.1f} ms, max {ordered[-1] * 1000:.1f} ms"
+    )
+
+
+def report(variant: str, sessions: Latencies, tokens: Latencies) -> None:
+    """Print the figures (shown with ``pytest -s``; quoted in the issue's closing note)."""
+    for kind, latencies in (("sessions", sessions), ("JWT access tokens", tokens)):
+        print(
+            f"\n[{variant}] {kind}: sign-out on C -> refused on A and B, {TRIALS} trials: "
+            f"{summary(latencies.from_request)} "
+            f"(after C's 204: {summary(latencies.from_response)})"
+        )
+
+
+def check(sessions: Latencies, tokens: Latencies) -> None:
+    # The target is 50 ms at p99 (the printed figures go in the issue note). The test
+    # asserts a looser bound that still proves the push works on a busy CI machine:
+    # polling alone (once a second) would put the median near 500 ms.
+    assert percentile(sorted(sessions.from_request), 0.99) < P99_BOUND_MS
+    assert percentile(sorted(tokens.from_request), 0.99) < P99_BOUND_MS
+
+
+def test_nodes_sharing_postgres_and_redis_refuse_a_sign_out_made_elsewhere_fast(
+    postgres_url: str, prefix: str, servers: Servers
 ) -> None:
-    redis_server = RedisServer("redis-server", tmp_path)
-    redis_server.start("--appendonly", "yes", "--appendfsync", "always")  # persistence on
-    try:
-        node = servers.start(database, env=node_env(redis_server.url, "velvetrope:"))
-        with node.client() as http:
-            register(http, "ann@example.com")
-            secret = login(http, "ann@example.com")
-            assert http.get("/auth/me", headers=auth(secret)).status_code == 200
-            redis_server.stop()
-            during = [http.get("/auth/me", headers=auth(secret)) for _ in range(20)]
-            assert {r.status_code for r in during} == {503}
-            assert {r.json()["error"] for r in during} == {"store_unavailable"}
-            assert http.get("/ready").status_code == 503
-            redis_server.start("--appendonly", "yes", "--appendfsync", "always")
-            deadline = time.monotonic() + 10
-            status = 0
-            while time.monotonic() < deadline:
-                status = http.get("/auth/me", headers=auth(secret)).status_code
-                if status == 200:
-                    break
-                assert status == 503  # never let through, never a 500
-                time.sleep(0.1)
-            assert status == 200  # the same session survived the Redis restart
-            assert http.get("/ready").status_code == 200
-    finally:
-        redis_server.stop()
+    """Users and keys in PostgreSQL, the rest in Redis; pushes over Redis pub/sub."""
+    nodes = start_nodes(servers, postgres_url, node_env(redis_url=REDIS_URL, prefix=prefix))
+    sessions, tokens = measure(nodes)
+    report("PostgreSQL + Redis", sessions, tokens)
+    check(sessions, tokens)
+
+
+def test_nodes_sharing_only_postgres_refuse_a_sign_out_made_elsewhere_fast(
+    postgres_url: str, servers: Servers
+) -> None:
+    """Everything in PostgreSQL; pushes with LISTEN/NOTIFY."""
+    nodes = start_nodes(servers, postgres_url, node_env())
+    sessions, tokens = measure(nodes)
+    report("PostgreSQL only (LISTEN/NOTIFY)", sessions, tokens)
+    check(sessions, tokens)

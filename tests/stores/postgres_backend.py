@@ -5,6 +5,9 @@ The contract suite opens the server at ``VELVETROPE_TEST_POSTGRES_URL`` (default
 dropped when the store closes. Without a reachable server the PostgreSQL tests skip,
 except under CI (``CI`` set), where they fail: CI must not pass by skipping.
 
+Tests that run ``velvetrope serve`` processes give them a whole database of their own
+(:func:`temp_database`: created, then dropped with every connection to it).
+
 Outage and restart tests need a server they may stop: :class:`TempCluster` runs
 ``initdb`` and ``pg_ctl`` in a temporary directory, as the ``postgres`` user when the
 tests run as root (``initdb`` refuses root).
@@ -24,10 +27,11 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 from typing import Any, NoReturn
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
@@ -41,13 +45,18 @@ __all__ = [
     "ADMIN_URL",
     "DisposableStores",
     "TempCluster",
+    "create_database",
+    "database_url",
+    "drop_database",
     "drop_schema",
     "free_port",
+    "new_database_name",
     "new_schema_name",
     "open_postgres",
     "postgres_dump",
     "postgres_rows",
     "require_postgres",
+    "temp_database",
     "unavailable",
 ]
 
@@ -55,6 +64,7 @@ ADMIN_URL = os.environ.get(
     "VELVETROPE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
 )
 SCHEMA_PREFIX = "vr_test_"
+DATABASE_PREFIX = "vr_e2e_"
 _STALE_AFTER = 6 * 3600  # seconds: schemas of killed test runs go after six hours
 
 
@@ -238,6 +248,77 @@ def postgres_rows(stores: PostgresStores, table: str) -> int:
         return worker.submit(asyncio.run, count()).result(timeout=30)
 
 
+# --- whole databases (for velvetrope processes) ----------------------------------------
+
+
+def new_database_name() -> str:
+    """A fresh database name that records when it was made (for the stale sweep)."""
+    return f"{DATABASE_PREFIX}{int(time.time())}_{secrets.token_hex(6)}"
+
+
+def database_url(name: str, admin_url: str = ADMIN_URL) -> str:
+    """``admin_url`` with its database replaced by ``name`` (same server, user, options)."""
+    return urlunsplit(urlsplit(admin_url)._replace(path=f"/{name}"))
+
+
+async def create_database(name: str, admin_url: str = ADMIN_URL) -> str:
+    """Create the empty database ``name`` on ``admin_url``'s server; return its URL."""
+    assert name.isidentifier(), name
+    conn = await asyncpg.connect(admin_url)
+    try:
+        await conn.execute(f"CREATE DATABASE {name}")
+    finally:
+        await conn.close()
+    return database_url(name, admin_url)
+
+
+async def drop_database(name: str, admin_url: str = ADMIN_URL) -> None:
+    """Drop database ``name`` if it exists, ending any connection still open to it."""
+    assert name.isidentifier(), name
+    conn = await asyncpg.connect(admin_url)
+    try:
+        await conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    finally:
+        await conn.close()
+
+
+async def _sweep_stale_databases(admin_url: str) -> None:
+    """Drop test databases left by runs that were killed before their teardown."""
+    conn = await asyncpg.connect(admin_url)
+    try:
+        names = await conn.fetch(
+            "SELECT datname FROM pg_database WHERE starts_with(datname, $1)", DATABASE_PREFIX
+        )
+    finally:
+        await conn.close()
+    cutoff = time.time() - _STALE_AFTER
+    for (name,) in names:
+        made = name.removeprefix(DATABASE_PREFIX).split("_", 1)[0]
+        if made.isdigit() and int(made) < cutoff:
+            await drop_database(name, admin_url)
+
+
+_swept_servers: set[str] = set()
+
+
+@contextlib.contextmanager
+def temp_database(admin_url: str = ADMIN_URL) -> Iterator[str]:
+    """A new empty database on ``admin_url``'s server, as a URL; dropped on exit.
+
+    Synchronous (for plain fixtures): call it where no event loop runs. The drop ends
+    the connections of any process still using the database.
+    """
+    if admin_url not in _swept_servers:
+        _swept_servers.add(admin_url)
+        asyncio.run(_sweep_stale_databases(admin_url))
+    name = new_database_name()
+    url = asyncio.run(create_database(name, admin_url))
+    try:
+        yield url
+    finally:
+        asyncio.run(drop_database(name, admin_url))
+
+
 # --- a private cluster ------------------------------------------------------------------
 
 
@@ -331,6 +412,11 @@ class TempCluster:
     def stop(self, mode: str = "fast") -> None:
         """Stop the server: ``fast`` (clean) or ``immediate`` (as a crash; WAL replays)."""
         self._run(self._pg_ctl, "stop", "-D", str(self._data), "-m", mode, "-w", "-t", "30")
+
+    def restart(self, mode: str = "fast") -> None:
+        """Stop the server (see :meth:`stop` for ``mode``) and start it again on the same port."""
+        self.stop(mode)
+        self.start()
 
     def destroy(self) -> None:
         """Stop the server if it runs and delete its directory."""

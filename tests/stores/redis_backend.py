@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+import shutil
 import socket
 import subprocess
 import time
@@ -38,6 +39,7 @@ __all__ = [
     "new_prefix",
     "open_redis",
     "require_redis",
+    "require_redis_server",
 ]
 
 REDIS_URL = os.environ.get("VELVETROPE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -65,6 +67,18 @@ def require_redis(url: str = REDIS_URL) -> None:
         f"Redis at {url} is not reachable ({reason}); start redis-server or set "
         "VELVETROPE_TEST_REDIS_URL"
     )
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def require_redis_server() -> str:
+    """The ``redis-server`` executable for a server of the test's own; skip (fail under CI)
+    when it is not on PATH."""
+    executable = shutil.which("redis-server")
+    if executable is not None:
+        return executable
+    message = "redis-server is not on PATH; install Redis to run this test"
     if os.environ.get("CI"):
         pytest.fail(message)
     pytest.skip(message)
@@ -150,11 +164,29 @@ def open_redis(tmp_path: Path) -> Stores:
     )
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on (at the time of asking)."""
+CLUSTER_BUS_OFFSET = 10_000
+"""Redis Cluster listens on ``port + 10000`` too, so a server's port must leave room."""
+
+
+def _bindable(port: int) -> bool:
     with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (at the time of asking), low
+    enough that its cluster bus port (``port + 10000``) exists and is free as well."""
+    for _ in range(1000):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = int(probe.getsockname()[1])
+        if port + CLUSTER_BUS_OFFSET <= 65535 and _bindable(port + CLUSTER_BUS_OFFSET):
+            return port
+    raise RuntimeError("no free port pair (port, port + 10000) on 127.0.0.1")
 
 
 class RedisServer:
@@ -213,5 +245,12 @@ class RedisServer:
         """Stop the server (SIGTERM) and wait for it to exit."""
         if self._process is not None:
             self._process.terminate()
+            self._process.wait(timeout=10)
+            self._process = None
+
+    def kill(self) -> None:
+        """Kill the server (SIGKILL: a crash, no shutdown save) and wait for it to exit."""
+        if self._process is not None:
+            self._process.kill()
             self._process.wait(timeout=10)
             self._process = None

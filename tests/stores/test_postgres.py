@@ -481,19 +481,22 @@ async def test_a_failing_re_read_is_logged_and_listening_goes_on(
             await task
 
 
-async def test_cancelling_the_listener_closes_its_connection(
-    pg: DisposableStores, admin: Admin
-) -> None:
+async def test_cancelling_the_listener_closes_its_connection(admin: Admin) -> None:
     count_listeners = (  # the listener's last statement (heartbeats come every 15 s)
         "SELECT count(*) FROM pg_stat_activity WHERE query = 'LISTEN \"' || $1 || '\"'"
     )
-    async with listening(pg) as inbox:
-        await heard(pg, inbox, "ready")
-        assert await admin.fetchval(count_listeners, pg.notifier.channel) == 1
-    deadline = time.monotonic() + 5
-    while await admin.fetchval(count_listeners, pg.notifier.channel):
-        assert time.monotonic() < deadline, "the listening connection stayed open"
-        await asyncio.sleep(0.05)
+    pg = DisposableStores(session_cache_ttl=timedelta(0))  # no listener of the cache's
+    await pg.start()
+    try:
+        async with listening(pg) as inbox:
+            await heard(pg, inbox, "ready")
+            assert await admin.fetchval(count_listeners, pg.notifier.channel) == 1
+        deadline = time.monotonic() + 5
+        while await admin.fetchval(count_listeners, pg.notifier.channel):
+            assert time.monotonic() < deadline, "the listening connection stayed open"
+            await asyncio.sleep(0.05)
+    finally:
+        await pg.aclose()
 
 
 # --- failing closed --------------------------------------------------------------------

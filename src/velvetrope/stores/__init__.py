@@ -13,10 +13,16 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Literal
 from urllib.parse import urlsplit
 
 from velvetrope.errors import ConfigurationError
+from velvetrope.stores.cached_sessions import (
+    DEFAULT_TTL,
+    CachedSessionStore,
+    SessionCacheStatus,
+)
 from velvetrope.stores.composite import CompositeStores
 from velvetrope.stores.memory import MemoryStores
 from velvetrope.stores.postgres import PostgresStores
@@ -26,10 +32,12 @@ from velvetrope.stores.redis import RedisStores
 from velvetrope.stores.sqlite import SQLiteStores
 
 __all__ = [
+    "CachedSessionStore",
     "FailureRecord",
     "MemoryStores",
     "PostgresStores",
     "SQLiteStores",
+    "SessionCacheStatus",
     "SessionRecord",
     "SessionStore",
     "Stores",
@@ -104,28 +112,39 @@ def open_stores(
     sqlite_synchronous: Literal["normal", "full"] = "normal",
     redis_url: str | None = None,
     redis_prefix: str = "velvetrope:",
+    session_cache_ttl: timedelta = DEFAULT_TTL,
 ) -> Stores:
     """Open the backend ``url`` selects (and Redis, if given) and return the stores.
 
     With ``redis_url``, sessions, refresh families, the revocation feed and login
     counters live in Redis; users and signing keys stay in ``url``'s database.
-    Network backends connect in ``await stores.start()``.
+    Network backends connect in ``await stores.start()``. Sessions in Redis or
+    PostgreSQL get a per-node near-cache whose entries live at most
+    ``session_cache_ttl`` (:mod:`velvetrope.stores.cached_sessions`).
 
     Raises:
         ConfigurationError: The URL's scheme is not supported.
         StoreUnavailable: The backend cannot be opened.
     """
-    primary = _open_primary(url, sqlite_synchronous=sqlite_synchronous)
     if redis_url is None:
-        return primary
-    return CompositeStores(primary, RedisStores(redis_url, prefix=redis_prefix))
+        return _open_primary(
+            url, sqlite_synchronous=sqlite_synchronous, session_cache_ttl=session_cache_ttl
+        )
+    # The primary's sessions go unused next to Redis: no cache (nor its listener) there.
+    primary = _open_primary(
+        url, sqlite_synchronous=sqlite_synchronous, session_cache_ttl=timedelta(0)
+    )
+    fast = RedisStores(redis_url, prefix=redis_prefix, session_cache_ttl=session_cache_ttl)
+    return CompositeStores(primary, fast)
 
 
-def _open_primary(url: str, *, sqlite_synchronous: Literal["normal", "full"]) -> Stores:
+def _open_primary(
+    url: str, *, sqlite_synchronous: Literal["normal", "full"], session_cache_ttl: timedelta
+) -> Stores:
     if url == "memory://":
         return MemoryStores()
-    if is_postgres_url(url):
-        return PostgresStores(url)  # connects and migrates in start()
+    if is_postgres_url(url):  # connects and migrates in start()
+        return PostgresStores(url, session_cache_ttl=session_cache_ttl)
     check_database_url(url)
     path = sqlite_path(url)
     assert path is not None  # noqa: S101 - check_database_url let only SQLite through

@@ -211,10 +211,18 @@ class Notifier(Protocol):
             StoreUnavailable: The backend did not take the message.
         """
 
-    async def listen(self, on_change: Callable[[str], Awaitable[None]]) -> None:
+    async def listen(
+        self,
+        on_change: Callable[[str], Awaitable[None]],
+        *,
+        on_status: Callable[[bool], None] | None = None,
+    ) -> None:
         """Call ``on_change(topic)`` for every message until cancelled.
 
         Reconnects on its own after an outage; never returns or raises otherwise.
+        ``on_status`` (optional) hears ``True`` each time the subscription is made or
+        made again (messages published before it may have been missed) and ``False``
+        when it is lost, and when listening stops.
         """
 
 

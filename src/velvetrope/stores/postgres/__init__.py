@@ -12,7 +12,9 @@ raises :class:`~velvetrope.errors.StoreUnavailable` within the timeouts, and the
 reconnects by itself once the server is back (no restart of velvetrope needed).
 Expired sessions, refresh families and feed entries stay until the ``purge_expired``
 methods (the app's periodic job) delete them; core code never trusts an expired one.
-Revocations and key rotations are pushed to the other nodes with ``LISTEN``/``NOTIFY``
+Revocations, key rotations and session changes (which keep each node's session
+near-cache fresh: :mod:`velvetrope.stores.cached_sessions`) are pushed to the other
+nodes with ``LISTEN``/``NOTIFY``
 (:class:`~velvetrope.stores.postgres.notifier.PostgresNotifier`).
 """
 
@@ -20,11 +22,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import asyncpg
 
 from velvetrope.errors import ConfigurationError, EmailTaken, StoreUnavailable
+from velvetrope.stores.cached_sessions import DEFAULT_TTL, CachedSessionStore
 from velvetrope.stores.postgres._db import FAILURES, Database, PostgresTable, count, utc
 from velvetrope.stores.postgres.notifier import PostgresNotifier, channel_name
 from velvetrope.stores.postgres.schema import check_schema_name, lock_key, migrate
@@ -143,8 +146,8 @@ class PostgresUserStore(PostgresTable):
 class PostgresSessionStore(PostgresTable):
     """Sessions in the ``sessions`` table, keyed by digest, indexed by user and expiry.
 
-    No near-cache: another node may end a session at any moment and PostgreSQL offers
-    no cheap "has anything changed" check, so every ``get`` is one indexed query.
+    Every ``get`` is one indexed query; :class:`PostgresStores` puts a near-cache in
+    front, kept fresh by ``NOTIFY``.
     """
 
     async def add(self, session: SessionRecord) -> None:
@@ -252,6 +255,8 @@ class PostgresStores:
         command_timeout: Seconds one statement may run before failing closed.
         close_timeout: Seconds ``aclose()`` waits for a graceful close before it
             terminates the connections.
+        session_cache_ttl: The staleness bound of this node's session near-cache
+            (see :mod:`velvetrope.stores.cached_sessions`); zero turns it off.
 
     Attributes:
         schema_version_before: The schema version ``start()`` found (0 for a fresh
@@ -273,6 +278,7 @@ class PostgresStores:
         acquire_timeout: float = 5.0,
         command_timeout: float = 10.0,
         close_timeout: float = 5.0,
+        session_cache_ttl: timedelta = DEFAULT_TTL,
     ) -> None:
         if not 0 <= min_size <= max_size or max_size < 1:
             raise ConfigurationError(
@@ -289,7 +295,6 @@ class PostgresStores:
         self._start_lock = asyncio.Lock()
         self._db = Database(acquire_timeout=acquire_timeout)
         self._users = PostgresUserStore(self._db)
-        self._sessions = PostgresSessionStore(self._db)
         self._throttle = PostgresThrottleStore(self._db)
         self._keys = PostgresKeyStore(self._db)
         self._refresh = PostgresRefreshStore(self._db)
@@ -298,6 +303,9 @@ class PostgresStores:
         )
         self._notifier = PostgresNotifier(
             self._db, self._connect_listener, channel=channel_name(self._schema)
+        )
+        self._sessions = CachedSessionStore(
+            PostgresSessionStore(self._db), self._notifier, ttl=session_cache_ttl
         )
         self.schema_version_before: int | None = None
         self.schema_version: int | None = None
@@ -312,7 +320,8 @@ class PostgresStores:
         return self._users
 
     @property
-    def sessions(self) -> PostgresSessionStore:
+    def sessions(self) -> CachedSessionStore:
+        """Sessions in PostgreSQL behind this node's near-cache."""
         return self._sessions
 
     @property
@@ -337,7 +346,8 @@ class PostgresStores:
         return self._notifier
 
     async def start(self) -> None:
-        """Create the pool and migrate the database; a no-op once started.
+        """Create the pool, migrate the database and start the session cache's listener
+        (waiting for its ``LISTEN`` at most the connect timeout); a no-op once started.
 
         Raises:
             StoreUnavailable: PostgreSQL cannot be reached or refused the connection.
@@ -360,6 +370,7 @@ class PostgresStores:
                 raise
             self._db.pool = pool
             self.schema_version_before, self.schema_version = before, after
+            await self._sessions.start(wait=timedelta(seconds=self._connect_timeout))
 
     def _server_settings(self) -> dict[str, str]:
         return {} if self._schema is None else {"search_path": self._schema}
@@ -397,7 +408,9 @@ class PostgresStores:
         await self._users._one("SELECT 1")
 
     async def aclose(self) -> None:
-        """Close the pool: gracefully if the server answers, else by terminating."""
+        """Stop the session cache's listener, then close the pool: gracefully if the
+        server answers, else by terminating."""
+        await self._sessions.aclose()
         pool, self._db.pool = self._db.pool, None
         if pool is None:
             return

@@ -71,27 +71,39 @@ class PostgresNotifier(PostgresTable):
         """
         await self._one("SELECT pg_notify($1, $2)", self.channel, topic)
 
-    async def listen(self, on_change: Callable[[str], Awaitable[None]]) -> None:
+    async def listen(
+        self,
+        on_change: Callable[[str], Awaitable[None]],
+        *,
+        on_status: Callable[[bool], None] | None = None,
+    ) -> None:
         """Call ``on_change(topic)`` for every notification until cancelled.
 
         Listens again on its own after an outage. A ``StoreUnavailable`` raised by
         ``on_change`` (the re-read failed) is logged; polling catches up later.
+        ``on_status(True)`` follows each ``LISTEN``; ``on_status(False)`` follows the
+        loss of the listening connection, and the end of listening.
         """
+        status = on_status or _ignore
         failing = False
-        while True:
-            try:
-                conn = await self._connect()
-            except FAILURES as exc:
-                failing = self._interrupted(exc, failing)
+        try:
+            while True:
+                try:
+                    conn = await self._connect()
+                except FAILURES as exc:
+                    failing = self._interrupted(exc, failing)
+                    await asyncio.sleep(self._retry_every)
+                    continue
+                try:
+                    await self._serve(conn, on_change, status, resumed=failing)
+                except FAILURES as exc:
+                    failing = self._interrupted(exc, failing=False)
+                finally:
+                    status(False)
+                    conn.terminate()  # synchronous: safe while being cancelled
                 await asyncio.sleep(self._retry_every)
-                continue
-            try:
-                await self._serve(conn, on_change, resumed=failing)
-            except FAILURES as exc:
-                failing = self._interrupted(exc, failing=False)
-            finally:
-                conn.terminate()  # synchronous: safe while being cancelled
-            await asyncio.sleep(self._retry_every)
+        finally:
+            status(False)
 
     def _interrupted(self, exc: BaseException, failing: bool) -> bool:
         if not failing:
@@ -104,6 +116,7 @@ class PostgresNotifier(PostgresTable):
         self,
         conn: Connection[asyncpg.Record],
         on_change: Callable[[str], Awaitable[None]],
+        status: Callable[[bool], None],
         *,
         resumed: bool,
     ) -> None:
@@ -118,6 +131,7 @@ class PostgresNotifier(PostgresTable):
 
         conn.add_termination_listener(closed)
         await conn.add_listener(self.channel, received)
+        status(True)
         if resumed:
             _logger.warning("PostgreSQL notifications resumed on %s", self.channel)
         while True:
@@ -136,3 +150,7 @@ class PostgresNotifier(PostgresTable):
             await on_change(topic)
         except StoreUnavailable as exc:
             _logger.warning("re-reading %s after a notification failed: %s", topic, exc.detail)
+
+
+def _ignore(_connected: bool) -> None:
+    """The ``on_status`` of a listener that does not ask for one."""

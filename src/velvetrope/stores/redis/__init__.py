@@ -1,6 +1,7 @@
 """Redis stores for the fast-moving state: sessions, sign-in counters, refresh families
 and the revocation feed (users and keys stay in SQL; see :class:`CompositeStores`),
-plus push between nodes over pub/sub.
+plus push between nodes over pub/sub, which also keeps each node's session near-cache
+fresh (:mod:`velvetrope.stores.cached_sessions`).
 
 Key layout (``P`` is the prefix, ``velvetrope:`` by default; ``D`` a digest, ``U`` a
 user id, ``F`` a family id, ``K`` a throttle key). The part in braces is the hash
@@ -72,6 +73,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from velvetrope.errors import ConfigurationError
+from velvetrope.stores.cached_sessions import DEFAULT_TTL, CachedSessionStore
 from velvetrope.stores.redis._base import Keys, guard
 from velvetrope.stores.redis.notifier import RedisNotifier
 from velvetrope.stores.redis.scripts import Scripts
@@ -109,6 +111,8 @@ class RedisStores:
         prefix: Starts every key, so several deployments can share one Redis.
         connect_timeout: How long to wait for a connection.
         timeout: How long to wait for each reply.
+        session_cache_ttl: The staleness bound of this node's session near-cache
+            (see :mod:`velvetrope.stores.cached_sessions`); zero turns it off.
 
     Raises:
         ConfigurationError: The URL cannot be parsed, or the prefix has a brace.
@@ -121,6 +125,7 @@ class RedisStores:
         prefix: str = "velvetrope:",
         connect_timeout: timedelta = timedelta(seconds=2),
         timeout: timedelta = timedelta(seconds=2),
+        session_cache_ttl: timedelta = DEFAULT_TTL,
     ) -> None:
         if "{" in prefix or "}" in prefix:
             raise ConfigurationError("the Redis key prefix cannot contain { or }")
@@ -137,14 +142,20 @@ class RedisStores:
             raise ConfigurationError(f"the Redis URL is not valid: {exc}") from None
         self.prefix = prefix
         keys, scripts = Keys(prefix), Scripts.register(self._client)
-        self._sessions = RedisSessionStore(self._client, keys, scripts)
+        self._connect_timeout = connect_timeout
+        self._notifier = RedisNotifier(self._client, prefix + "notify")
+        self._sessions = CachedSessionStore(
+            RedisSessionStore(self._client, keys, scripts),
+            self._notifier,
+            ttl=session_cache_ttl,
+        )
         self._throttle = RedisThrottleStore(self._client, keys, scripts)
         self._refresh = RedisRefreshStore(self._client, keys, scripts)
         self._revocations = RedisRevocationStore(self._client, keys, scripts)
-        self._notifier = RedisNotifier(self._client, prefix + "notify")
 
     @property
-    def sessions(self) -> RedisSessionStore:
+    def sessions(self) -> CachedSessionStore:
+        """Sessions in Redis behind this node's near-cache."""
         return self._sessions
 
     @property
@@ -164,7 +175,8 @@ class RedisStores:
         return self._notifier
 
     async def start(self) -> None:
-        """Connect and check the server is new enough.
+        """Connect, check the server is new enough, and start the session cache's
+        listener (waiting for its subscription at most the connect timeout).
 
         Raises:
             StoreUnavailable: Redis cannot be reached.
@@ -177,6 +189,7 @@ class RedisStores:
             raise ConfigurationError(
                 f"velvetrope needs Redis 7.0 or later; the server is {version}"
             )
+        await self._sessions.start(wait=self._connect_timeout)
 
     async def ping(self) -> None:
         """Check Redis answers.
@@ -188,5 +201,8 @@ class RedisStores:
             await self._client.ping()
 
     async def aclose(self) -> None:
-        """Close every pooled connection."""
-        await self._client.aclose()
+        """Stop the session cache's listener and close every pooled connection."""
+        try:
+            await self._sessions.aclose()
+        finally:
+            await self._client.aclose()

@@ -48,30 +48,46 @@ class RedisNotifier:
         with guard():
             await self._client.publish(self.channel, topic)
 
-    async def listen(self, on_change: Callable[[str], Awaitable[None]]) -> None:
+    async def listen(
+        self,
+        on_change: Callable[[str], Awaitable[None]],
+        *,
+        on_status: Callable[[bool], None] | None = None,
+    ) -> None:
         """Call ``on_change(topic)`` for every message until cancelled.
 
         Subscribes again on its own after an outage. A ``StoreUnavailable`` raised by
         ``on_change`` (the re-read failed) is logged; polling catches up later.
+        ``on_status(True)`` follows every confirmation of the subscription, including
+        the one after redis-py quietly reconnected a dropped connection (messages
+        published meanwhile were lost); ``on_status(False)`` follows a failure, and
+        the end of listening.
         """
+        status = on_status or _ignore
         failing = False
-        while True:
-            try:
-                async with self._client.pubsub(ignore_subscribe_messages=True) as pubsub:
-                    await pubsub.subscribe(self.channel)
-                    if failing:
-                        _logger.warning("Redis notifications resumed on %s", self.channel)
-                        failing = False
-                    async for message in pubsub.listen():
-                        if message["type"] == "message":
-                            await self._deliver(on_change, str(message["data"]))
-            except FAILURES as exc:
-                if not failing:
-                    _logger.warning(
-                        "Redis notifications interrupted (%s); retrying", type(exc).__name__
-                    )
-                    failing = True
-                await asyncio.sleep(self._retry_every)
+        try:
+            while True:
+                try:
+                    async with self._client.pubsub() as pubsub:
+                        await pubsub.subscribe(self.channel)
+                        if failing:
+                            _logger.warning("Redis notifications resumed on %s", self.channel)
+                            failing = False
+                        async for message in pubsub.listen():
+                            if message["type"] == "message":
+                                await self._deliver(on_change, str(message["data"]))
+                            elif message["type"] == "subscribe":
+                                status(True)
+                except FAILURES as exc:
+                    status(False)
+                    if not failing:
+                        _logger.warning(
+                            "Redis notifications interrupted (%s); retrying", type(exc).__name__
+                        )
+                        failing = True
+                    await asyncio.sleep(self._retry_every)
+        finally:
+            status(False)
 
     @staticmethod
     async def _deliver(on_change: Callable[[str], Awaitable[None]], topic: str) -> None:
@@ -79,3 +95,7 @@ class RedisNotifier:
             await on_change(topic)
         except StoreUnavailable as exc:
             _logger.warning("re-reading %s after a notification failed: %s", topic, exc.detail)
+
+
+def _ignore(_connected: bool) -> None:
+    """The ``on_status`` of a listener that does not ask for one."""

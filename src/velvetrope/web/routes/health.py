@@ -1,4 +1,4 @@
-"""Liveness and readiness for load balancers."""
+"""Liveness and readiness for load balancers, with the state of this node's caches."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from fastapi import APIRouter
 from starlette.responses import JSONResponse
 
 from velvetrope.core.service import AuthService
+from velvetrope.stores import CachedSessionStore, SessionCacheStatus
 
 __all__ = ["build_health_router"]
 
@@ -22,6 +23,7 @@ def build_health_router(service: AuthService) -> APIRouter:
     async def ready() -> JSONResponse:
         await service.stores.ping()  # StoreUnavailable -> 503 store_unavailable
         staleness = service.tokens.revocations.staleness()
+        sessions = service.stores.sessions
         return JSONResponse(
             {
                 "status": "ready",
@@ -30,7 +32,23 @@ def build_health_router(service: AuthService) -> APIRouter:
                 if staleness is None
                 else round(staleness.total_seconds(), 3),
                 "push": service.stores.notifier is not None,
+                # null for backends without one (memory, SQLite: lookups are local).
+                "session_cache": _session_cache(sessions.status())
+                if isinstance(sessions, CachedSessionStore)
+                else None,
             }
         )
 
     return router
+
+
+def _session_cache(status: SessionCacheStatus) -> dict[str, object]:
+    """The session near-cache's state: in use only while its push subscription is up."""
+    return {
+        "enabled": status.enabled,
+        "push_connected": status.push_connected,
+        "max_staleness_seconds": status.max_staleness.total_seconds(),
+        "entries": status.entries,
+        "hits": status.hits,
+        "misses": status.misses,
+    }

@@ -33,10 +33,10 @@ from starlette.types import Scope
 from velvetrope.core.principal import Principal
 from velvetrope.core.service import AuthService, SignIn
 from velvetrope.core.tokens.service import TokenPair
-from velvetrope.errors import AuthError, InvalidToken, NotAuthenticated, OAuthError
+from velvetrope.errors import AuthError, CsrfFailed, InvalidToken, NotAuthenticated, OAuthError
 from velvetrope.settings import Settings
 from velvetrope.stores.records import UserRecord
-from velvetrope.web.csrf import CsrfGuard, OriginPolicy, form_token
+from velvetrope.web.csrf import SAFE_METHODS, CsrfGuard, OriginPolicy, form_token
 from velvetrope.web.transports import CLEAR_SITE_DATA, BearerTransport, CookieTransport
 
 __all__ = ["PRINCIPAL_KEY", "BrowserSignIn", "PageAuth", "Velvetrope"]
@@ -150,8 +150,26 @@ class Velvetrope:
         if known is not None:  # AuthMiddleware already checked this request
             return known  # type: ignore[no-any-return]
         principal = await self.authenticate_scope(scope)
-        self.csrf.check(scope, principal, await form_token(connection))
+        if scope["type"] == "websocket":
+            self.check_websocket_origin(scope, principal)
+        elif scope["method"] not in SAFE_METHODS and principal.method != "bearer":
+            self.csrf.check(scope, principal, await form_token(connection))
         return principal
+
+    def check_websocket_origin(self, scope: Scope, principal: Principal) -> None:
+        """Refuse a cookie-authenticated WebSocket upgrade from another origin.
+
+        Browsers send cookies on upgrades from any page and a socket has no CSRF
+        token, so the ``Origin`` check is the defence (cross-site WebSocket hijacking).
+
+        Raises:
+            CsrfFailed: The upgrade does not come from the configured origin.
+        """
+        if principal.method == "bearer":
+            return
+        reason = self.csrf.policy.refusal(scope, carries_cookie=True)
+        if reason is not None:
+            raise CsrfFailed(reason)
 
     async def authenticate_scope(self, scope: Scope) -> Principal:
         """The per-request credential check on a raw ASGI scope (CSRF is separate)."""

@@ -61,7 +61,9 @@ class AuthMiddleware:
             return
         try:
             principal = await self.vr.authenticate_scope(scope)
-            if scope["type"] == "http" and scope["method"] not in SAFE_METHODS:
+            if scope["type"] == "websocket":
+                self.vr.check_websocket_origin(scope, principal)
+            elif scope["method"] not in SAFE_METHODS and principal.method != "bearer":
                 submitted, receive = await buffered_form_token(scope, receive)
                 self.vr.csrf.check(scope, principal, submitted)
         except AuthError as exc:

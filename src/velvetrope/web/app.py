@@ -18,6 +18,7 @@ from velvetrope.web.csrf import CSRF_HEADER
 from velvetrope.web.errors import install_error_handlers
 from velvetrope.web.extension import Velvetrope
 from velvetrope.web.middleware import OriginCheck, RequestLimits, SecurityHeaders
+from velvetrope.web.pages import build_page_router, static_files
 from velvetrope.web.routes import build_health_router
 
 __all__ = ["create_app"]
@@ -64,6 +65,8 @@ def create_app(
     install_error_handlers(app)
     app.include_router(vr.router)
     app.include_router(build_health_router(vr.service))
+    app.include_router(build_page_router(vr))
+    app.mount("/static", static_files(), name="static")
     _add_docs(app)
     app.security_headers_hsts = vr.settings.https
     app.add_middleware(

@@ -276,7 +276,9 @@ class Velvetrope:
         In JWT-in-cookie mode an expired access token is renewed from the refresh cookie
         (rotating it), and the new cookies ride on the page's response: navigation
         needs no script. The refresh cookie is ``SameSite=Strict``, so a page load that
-        another site starts never renews anything.
+        another *site* starts never renews anything; a same-site page on another origin
+        (another port, a sibling subdomain) can, which is why unsafe handlers must run
+        their CSRF check before calling this.
 
         Raises:
             StoreUnavailable: The store did not answer (pages fail closed too).

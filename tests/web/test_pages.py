@@ -18,7 +18,8 @@ from tests.conftest import ORIGIN, PASSWORD
 from velvetrope import AuthService, FrozenClock, Settings, Velvetrope, create_app
 from velvetrope.core.csrf import presession_binding
 from velvetrope.errors import AccountDisabled, StoreUnavailable, TooManyAttempts
-from velvetrope.web.pages import PAGE_CSP, build_page_router, describe_user_agent
+from velvetrope.web.devices import describe_user_agent
+from velvetrope.web.pages import PAGE_CSP, build_page_router
 
 CHROME = (
     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "

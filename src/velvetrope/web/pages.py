@@ -25,8 +25,6 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import quote
@@ -55,6 +53,7 @@ from velvetrope.errors import (
 )
 from velvetrope.web.bodies import Credentials, Text, read_body
 from velvetrope.web.csrf import form_token
+from velvetrope.web.devices import DeviceView, device_view, when
 from velvetrope.web.errors import STATUS
 from velvetrope.web.extension import BrowserSignIn, PageAuth
 from velvetrope.web.schemas import SessionOut
@@ -62,7 +61,7 @@ from velvetrope.web.schemas import SessionOut
 if TYPE_CHECKING:
     from velvetrope.web.extension import Velvetrope
 
-__all__ = ["PAGE_CSP", "build_page_router", "describe_user_agent", "static_files"]
+__all__ = ["PAGE_CSP", "build_page_router", "static_files"]
 
 _logger = logging.getLogger("velvetrope.web")
 _HERE = Path(__file__).parent
@@ -91,99 +90,7 @@ STORE_DOWN = (
     "Try again in a few seconds."
 )
 
-# ---------------------------------------------------------------- user agents
-
-_BROWSERS = (  # order matters: Edge and Opera also say Chrome, Chrome also says Safari
-    ("Edge", re.compile(r"\bEdg(?:e|A|iOS)?/(\d+)")),
-    ("Opera", re.compile(r"\b(?:OPR|OPiOS)/(\d+)")),
-    ("Samsung Internet", re.compile(r"\bSamsungBrowser/(\d+)")),
-    ("Firefox", re.compile(r"\b(?:Firefox|FxiOS)/(\d+)")),
-    ("Chrome", re.compile(r"\b(?:HeadlessChrome|Chrome|CriOS)/(\d+)")),
-    ("Safari", re.compile(r"\bVersion/(\d+)[\d.]* (?:Mobile/\S+ )?Safari/")),
-)
-_SYSTEMS = (  # iOS says "like Mac OS X", Android says Linux
-    ("iOS", re.compile(r"iPhone|iPad|iPod")),
-    ("Android", re.compile(r"Android")),
-    ("ChromeOS", re.compile(r"\bCrOS\b")),
-    ("Windows", re.compile(r"Windows")),
-    ("macOS", re.compile(r"Macintosh|Mac OS X")),
-    ("Linux", re.compile(r"Linux|X11")),
-)
-_PRODUCT = re.compile(r"([A-Za-z][A-Za-z0-9._-]{0,39})/v?(\d+)")
-_PHONES = frozenset({"iOS", "Android"})
-
-
-def describe_user_agent(user_agent: str) -> str:
-    """A short description of a ``User-Agent`` for people: ``"Chrome 156 on Linux"``.
-
-    Knows the common browsers and systems; any other client is named by its first
-    product token (``"curl 8"``), and an empty one is an ``"Unknown device"``.
-    """
-    browser = next(
-        (
-            f"{name} {m.group(1)}"
-            for name, pattern in _BROWSERS
-            if (m := pattern.search(user_agent))
-        ),
-        None,
-    )
-    system = next((name for name, pattern in _SYSTEMS if pattern.search(user_agent)), None)
-    if browser is None and not user_agent.startswith("Mozilla/"):
-        product = _PRODUCT.match(user_agent.strip())
-        browser = f"{product.group(1)} {product.group(2)}" if product else None
-    if browser is None:
-        browser = "Unknown browser" if system else "Unknown device"
-    return f"{browser} on {system}" if system else browser
-
-
 # ---------------------------------------------------------------- views
-
-
-@dataclass(frozen=True, slots=True)
-class DeviceView:
-    """One device on the account page."""
-
-    handle: str
-    name: str
-    user_agent: str
-    ip: str
-    signed_in: str
-    signed_in_iso: str
-    last_seen: str
-    last_seen_iso: str
-    current: bool
-    phone: bool
-
-
-def _when(instant: datetime) -> str:
-    return f"{instant.day} {instant:%b %Y, %H:%M} UTC"
-
-
-def _ago(instant: datetime, now: datetime) -> str:
-    seconds = int((now - instant).total_seconds())
-    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
-        if seconds >= size:
-            count = seconds // size
-            return f"{count} {unit}{'s' if count > 1 else ''} ago"
-    return "just now"
-
-
-def _device(out: SessionOut, now: datetime) -> DeviceView:
-    created = datetime.fromisoformat(out.created_at)
-    seen = datetime.fromisoformat(out.last_seen_at)
-    name = describe_user_agent(out.user_agent)
-    return DeviceView(
-        handle=out.id,
-        name=name,
-        user_agent=out.user_agent,
-        ip=out.ip or "unknown",
-        signed_in=_when(created),
-        signed_in_iso=out.created_at,
-        last_seen="now" if out.current else _ago(seen, now),
-        last_seen_iso=out.last_seen_at,
-        current=out.current,
-        phone=name.endswith(tuple(f" on {s}" for s in _PHONES)),
-    )
 
 
 def _wait(seconds: int) -> str:
@@ -367,7 +274,7 @@ def build_page_router(vr: Velvetrope) -> APIRouter:  # noqa: PLR0915 - a closure
             for f in await service.tokens.refresh.list(principal.user_id)
         ]
         now = service.now()
-        views = sorted((_device(out, now) for out in listed), key=lambda d: d.last_seen_iso)
+        views = sorted((device_view(out, now) for out in listed), key=lambda d: d.last_seen_iso)
         return sorted(reversed(views), key=lambda d: not d.current)  # this one, then by recency
 
     @router.get("/")
@@ -434,7 +341,7 @@ def build_page_router(vr: Velvetrope) -> APIRouter:  # noqa: PLR0915 - a closure
             "account.html",
             signed_in=True,
             user=user,
-            member_since=_when(user.created_at),
+            member_since=when(user.created_at),
             credentials=principal.method,
             devices=await devices(principal),
             csrf_token=vr.csrf.token_for(principal),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import ipaddress
+import re
 from datetime import timedelta
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
@@ -41,6 +42,39 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+_HOST = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*\.?")
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def normalise_origin(value: str) -> str:
+    """``value`` as browsers write it in ``Origin``: lower case, no default port.
+
+    Raises:
+        ValueError: It is not a bare http(s) origin with a valid host and port.
+    """
+    try:
+        parts = urlsplit(value.strip())
+        port = parts.port
+    except ValueError:
+        raise ValueError("must be an origin like https://auth.example.com") from None
+    host = (parts.hostname or "").lower()
+    if parts.scheme not in _DEFAULT_PORTS or not host:
+        raise ValueError("must be an origin like https://auth.example.com")
+    if parts.path not in {"", "/"} or parts.query or parts.fragment or "@" in parts.netloc:
+        raise ValueError("must be a bare origin: scheme, host and optional port only")
+    if ":" in host:  # an IPv6 literal
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise ValueError(f"has an invalid IPv6 address {host!r}") from None
+        host = f"[{host}]"
+    elif _HOST.fullmatch(host) is None:
+        raise ValueError(f"has an invalid host name {host!r}")
+    if port is None or port == _DEFAULT_PORTS[parts.scheme]:
+        return f"{parts.scheme}://{host}"
+    return f"{parts.scheme}://{host}:{port}"
 
 
 def _seconds(value: object) -> object:
@@ -173,14 +207,7 @@ class Settings(BaseSettings):
     @field_validator("public_origin")
     @classmethod
     def _origin_shape(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        parts = urlsplit(value)
-        if parts.scheme not in {"http", "https"} or not parts.hostname:
-            raise ValueError("must be an origin like https://auth.example.com")
-        if parts.path not in {"", "/"} or parts.query or parts.fragment or parts.username:
-            raise ValueError("must be a bare origin: scheme, host and optional port only")
-        return f"{parts.scheme}://{parts.netloc}".lower()
+        return None if value is None else normalise_origin(value)
 
     @model_validator(mode="after")
     def _coherent(self) -> Settings:
@@ -245,20 +272,13 @@ class Settings(BaseSettings):
         for entry in (part.strip() for part in self.cors_origins.split(",")):
             if not entry:
                 continue
-            parts = urlsplit(entry)
-            exact = (
-                parts.scheme in {"http", "https"}
-                and parts.hostname
-                and "*" not in entry
-                and parts.path in {"", "/"}
-                and not (parts.query or parts.fragment or parts.username)
-            )
-            if not exact:
+            try:
+                allowed.append(normalise_origin(entry))
+            except ValueError as exc:
                 raise ValueError(
-                    f"VELVETROPE_CORS_ORIGINS: {entry!r} is not an origin like "
-                    "https://app.example.com (exact origins only, never * or patterns)"
-                )
-            allowed.append(f"{parts.scheme}://{parts.netloc}".lower())
+                    f"VELVETROPE_CORS_ORIGINS: {entry[:100]!r} {exc} (exact origins only, "
+                    "never * or patterns)"
+                ) from None
         return tuple(allowed)
 
     @property

@@ -91,7 +91,19 @@ class OriginPolicy:
             carries_cookie: Whether it carries one of our credential cookies; only then
                 is the absence of every browser header a reason to refuse.
         """
-        fetch_site, origin, referer = _browser_headers(scope)
+        fetch_site, origin, referer, repeated = _browser_headers(scope)
+        if repeated is not None:  # which line counts would be a guess; no browser needs one
+            return f"The request repeats the {repeated} header; a browser sends it once."
+        return self._refusal(fetch_site, origin, referer, carries_cookie=carries_cookie)
+
+    def _refusal(
+        self,
+        fetch_site: bytes | None,
+        origin: bytes | None,
+        referer: bytes | None,
+        *,
+        carries_cookie: bool,
+    ) -> str | None:
         if fetch_site is not None:
             if fetch_site in (b"same-origin", b"none") or origin in self._trusted:
                 return None
@@ -115,16 +127,21 @@ class OriginPolicy:
         return None
 
 
-def _browser_headers(scope: Scope) -> tuple[bytes | None, bytes | None, bytes | None]:
-    fetch_site = origin = referer = None
+_BROWSER_HEADERS = {b"sec-fetch-site": "Sec-Fetch-Site", b"origin": "Origin", b"referer": "Referer"}
+
+
+def _browser_headers(
+    scope: Scope,
+) -> tuple[bytes | None, bytes | None, bytes | None, str | None]:
+    """``Sec-Fetch-Site``, ``Origin``, ``Referer``, and the name of one sent twice, if any."""
+    found: dict[bytes, bytes] = {}
+    repeated = None
     for name, value in scope["headers"]:
-        if name == b"sec-fetch-site":
-            fetch_site = value
-        elif name == b"origin":
-            origin = value
-        elif name == b"referer":
-            referer = value
-    return fetch_site, origin, referer
+        if name in _BROWSER_HEADERS:
+            if name in found:
+                repeated = _BROWSER_HEADERS[name]
+            found[name] = value
+    return found.get(b"sec-fetch-site"), found.get(b"origin"), found.get(b"referer"), repeated
 
 
 def _origin_of(url: bytes) -> bytes | None:
@@ -138,11 +155,10 @@ def _origin_of(url: bytes) -> bytes | None:
 
 
 def header_token(scope: Scope) -> str | None:
-    """The ``X-CSRF-Token`` header, if sent."""
-    for name, value in scope["headers"]:
-        if name == _HEADER_KEY:
-            return str(value.decode("latin-1"))
-    return None
+    """The ``X-CSRF-Token`` header, if sent; repeated lines are joined (RFC 9110 §5.3),
+    which no token matches."""
+    values = [value for name, value in scope["headers"] if name == _HEADER_KEY]
+    return b", ".join(values).decode("latin-1") if values else None
 
 
 def _is_form(scope: Scope) -> bool:
@@ -185,28 +201,32 @@ async def buffered_form_token(scope: Scope, receive: Receive) -> tuple[str | Non
         return submitted, receive
     chunks: list[bytes] = []
     size = 0
-    more = True
-    while more:
+    cut_off: Message | None = None  # a disconnect before the last chunk
+    while True:
         message = await receive()
         if message["type"] != "http.request":
+            cut_off = message
             break
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > MAX_FORM_BYTES:
             raise CsrfFailed("The form is too large to carry a CSRF token.")
         chunks.append(chunk)
-        more = message.get("more_body", False)
+        if not message.get("more_body", False):
+            break
+    # A cut-off body is replayed as unfinished, then the disconnect: the app must not
+    # take part of a form for all of it, nor its token for a checked one.
     body = b"".join(chunks)
-    replayed = False
+    pending: list[Message] = [
+        {"type": "http.request", "body": body, "more_body": cut_off is not None}
+    ]
+    if cut_off is not None:
+        pending.append(cut_off)
 
     async def replay() -> Message:
-        nonlocal replayed
-        if not replayed:
-            replayed = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
+        return pending.pop(0) if pending else await receive()
 
-    return _field(body), replay
+    return (None if cut_off is not None else _field(body)), replay
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,13 +269,17 @@ class CsrfGuard:
         """A new token for a cookie-authenticated ``principal``."""
         return self.tokens.issue(self.binding(principal))
 
+    def token_for_family(self, family_id: str) -> str:
+        """A new token for a JWT-in-cookie sign-in known only by its refresh cookie."""
+        return self.tokens.issue(family_binding(family_id))
+
     def check(self, scope: Scope, principal: Principal, submitted: str | None) -> None:
         """Refuse an unsafe, cookie-authenticated request that is cross-site or lacks the token.
 
         Raises:
             CsrfFailed: With a sentence saying what is missing (403 ``csrf_failed``).
         """
-        if principal.method == "bearer" or scope["method"] in SAFE_METHODS:
+        if principal.method == "bearer" or scope.get("method", "GET") in SAFE_METHODS:
             return
         reason = self.policy.refusal(scope, carries_cookie=True)
         if reason is not None:

@@ -270,6 +270,16 @@ class Velvetrope:
         )
         return principal, pair
 
+    async def live_refresh_family(self, connection: HTTPConnection) -> str | None:
+        """JWT-in-cookie mode: the id of the refresh cookie's family, if it is still live."""
+        token = self.refresh_cookie.read(connection) if self.jwt_cookies else None
+        if token is None:
+            return None
+        family = await self.service.tokens.refresh.find_family(token)
+        if family is None or family.revoked_at is not None:
+            return None
+        return family.id
+
     async def page_principal(self, request: Request) -> PageAuth:
         """Who a page request is from; never raises for a missing or dead credential.
 
@@ -319,16 +329,11 @@ class Velvetrope:
             principal = None
         if principal is not None:
             await self.service.logout(principal)
-        if not self.jwt_cookies:
-            return
-        token = self.refresh_cookie.read(request)
-        if token is None:
-            return
-        family = await self.service.tokens.refresh.find_family(token)
-        if family is not None and not family.revoked_at:
+        family = await self.live_refresh_family(request)
+        if family is not None:
             if principal is None:  # the access token expired: the refresh family proves it
-                self.csrf.check_family(request.scope, family.id, await form_token(request))
-            await self.service.tokens.revoke_family(family.id)
+                self.csrf.check_family(request.scope, family, await form_token(request))
+            await self.service.tokens.revoke_family(family)
 
     async def optional_principal(self, connection: HTTPConnection) -> Principal | None:
         """FastAPI dependency: the signed-in caller, or ``None`` when there is none."""

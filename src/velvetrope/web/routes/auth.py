@@ -139,6 +139,9 @@ def build_auth_router(vr: "Velvetrope") -> APIRouter:  # noqa: PLR0915 - a closu
         try:
             principal = await vr.authenticate_scope(request.scope)
         except NotAuthenticated:
+            family = await vr.live_refresh_family(request)
+            if family is not None:  # JWT cookies: the access token expired, renew with this
+                return JSONResponse({"csrf_token": vr.csrf.token_for_family(family)})
             presession = vr.csrf.presession(request)
             response = JSONResponse({"csrf_token": presession.token})
             vr.csrf.remember(response, presession)
@@ -195,7 +198,7 @@ def build_auth_router(vr: "Velvetrope") -> APIRouter:  # noqa: PLR0915 - a closu
     async def end_session(handle: str, principal: Current) -> Response:
         current = await service.end_session(principal, handle)
         response = Response(status_code=204)
-        return signed_out(response) if current and principal.session else response
+        return signed_out(response) if current and principal.method != "bearer" else response
 
     @router.post(
         "/logout",
@@ -219,7 +222,7 @@ def build_auth_router(vr: "Velvetrope") -> APIRouter:  # noqa: PLR0915 - a closu
     async def logout_all(principal: Current) -> Response:
         await service.end_all_sessions(principal)
         response = Response(status_code=204)
-        return signed_out(response) if principal.session else response
+        return signed_out(response) if principal.method != "bearer" else response
 
     @router.post(
         "/reauth",
@@ -265,11 +268,10 @@ def build_auth_router(vr: "Velvetrope") -> APIRouter:  # noqa: PLR0915 - a closu
             responses=_errors(401, 403),
         )
         async def refresh(request: Request) -> Response:
-            token = vr.refresh_cookie.read(request)
-            family = await service.tokens.refresh.find_family(token) if token else None
-            if family is None or family.revoked_at:
+            family = await vr.live_refresh_family(request)
+            if family is None:
                 raise NotAuthenticated
-            vr.csrf.check_family(request.scope, family.id, await form_token(request))
+            vr.csrf.check_family(request.scope, family, await form_token(request))
             principal, pair = await vr.refresh_browser(request)
             user = await service.user_of(principal)
             body = {

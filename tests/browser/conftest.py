@@ -1,10 +1,12 @@
 """Real Chromium against ``velvetrope serve``: the pages as a person (and an attacker) meets them.
 
-Debian's ``chromium`` is driven with Playwright's sync API: one browser for the whole
-run, a new context (cookie jar) per test. Each browser credential mode gets its own
-server, started once as a real process on a free loopback port. Without a
-``chromium`` on PATH the tests are skipped, and fail instead when ``CI`` is set
-(STYLE.md rule 4): a browser suite never passes silently.
+Debian's ``chromium`` is driven with Playwright's sync API: one browser per test
+module (module scope, not session: the sync API holds an event loop on the main thread
+while it runs, which would break every asyncio test after it), a new context (cookie
+jar) per test. Each browser credential mode gets its own server, started once per
+module as a real process on a free loopback port. Without a ``chromium`` on PATH the
+tests are skipped, and fail instead when ``CI`` is set (STYLE.md rule 4): a browser
+suite never passes silently.
 
 Screenshots go to the directory named by ``VELVETROPE_SCREENSHOTS`` (``scripts/screenshots``
 sets ``docs/screenshots``), else to a temporary directory: tests never write to the tree.
@@ -85,21 +87,21 @@ class Site:
         return self.server.client()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def playwright() -> Iterator[Playwright]:
     require_chromium()
     with sync_playwright() as driver:
         yield driver
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright: Playwright) -> Iterator[Browser]:
     launched = playwright.chromium.launch(executable_path=require_chromium(), args=LAUNCH_ARGS)
     yield launched
     launched.close()
 
 
-@pytest.fixture(scope="session", params=MODES)
+@pytest.fixture(scope="module", params=MODES)
 def site(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Site]:
@@ -158,7 +160,7 @@ class Screenshots:
             )
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Screenshots:
     configured = os.environ.get("VELVETROPE_SCREENSHOTS")
     directory = Path(configured) if configured else tmp_path_factory.mktemp("screenshots")
@@ -185,7 +187,7 @@ class Attacker:
         return self.url + path
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def attacker() -> Iterator[Attacker]:
     pages: dict[str, str] = {}
 

@@ -37,6 +37,7 @@ from velvetrope.errors import AuthError, CsrfFailed, InvalidToken, NotAuthentica
 from velvetrope.settings import Settings
 from velvetrope.stores.records import UserRecord
 from velvetrope.web.csrf import SAFE_METHODS, CsrfGuard, OriginPolicy, form_token
+from velvetrope.web.schemas import SessionOut
 from velvetrope.web.transports import CLEAR_SITE_DATA, BearerTransport, CookieTransport
 
 __all__ = ["PRINCIPAL_KEY", "BrowserSignIn", "PageAuth", "Velvetrope"]
@@ -189,6 +190,21 @@ class Velvetrope:
         if secret is None:
             raise NotAuthenticated
         return await self.service.authenticate(secret)
+
+    async def devices(self, principal: Principal) -> list[SessionOut]:
+        """The principal's devices, sessions and token families, oldest first."""
+        handle = principal.handle
+        service = self.service
+        listed = [
+            SessionOut.of(s, current=s.handle == handle)
+            for s in await service.sessions.list(principal.user_id)
+        ]
+        listed += [
+            SessionOut.of_family(f, current=f.id == handle)
+            for f in await service.tokens.refresh.list(principal.user_id)
+        ]
+        listed.sort(key=lambda d: (d.created_at, d.id))
+        return listed
 
     def carries_cookie(self, connection: HTTPConnection) -> bool:
         """Whether the request carries one of velvetrope's credential cookies."""

@@ -56,7 +56,6 @@ from velvetrope.web.csrf import form_token
 from velvetrope.web.devices import DeviceView, device_view, when
 from velvetrope.web.errors import STATUS
 from velvetrope.web.extension import BrowserSignIn, PageAuth
-from velvetrope.web.schemas import SessionOut
 
 if TYPE_CHECKING:
     from velvetrope.web.extension import Velvetrope
@@ -264,15 +263,7 @@ def build_page_router(vr: Velvetrope) -> APIRouter:  # noqa: PLR0915 - a closure
         return await vr.browser_login(request, user.email, password)
 
     async def devices(principal: Principal) -> list[DeviceView]:
-        handle = principal.handle
-        listed = [
-            SessionOut.of(s, current=s.handle == handle)
-            for s in await service.sessions.list(principal.user_id)
-        ]
-        listed += [
-            SessionOut.of_family(f, current=f.id == handle)
-            for f in await service.tokens.refresh.list(principal.user_id)
-        ]
+        listed = await vr.devices(principal)
         now = service.now()
         views = sorted((device_view(out, now) for out in listed), key=lambda d: d.last_seen_iso)
         return sorted(reversed(views), key=lambda d: not d.current)  # this one, then by recency

@@ -177,17 +177,7 @@ def build_auth_router(vr: "Velvetrope") -> APIRouter:  # noqa: PLR0915 - a closu
         responses=_errors(401),
     )
     async def sessions(principal: Current) -> JSONResponse:
-        handle = principal.handle
-        devices = [
-            SessionOut.of(s, current=s.handle == handle)
-            for s in await service.sessions.list(principal.user_id)
-        ]
-        devices += [
-            SessionOut.of_family(f, current=f.id == handle)
-            for f in await service.tokens.refresh.list(principal.user_id)
-        ]
-        devices.sort(key=lambda d: (d.created_at, d.id))
-        return JSONResponse([d.model_dump() for d in devices])
+        return JSONResponse([d.model_dump() for d in await vr.devices(principal)])
 
     @router.delete(
         "/sessions/{handle}",

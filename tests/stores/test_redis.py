@@ -247,6 +247,25 @@ async def test_purge_of_families_removes_their_lookup_keys_and_index_entries(
     assert await _key_types(raw, stores.prefix) == {}
 
 
+async def test_purges_walk_the_expiry_index_batch_by_batch(
+    stores: RedisStores, raw: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Seven due sessions and families, three per round trip: every one goes, and the
+    index entry of a session Redis already expired is pruned without being counted."""
+    monkeypatch.setattr("velvetrope.stores.redis._base.PURGE_BATCH", 3)
+    sessions = [session(f"u{n % 2}", n) for n in range(1, 8)]
+    for s in sessions:
+        await stores.sessions.add(s)
+    for n in range(1, 8):
+        await stores.refresh.create(family(f"f{n}", f"u{n % 2}", n), secret_digest(new_secret()))
+    await raw.unlink(f"{stores.prefix}s:{{{sessions[0].id_digest}}}")  # as its TTL would
+
+    latest = max(s.expires_at for s in sessions)
+    assert await stores.sessions.purge_expired(latest) == 6
+    assert await stores.refresh.purge_expired(family(n=7).expires_at) == 7
+    assert await _key_types(raw, stores.prefix) == {}
+
+
 async def test_a_lookup_key_the_family_does_not_list_finds_nothing(
     stores: RedisStores, raw: Redis
 ) -> None:

@@ -111,8 +111,8 @@ async def test_guard_matches_routes_under_a_root_path_or_mount(vr: Velvetrope) -
     assert await _get(mounted, "/v1/api/public") == 200
 
 
-async def test_guard_refuses_websockets_without_credentials(vr: Velvetrope) -> None:
-    """Browsers send cookies on WebSocket upgrades: an unchecked one is hijackable."""
+async def _upgrade(vr: Velvetrope, headers: list[tuple[bytes, bytes]]) -> list[Message]:
+    """Offer a WebSocket upgrade to ``/api/ws`` of the guarded app; what it sent back."""
     sent: list[Message] = []
     incoming: list[Message] = [{"type": "websocket.connect"}]
 
@@ -126,12 +126,18 @@ async def test_guard_refuses_websockets_without_credentials(vr: Velvetrope) -> N
         "type": "websocket",
         "path": "/api/ws",
         "root_path": "",
-        "headers": [],
+        "headers": headers,
         "query_string": b"",
         "scheme": "wss",
         "server": ("testserver", 443),
     }
     await _guarded_starlette(vr)(scope, receive, send)
+    return sent
+
+
+async def test_guard_refuses_websockets_without_credentials(vr: Velvetrope) -> None:
+    """Browsers send cookies on WebSocket upgrades: an unchecked one is hijackable."""
+    sent = await _upgrade(vr, [])
     assert [m["type"] for m in sent] == ["websocket.close"]
     assert sent[0]["code"] == 1008
 
@@ -446,28 +452,13 @@ async def test_guard_cookie_websockets_must_come_from_the_configured_origin(
 ) -> None:
     """Cross-site WebSocket hijacking: browsers send cookies on upgrades from any page,
     and a socket carries no CSRF token, so the origin check is the defence."""
-    sent: list[Message] = []
-    incoming: list[Message] = [{"type": "websocket.connect"}]
-
-    async def receive() -> Message:
-        return incoming.pop(0) if incoming else {"type": "websocket.disconnect", "code": 1000}
-
-    async def send(message: Message) -> None:
-        sent.append(message)
-
-    scope: Scope = {
-        "type": "websocket",
-        "path": "/api/ws",
-        "root_path": "",
-        "headers": [
+    sent = await _upgrade(
+        guarded_echo.app.vr,
+        [
             (b"cookie", guarded_echo.cookie.encode()),
             *((k.encode(), v.encode()) for k, v in headers.items()),
         ],
-        "query_string": b"",
-        "scheme": "wss",
-        "server": ("testserver", 443),
-    }
-    await _guarded_starlette(guarded_echo.app.vr)(scope, receive, send)
+    )
     if accepted:
         assert sent[0]["type"] == "websocket.accept"
     else:

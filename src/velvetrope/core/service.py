@@ -14,7 +14,7 @@ from velvetrope.core.csrf import CSRF_SECRET_NAME, SECRET_BYTES, CsrfTokens
 from velvetrope.core.events import SecurityEvents
 from velvetrope.core.ids import TokenSource
 from velvetrope.core.passwords import PasswordHasher, PasswordPolicy
-from velvetrope.core.principal import Principal
+from velvetrope.core.principal import AuthMethod, Principal
 from velvetrope.core.ratelimit import LoginThrottle, ThrottlePolicy
 from velvetrope.core.sessions import IssuedSession, SessionPolicy, SessionService
 from velvetrope.core.tokens.access import TokenPolicy
@@ -171,13 +171,16 @@ class AuthService:
             user_id=session.user_id, method="session", handle=session.handle, session=session
         )
 
-    async def authenticate_bearer(self, access_token: str) -> Principal:
-        """Verify an access token: the per-request check for API clients.
+    async def authenticate_bearer(
+        self, access_token: str, *, method: AuthMethod = "bearer"
+    ) -> Principal:
+        """Verify an access token: the per-request check for API clients (and, with
+        ``method="jwt-cookie"``, for browsers holding it in a cookie).
 
         Raises:
             InvalidToken: Not a valid, unrevoked access token of ours.
         """
-        return await self.tokens.authenticate(access_token)
+        return await self.tokens.authenticate(access_token, method=method)
 
     async def token_login(
         self, email: str, password: str, *, ip: str = "", user_agent: str = ""

@@ -17,7 +17,6 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -182,10 +181,9 @@ class Velvetrope:
             if token is None:
                 raise NotAuthenticated
             try:
-                verified = await self.service.authenticate_bearer(token)
+                return await self.service.authenticate_bearer(token, method="jwt-cookie")
             except InvalidToken:  # a cookie client gets no Bearer challenge
                 raise NotAuthenticated from None
-            return dataclasses.replace(verified, method="jwt-cookie")
         secret = self.transport.read_scope(scope)
         if secret is None:
             raise NotAuthenticated
@@ -316,11 +314,10 @@ class Velvetrope:
         if not self.jwt_cookies or self.refresh_cookie.read(request) is None:
             return PageAuth(None)
         try:
-            principal, pair = await self.refresh_browser(request)
+            _, pair = await self.refresh_browser(request)
         except NotAuthenticated:
             return PageAuth(None)
-        verified = await self.service.authenticate_bearer(pair.access_token)
-        principal = dataclasses.replace(principal, token=verified.token)
+        principal = await self.service.authenticate_bearer(pair.access_token, method="jwt-cookie")
         return PageAuth(principal, self.pair_cookies(pair))
 
     def sign_out(self, response: Response) -> Response:

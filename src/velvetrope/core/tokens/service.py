@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from velvetrope.clock import Clock, system_clock
 from velvetrope.core.events import SecurityEvents
 from velvetrope.core.ids import TokenSource
-from velvetrope.core.principal import Principal
+from velvetrope.core.principal import AuthMethod, Principal
 from velvetrope.core.tokens.access import AccessTokens, TokenPolicy
 from velvetrope.core.tokens.keys import KeyRing, SigningKey
 from velvetrope.core.tokens.refresh import RefreshGrant, RefreshTokens
@@ -125,8 +125,10 @@ class TokenService:
     def _family_until(self) -> datetime:
         return self._now() + self.policy.access_ttl + self.policy.leeway
 
-    async def authenticate(self, access_token: str) -> Principal:
-        """Verify a bearer token: the per-request check for API clients.
+    async def authenticate(self, access_token: str, *, method: AuthMethod = "bearer") -> Principal:
+        """Verify an access token: the per-request check for API clients.
+
+        ``method`` says how it travelled (``bearer``, or ``jwt-cookie`` for a browser).
 
         Raises:
             InvalidToken: Not a valid, unrevoked access token of ours.
@@ -137,7 +139,7 @@ class TokenService:
             await self.revocations.sync()  # StoreUnavailable -> 503: fail closed (TERM-05)
             if self.revocations.is_revoked(claims):
                 raise InvalidToken("revoked")
-        return Principal(user_id=claims.sub, method="bearer", handle=claims.sid, token=claims)
+        return Principal(user_id=claims.sub, method=method, handle=claims.sid, token=claims)
 
     async def revoke_family(self, family_id: str) -> bool:
         """End a device: its refresh tokens and every access token it holds."""

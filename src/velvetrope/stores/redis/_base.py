@@ -5,10 +5,12 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any, cast
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError
 
 from velvetrope.errors import StoreUnavailable
@@ -16,6 +18,7 @@ from velvetrope.stores.redis.scripts import Scripts
 
 __all__ = [
     "FAILURES",
+    "PURGE_BATCH",
     "Keys",
     "RedisTable",
     "at",
@@ -131,6 +134,10 @@ def parse_expiry_member(member: str) -> tuple[str, str]:
     return str(entry_id), str(user_id)
 
 
+PURGE_BATCH = 500
+"""Expired entries handled per round trip by the purge jobs."""
+
+
 class RedisTable:
     """A store over the shared client, its key names and its scripts."""
 
@@ -138,3 +145,41 @@ class RedisTable:
         self._client = client
         self._keys = keys
         self._scripts = scripts
+
+    async def _purge_index(
+        self,
+        index: str,
+        cutoff: int,
+        purge: Callable[[str, Pipeline], Awaitable[object]],
+        forget: Callable[[Pipeline, str, str, Any], bool],
+    ) -> int:
+        """Purge the entries of the expiry ``index`` due by ``cutoff``, a batch at a time.
+
+        ``purge(entry_id, pipe)`` queues the script that deletes one entry if it is
+        still due; ``forget(pipe, entry_id, user_id, outcome)`` queues the clean-up of
+        its indexes and says whether this purge deleted it.
+        """
+        purged = 0
+        with guard():
+            while True:
+                members = cast(
+                    "list[str]",
+                    await self._client.zrangebyscore(
+                        index, "-inf", cutoff, start=0, num=PURGE_BATCH
+                    ),
+                )
+                if not members:
+                    break
+                entries = [parse_expiry_member(m) for m in members]
+                async with self._client.pipeline(transaction=False) as pipe:
+                    for entry_id, _ in entries:
+                        await purge(entry_id, pipe)
+                    outcomes = await pipe.execute()
+                async with self._client.pipeline(transaction=False) as pipe:
+                    for (entry_id, user_id), outcome in zip(entries, outcomes, strict=True):
+                        purged += forget(pipe, entry_id, user_id, outcome)
+                    pipe.zrem(index, *members)
+                    await pipe.execute()
+                if len(members) < PURGE_BATCH:
+                    break
+        return purged

@@ -12,17 +12,18 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import cast
 
+from redis.asyncio.client import Pipeline
 from redis.typing import EncodableT, FieldT
 
 from velvetrope.errors import StoreUnavailable
 from velvetrope.stores.records import FailureRecord, SessionRecord
 from velvetrope.stores.redis._base import (
     FAILURES,
+    PURGE_BATCH,
     RedisTable,
     at,
     expiry_member,
     guard,
-    parse_expiry_member,
     ttl_ms,
     us,
 )
@@ -31,9 +32,6 @@ __all__ = ["RedisSessionStore", "RedisThrottleStore"]
 
 MAX_PASSES = 16
 """How often "log out everywhere" re-reads the index for sessions added meanwhile."""
-
-PURGE_BATCH = 500
-"""Expired entries handled per round trip by ``purge_expired``."""
 
 
 def _fields(s: SessionRecord) -> dict[FieldT, EncodableT]:
@@ -211,34 +209,19 @@ class RedisSessionStore(RedisTable):
         return deleted
 
     async def purge_expired(self, now: datetime) -> int:
-        purged, cutoff = 0, us(now)
-        with guard():
-            while True:
-                members = cast(
-                    "list[str]",
-                    await self._client.zrangebyscore(
-                        self._keys.session_expiry, "-inf", cutoff, start=0, num=PURGE_BATCH
-                    ),
-                )
-                if not members:
-                    break
-                entries = [parse_expiry_member(m) for m in members]
-                async with self._client.pipeline(transaction=False) as pipe:
-                    for digest, _ in entries:
-                        await self._scripts.purge_session(
-                            keys=[self._keys.session(digest)], args=[cutoff], client=pipe
-                        )
-                    outcomes = await pipe.execute()
-                async with self._client.pipeline(transaction=False) as pipe:
-                    for (digest, user_id), outcome in zip(entries, outcomes, strict=True):
-                        if outcome != -1:  # deleted now, or already ended by its TTL
-                            pipe.srem(self._keys.user_sessions(user_id), digest)
-                    pipe.zrem(self._keys.session_expiry, *members)
-                    await pipe.execute()
-                purged += outcomes.count(1)
-                if len(members) < PURGE_BATCH:
-                    break
-        return purged
+        cutoff = us(now)
+
+        async def purge(digest: str, pipe: Pipeline) -> object:
+            return await self._scripts.purge_session(
+                keys=[self._keys.session(digest)], args=[cutoff], client=pipe
+            )
+
+        def forget(pipe: Pipeline, digest: str, user_id: str, outcome: int) -> bool:
+            if outcome != -1:  # deleted now, or already ended by its TTL
+                pipe.srem(self._keys.user_sessions(user_id), digest)
+            return outcome == 1
+
+        return await self._purge_index(self._keys.session_expiry, cutoff, purge, forget)
 
 
 class RedisThrottleStore(RedisTable):

@@ -11,21 +11,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import cast
+from typing import Any, cast
 
+from redis.asyncio.client import Pipeline
 from redis.typing import EncodableT, FieldT
 
 from velvetrope.stores.records import RefreshFamilyRecord, RevocationRecord
 from velvetrope.stores.redis._base import (
+    PURGE_BATCH,
     RedisTable,
     at,
     expiry_member,
     guard,
-    parse_expiry_member,
     ttl_ms,
     us,
 )
-from velvetrope.stores.redis.sessions import MAX_PASSES, PURGE_BATCH
+from velvetrope.stores.redis.sessions import MAX_PASSES
 
 __all__ = ["RedisRefreshStore", "RedisRevocationStore"]
 
@@ -185,38 +186,22 @@ class RedisRefreshStore(RedisTable):
         return sorted(families, key=lambda f: (f.created_at, f.id))
 
     async def purge_expired(self, now: datetime) -> int:
-        purged, cutoff = 0, us(now)
-        with guard():
-            while True:
-                members = cast(
-                    "list[str]",
-                    await self._client.zrangebyscore(
-                        self._keys.family_expiry, "-inf", cutoff, start=0, num=PURGE_BATCH
-                    ),
-                )
-                if not members:
-                    break
-                entries = [parse_expiry_member(m) for m in members]
-                async with self._client.pipeline(transaction=False) as pipe:
-                    for family_id, _ in entries:
-                        await self._scripts.purge_family(
-                            keys=[self._keys.family(family_id)], args=[cutoff], client=pipe
-                        )
-                    outcomes = await pipe.execute()
-                async with self._client.pipeline(transaction=False) as pipe:
-                    for (family_id, user_id), (state, *digests) in zip(
-                        entries, outcomes, strict=True
-                    ):
-                        if state != -1:  # deleted now, or already ended by its TTL
-                            pipe.srem(self._keys.user_families(user_id), family_id)
-                        for digest in digests:
-                            pipe.unlink(self._keys.refresh_digest(digest))
-                    pipe.zrem(self._keys.family_expiry, *members)
-                    await pipe.execute()
-                purged += sum(outcome[0] == 1 for outcome in outcomes)
-                if len(members) < PURGE_BATCH:
-                    break
-        return purged
+        cutoff = us(now)
+
+        async def purge(family_id: str, pipe: Pipeline) -> object:
+            return await self._scripts.purge_family(
+                keys=[self._keys.family(family_id)], args=[cutoff], client=pipe
+            )
+
+        def forget(pipe: Pipeline, family_id: str, user_id: str, outcome: list[Any]) -> bool:
+            state, *digests = outcome
+            if state != -1:  # deleted now, or already ended by its TTL
+                pipe.srem(self._keys.user_families(user_id), family_id)
+            for digest in digests:
+                pipe.unlink(self._keys.refresh_digest(digest))
+            return bool(state == 1)
+
+        return await self._purge_index(self._keys.family_expiry, cutoff, purge, forget)
 
 
 class RedisRevocationStore(RedisTable):

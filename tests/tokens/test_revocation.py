@@ -65,6 +65,25 @@ async def test_a_key_rotated_elsewhere_verifies_and_signs_after_sync(
         await cli.aclose()
 
 
+async def test_a_key_added_elsewhere_just_after_this_node_loaded_verifies_at_once(
+    tmp_path: Path, clock: FrozenClock, hasher: PasswordHasher
+) -> None:
+    """Nodes starting together: B loads its ring, then A adds a newer key and signs with
+    it. B's first sight of that kid must reload the ring, not wait out an interval that
+    its own start-up load began (a 401 for a valid token seen in the multi-node test)."""
+    node_b = await open_node(tmp_path / "vr.db", clock, hasher)
+    node_a = await open_node(tmp_path / "vr.db", clock, hasher)
+    try:
+        await node_a.register("ann@example.com", PASSWORD)
+        await node_a.tokens.keys.rotate()  # a key B has never seen, no time passing
+        pair = await node_a.token_login("ann@example.com", PASSWORD)
+        principal = await node_b.authenticate_bearer(pair.access_token)
+        assert principal.user_id == pair.family.user_id
+    finally:
+        await node_a.aclose()
+        await node_b.aclose()
+
+
 async def test_JWT_04_unknown_kids_reload_the_ring_at_most_once_per_interval(
     service: AuthService,
 ) -> None:

@@ -8,7 +8,10 @@ RFC 7638 thumbprint.
 
 Rotation keeps the previous key verifying until every token it signed has expired
 (``overlap``), then deletes it. A ``kid`` the ring does not know triggers at most
-one reload from the store per ``reload_every`` (JWT-04: no refetch storms).
+one reload from the store per ``reload_every`` (JWT-04: no refetch storms). The
+interval counts from the last reload an unknown ``kid`` caused, not from loads for
+other reasons: a key another node added after this one loaded (several nodes starting
+together, a rotation elsewhere) is found on the first token that names it.
 """
 
 from __future__ import annotations
@@ -88,7 +91,7 @@ class KeyRing:
         self._now = now
         self._keys: dict[str, SigningKey] = {}
         self._signing: SigningKey | None = None
-        self._loaded_at: datetime | None = None
+        self._looked_up_at: datetime | None = None  # the last reload for an unknown kid
         self._lock = asyncio.Lock()
 
     async def load(self, *, rotate: bool = True) -> None:
@@ -116,7 +119,6 @@ class KeyRing:
         self._keys = {k.kid: k for k in keys}
         signers = [k for k in keys if k.retired_at is None]
         self._signing = signers[0] if signers else None
-        self._loaded_at = now
 
     async def rotate(self) -> SigningKey:
         """Make a new signing key; the old ones verify for ``overlap`` more, then go."""
@@ -174,12 +176,13 @@ class KeyRing:
         """
         async with self._lock:
             # Checked under the lock: concurrent callers queue here, and only the first
-            # of a burst reloads; the rest see the fresh _loaded_at (JWT-04).
+            # of a burst reloads; the rest see the fresh _looked_up_at (JWT-04).
             if kid in self._keys:
                 return True
             now = self._now()
-            if self._loaded_at is not None and now - self._loaded_at < self._reload_every:
+            if self._looked_up_at is not None and now - self._looked_up_at < self._reload_every:
                 return False
+            self._looked_up_at = now
             await self._reload()
         return kid in self._keys
 

@@ -48,7 +48,7 @@ def open_backend(name: str, tmp_path: Path) -> Stores:
     if name == "memory":
         return MemoryStores()
     if name == "sqlite":
-        return SQLiteStores.open(tmp_path / "velvetrope.db")
+        return SQLiteStores(tmp_path / "velvetrope.db")
     if name == "redis":
         return open_redis(tmp_path)
     if name == "postgres":

@@ -1,13 +1,14 @@
 """velvetrope: session, JWT and hybrid authentication for ASGI apps, and an auth server."""
 
-__version__ = "0.1.0"
-
+from velvetrope._version import __version__
 from velvetrope.clock import Clock, FrozenClock, system_clock
+from velvetrope.core.devices import Device
 from velvetrope.core.passwords import PasswordHasher, PasswordPolicy
 from velvetrope.core.principal import Principal
 from velvetrope.core.ratelimit import ThrottlePolicy
 from velvetrope.core.service import AuthService, SignIn
 from velvetrope.core.sessions import IssuedSession, SessionPolicy
+from velvetrope.core.strategies import AccessTokenStrategy, SessionStrategy, Strategy
 from velvetrope.core.tokens.access import TokenPolicy
 from velvetrope.core.tokens.claims import AccessClaims
 from velvetrope.core.tokens.service import TokenPair
@@ -37,16 +38,20 @@ from velvetrope.errors import (
 from velvetrope.settings import Settings
 from velvetrope.stores import MemoryStores, SQLiteStores, open_stores
 from velvetrope.web import (
+    AuthBackend,
     AuthMiddleware,
     BearerTransport,
     CookieTransport,
+    Transport,
     Velvetrope,
     create_app,
 )
 
 __all__ = [
     "AccessClaims",
+    "AccessTokenStrategy",
     "AccountDisabled",
+    "AuthBackend",
     "AuthError",
     "AuthMiddleware",
     "AuthService",
@@ -54,6 +59,7 @@ __all__ = [
     "Clock",
     "ConfigurationError",
     "CookieTransport",
+    "Device",
     "EmailTaken",
     "FrozenClock",
     "InvalidCredentials",
@@ -75,13 +81,16 @@ __all__ = [
     "SessionInvalid",
     "SessionNotFound",
     "SessionPolicy",
+    "SessionStrategy",
     "Settings",
     "SignIn",
     "StoreUnavailable",
+    "Strategy",
     "ThrottlePolicy",
     "TokenPair",
     "TokenPolicy",
     "TooManyAttempts",
+    "Transport",
     "UnsupportedGrantType",
     "UserNotFound",
     "Velvetrope",

@@ -125,10 +125,22 @@ class AccountDisabled(AuthError):
 
 
 class NotAuthenticated(AuthError):
-    """No credential was presented, or it is not one this server accepts."""
+    """No credential was presented, or it is not one this server accepts.
+
+    Attributes:
+        challenge: The RFC 7235 challenge(s) for ``WWW-Authenticate``, set by the way
+            in that refused (or by the check, naming every way in); ``None`` lets the
+            web layer send its default.
+    """
 
     code = "not_authenticated"
     default_detail = "You are not signed in."
+    challenge: str | None = None
+
+    def challenged(self, challenge: str | None) -> NotAuthenticated:
+        """Set :attr:`challenge` and return this error (``raise exc.challenged(...)``)."""
+        self.challenge = challenge
+        return self
 
 
 class SessionInvalid(NotAuthenticated):

@@ -28,7 +28,7 @@ from velvetrope.core.ratelimit import ThrottlePolicy
 from velvetrope.core.sessions import SessionPolicy
 from velvetrope.core.tokens.access import TokenPolicy
 from velvetrope.errors import ConfigurationError
-from velvetrope.stores import check_database_url
+from velvetrope.stores.registry import check_database_url
 
 __all__ = ["Settings", "describe_validation_error"]
 

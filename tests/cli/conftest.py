@@ -18,6 +18,7 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from velvetrope import AuthService, NotAuthenticated, Settings
+from velvetrope.bootstrap import build_service
 from velvetrope.cli import app
 from velvetrope.stores.records import SessionRecord, UserRecord
 
@@ -60,7 +61,7 @@ class Database:
         """Open the service on this file, run ``work``, close it."""
 
         async def go() -> T:
-            service = AuthService.from_settings(Settings(database_url=self.url, _env_file=None))
+            service = build_service(Settings(database_url=self.url, _env_file=None))
             try:
                 await service.start()
                 return await work(service)

@@ -102,7 +102,7 @@ async def test_TERM_05_bearer_checks_fail_closed_when_revocations_cannot_be_read
     tmp_path: Path, clock: FrozenClock, hasher: PasswordHasher
 ) -> None:
     node = AuthService(
-        SQLiteStores.open(tmp_path / "vr.db"), hasher=hasher, token_policy=TOKEN_POLICY, now=clock
+        SQLiteStores(tmp_path / "vr.db"), hasher=hasher, token_policy=TOKEN_POLICY, now=clock
     )
     await node.start()
     await node.register("ann@example.com", PASSWORD)

@@ -186,7 +186,7 @@ class DisposableStores(PostgresStores):
     async def aclose(self) -> None:
         assert self.schema is not None
         emptied = False
-        if self.reusable and self.schema_version == len(MIGRATIONS):
+        if self.reusable and self._version is not None and self._version.after == len(MIGRATIONS):
             try:
                 async with self._db.acquire() as conn:
                     await conn.execute(_RESET)

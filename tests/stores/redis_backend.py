@@ -159,7 +159,7 @@ def open_redis(tmp_path: Path) -> Stores:
     """Open Redis-backed stores for one test (call ``await stores.start()`` next)."""
     require_redis()
     return RedisTestStores(
-        SQLiteStores.open(tmp_path / "velvetrope.db"),
+        SQLiteStores(tmp_path / "velvetrope.db"),
         RedisStores(REDIS_URL, prefix=new_prefix()),
     )
 

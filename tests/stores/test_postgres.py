@@ -41,7 +41,7 @@ from velvetrope.stores.postgres import PostgresStores
 from velvetrope.stores.postgres import schema as schema_module
 from velvetrope.stores.postgres.notifier import channel_name
 from velvetrope.stores.postgres.schema import MIGRATIONS
-from velvetrope.stores.records import KeyRecord, RevocationRecord
+from velvetrope.stores.records import KeyRecord, RevocationRecord, SchemaVersion
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 QUICKLY = 3.0  # seconds: the most a call may take to fail closed during an outage
@@ -99,9 +99,8 @@ async def test_start_creates_the_schema_and_records_every_migration(
     pg_url: str, fresh_schema: str, admin: Admin
 ) -> None:
     stores = PostgresStores(pg_url, schema=fresh_schema)
-    await stores.start()
     try:
-        assert (stores.schema_version_before, stores.schema_version) == (0, len(MIGRATIONS))
+        assert await stores.migrate() == SchemaVersion(0, len(MIGRATIONS))
         await admin.execute(f"SET search_path = {fresh_schema}")
         versions = await admin.fetch("SELECT version FROM schema_migrations ORDER BY version")
         assert [v for (v,) in versions] == list(range(1, len(MIGRATIONS) + 1))
@@ -130,9 +129,8 @@ async def test_starting_again_keeps_the_data_and_migrates_nothing(
     await first.users.add(user(1))
     await first.aclose()
     second = PostgresStores(pg_url, schema=fresh_schema)
-    await second.start()
     try:
-        assert second.schema_version_before == second.schema_version == len(MIGRATIONS)
+        assert await second.migrate() == SchemaVersion(len(MIGRATIONS), len(MIGRATIONS))
         assert await second.users.get(user(1).id) == user(1)
     finally:
         await second.aclose()
@@ -144,8 +142,8 @@ async def test_nodes_starting_at_once_migrate_exactly_once(
     """Six nodes start together on an empty schema: one migrates, five find it done."""
     starting = [PostgresStores(pg_url, schema=fresh_schema) for _ in range(6)]
     try:
-        await asyncio.gather(*(s.start() for s in starting))
-        befores = sorted(s.schema_version_before or 0 for s in starting)
+        versions = await asyncio.gather(*(s.migrate() for s in starting))
+        befores = sorted(v.before for v in versions)
         assert befores == [0] + [len(MIGRATIONS)] * 5
         await admin.execute(f"SET search_path = {fresh_schema}")
         applied = await admin.fetchval("SELECT count(*) FROM schema_migrations")
@@ -165,12 +163,9 @@ async def test_a_later_migration_applies_on_top_once(
     monkeypatch.setattr(schema_module, "MIGRATIONS", newer)
     for expected_before in (len(MIGRATIONS), len(newer)):
         stores = PostgresStores(pg_url, schema=fresh_schema)
-        await stores.start()
+        version = await stores.migrate()
         await stores.aclose()
-        assert (stores.schema_version_before, stores.schema_version) == (
-            expected_before,
-            len(newer),
-        )
+        assert version == SchemaVersion(expected_before, len(newer))
     await admin.execute(f"SET search_path = {fresh_schema}")
     assert await admin.fetchval("SELECT count(*) FROM later") == 0
     assert await admin.fetchval("SELECT count(*) FROM sessions") == 1
@@ -538,7 +533,9 @@ async def test_a_server_that_never_answers_fails_closed_after_the_connect_timeou
     server = await asyncio.start_server(silent, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     try:
-        stores = PostgresStores(f"postgresql://postgres@127.0.0.1:{port}/test", connect_timeout=0.3)
+        stores = PostgresStores(
+            f"postgresql://postgres@127.0.0.1:{port}/test", connect_timeout=timedelta(seconds=0.3)
+        )
         started = time.monotonic()
         with pytest.raises(StoreUnavailable, match="TimeoutError"):
             await stores.start()
@@ -556,7 +553,13 @@ async def test_a_blocked_statement_and_an_exhausted_pool_fail_closed_in_time(
     free connection fails after ``acquire_timeout``. Neither waits forever."""
     s = session("u1")
     await pg.sessions.add(s)
-    (node,) = await nodes(pg.schema or "", 1, max_size=1, command_timeout=0.6, acquire_timeout=0.2)
+    (node,) = await nodes(
+        pg.schema or "",
+        1,
+        max_size=1,
+        command_timeout=timedelta(seconds=0.6),
+        acquire_timeout=timedelta(seconds=0.2),
+    )
     try:
         async with admin.transaction():
             await admin.execute(f"LOCK TABLE {pg.schema}.sessions IN ACCESS EXCLUSIVE MODE")
@@ -592,7 +595,10 @@ def cluster() -> Iterator[TempCluster]:
 async def on_cluster(cluster: TempCluster) -> AsyncIterator[PostgresStores]:
     """Started stores on the private server, with short timeouts; the server is left running."""
     stores = PostgresStores(
-        cluster.url, schema=new_schema_name(), connect_timeout=2.0, acquire_timeout=2.0
+        cluster.url,
+        schema=new_schema_name(),
+        connect_timeout=timedelta(seconds=2),
+        acquire_timeout=timedelta(seconds=2),
     )
     await stores.start()
     yield stores
@@ -681,9 +687,8 @@ async def test_a_restart_of_postgresql_loses_no_session(
     assert await stores.users.get(user(1).id) == user(1)
     assert await stores.refresh.find(secret_digest(token)) == (family(), 0)
     reopened = PostgresStores(cluster.url, schema=stores.schema)
-    await reopened.start()
     try:
-        assert reopened.schema_version_before == len(MIGRATIONS)
+        assert (await reopened.migrate()).before == len(MIGRATIONS)
         assert await reopened.sessions.get(s.id_digest) == s
         assert [n for n, _ in await reopened.revocations.since(0)] == [sequence]
     finally:
@@ -694,7 +699,9 @@ async def test_start_while_the_server_is_down_fails_closed_and_can_be_retried(
     cluster: TempCluster, on_cluster: PostgresStores
 ) -> None:
     await asyncio.to_thread(cluster.stop, "fast")
-    stores = PostgresStores(cluster.url, schema=on_cluster.schema, connect_timeout=2.0)
+    stores = PostgresStores(
+        cluster.url, schema=on_cluster.schema, connect_timeout=timedelta(seconds=2)
+    )
     started = time.monotonic()
     with pytest.raises(StoreUnavailable, match="cannot connect to PostgreSQL"):
         await stores.start()

@@ -11,13 +11,14 @@ import pytest
 
 from tests.stores.test_contract import session, user
 from velvetrope.errors import ConfigurationError, StoreUnavailable
-from velvetrope.stores import SQLiteStores, open_stores, sqlite_path
+from velvetrope.stores import SchemaVersion, SQLiteStores, open_stores, sqlite_path
 from velvetrope.stores.sqlite.schema import MIGRATIONS
 
 
 def test_open_creates_the_file_in_wal_mode_at_the_latest_schema(tmp_path: Path) -> None:
     path = tmp_path / "nested" / "vr.db"
-    stores = SQLiteStores.open(path)
+    stores = SQLiteStores(path)
+    asyncio.run(stores.start())
     asyncio.run(stores.aclose())
     conn = sqlite3.connect(path)
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -27,13 +28,15 @@ def test_open_creates_the_file_in_wal_mode_at_the_latest_schema(tmp_path: Path) 
 
 def test_reopening_keeps_data_and_does_not_migrate_twice(tmp_path: Path) -> None:
     async def first() -> None:
-        stores = SQLiteStores.open(tmp_path / "vr.db")
+        stores = SQLiteStores(tmp_path / "vr.db")
+        await stores.start()
         await stores.users.add(user(1))
         await stores.sessions.add(session(user(1).id))
         await stores.aclose()
 
     async def second() -> tuple[int, int]:
-        stores = SQLiteStores.open(tmp_path / "vr.db")
+        stores = SQLiteStores(tmp_path / "vr.db")
+        assert await stores.migrate() == SchemaVersion(len(MIGRATIONS), len(MIGRATIONS))
         users = len(await stores.users.list())
         sessions = len(await stores.sessions.list_for_user(user(1).id))
         await stores.aclose()
@@ -48,19 +51,20 @@ def test_a_newer_schema_is_refused_with_a_clear_error(tmp_path: Path) -> None:
     conn.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
     conn.close()
     with pytest.raises(ConfigurationError, match="newer than this velvetrope"):
-        SQLiteStores.open(tmp_path / "vr.db")
+        asyncio.run(SQLiteStores(tmp_path / "vr.db").start())
 
 
 def test_a_file_that_is_not_a_database_is_store_unavailable(tmp_path: Path) -> None:
     (tmp_path / "vr.db").write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(StoreUnavailable, match="cannot open SQLite database"):
-        SQLiteStores.open(tmp_path / "vr.db")
+        asyncio.run(SQLiteStores(tmp_path / "vr.db").start())
 
 
 async def test_TERM_05_queries_on_a_broken_connection_fail_closed(tmp_path: Path) -> None:
     """A store that cannot answer raises StoreUnavailable, never "not found"."""
-    stores = SQLiteStores.open(tmp_path / "vr.db")
-    await stores.aclose()  # every query now fails in the driver
+    stores = SQLiteStores(tmp_path / "vr.db")
+    await stores.start()
+    await stores.aclose()  # every query now fails: the connection is closed
     with pytest.raises(StoreUnavailable):
         await stores.sessions.get("0" * 64)
     with pytest.raises(StoreUnavailable):
@@ -75,7 +79,8 @@ def test_SESS_10_rotation_is_atomic_across_connections(tmp_path: Path) -> None:
     old = session("u1", 0)
 
     async def seed() -> None:
-        stores = SQLiteStores.open(path)
+        stores = SQLiteStores(path)
+        await stores.start()
         await stores.sessions.add(old)
         await stores.aclose()
 
@@ -86,7 +91,8 @@ def test_SESS_10_rotation_is_atomic_across_connections(tmp_path: Path) -> None:
 
     def contender(n: int) -> None:
         async def go() -> bool:
-            stores = SQLiteStores.open(path)
+            stores = SQLiteStores(path)
+            await stores.start()
             try:
                 barrier.wait(timeout=10)
                 return await stores.sessions.rotate(old.id_digest, session("u1", n))
@@ -134,8 +140,10 @@ async def test_SESS_09_the_session_cache_never_outlives_a_delete_by_another_proc
     tmp_path: Path,
 ) -> None:
     """Worker A has the session cached; the CLI (B) ends it; A's very next read misses."""
-    a = SQLiteStores.open(tmp_path / "vr.db")
-    b = SQLiteStores.open(tmp_path / "vr.db")
+    a = SQLiteStores(tmp_path / "vr.db")
+    b = SQLiteStores(tmp_path / "vr.db")
+    await a.start()
+    await b.start()
     try:
         s = session("u1")
         await a.sessions.add(s)

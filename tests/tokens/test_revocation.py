@@ -15,7 +15,7 @@ from velvetrope.stores import SQLiteStores
 
 async def open_node(path: Path, clock: FrozenClock, hasher: PasswordHasher) -> AuthService:
     node = AuthService(
-        SQLiteStores.open(path),
+        SQLiteStores(path),
         hasher=hasher,
         session_policy=SESSION_POLICY,
         token_policy=TOKEN_POLICY,

@@ -825,7 +825,7 @@ def test_CSRF_09_route_audit_no_route_mixes_safe_and_unsafe_methods(vr: Velvetro
     for path, methods in routes_of(app):
         if methods & UNSAFE_METHODS:
             assert not methods & {"GET", "HEAD"}, f"{path} answers {sorted(methods)}"
-    for path in MUTATING_API | ({"/auth/refresh"} if vr.jwt_cookies else set()):
+    for path in MUTATING_API | ({"/auth/refresh"} if vr.browser.jwt_cookies else set()):
         assert table[path], path
         assert table[path] <= UNSAFE_METHODS, f"{path} answers {sorted(table[path])}"
 

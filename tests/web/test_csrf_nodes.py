@@ -30,6 +30,7 @@ from velvetrope import (
     Velvetrope,
     create_app,
 )
+from velvetrope.bootstrap import build_service
 from velvetrope.core.csrf import CSRF_SECRET_NAME, CsrfTokens, session_binding
 from velvetrope.settings import describe_validation_error
 from velvetrope.stores import SQLiteStores, Stores
@@ -45,7 +46,7 @@ def open_pair(kind: str, tmp_path: Path) -> tuple[Stores, Callable[[], Stores]]:
     """The first node's stores, and how to open another node's on the same data."""
     if kind == "sqlite":
         path = tmp_path / "shared.db"
-        return SQLiteStores.open(path), lambda: SQLiteStores.open(path)
+        return SQLiteStores(path), lambda: SQLiteStores(path)
     if kind == "postgres":
         require_postgres()
         first = DisposableStores()
@@ -53,9 +54,9 @@ def open_pair(kind: str, tmp_path: Path) -> tuple[Stores, Callable[[], Stores]]:
     require_redis()
     path = tmp_path / "shared.db"
     redis_first = RedisStores(REDIS_URL, prefix=new_prefix())
-    first_composite = RedisTestStores(SQLiteStores.open(path), redis_first)
+    first_composite = RedisTestStores(SQLiteStores(path), redis_first)
     return first_composite, lambda: CompositeStores(
-        SQLiteStores.open(path), RedisStores(REDIS_URL, prefix=redis_first.prefix)
+        SQLiteStores(path), RedisStores(REDIS_URL, prefix=redis_first.prefix)
     )
 
 
@@ -202,7 +203,7 @@ def b64(raw: bytes, *, urlsafe: bool = True, pad: bool = False) -> str:
 
 
 async def from_settings(settings: Settings) -> AuthService:
-    service = AuthService.from_settings(settings)
+    service = build_service(settings)
     await service.start()
     return service
 

@@ -18,7 +18,8 @@ from starlette.websockets import WebSocket
 
 from tests.conftest import ORIGIN, PASSWORD
 from velvetrope import AuthMiddleware, AuthService, Principal, Settings, Velvetrope
-from velvetrope.web.extension import PRINCIPAL_KEY, BrowserSignIn
+from velvetrope.web.browser import BrowserSignIn
+from velvetrope.web.dependencies import PRINCIPAL_KEY
 
 
 async def whoami(request: Request) -> JSONResponse:
@@ -194,13 +195,13 @@ async def guarded_echo(
     vr = Velvetrope(settings.model_copy(update={"browser_credentials": mode}), service=service)
     user = await service.register("ann@example.com", PASSWORD)
     if mode == "session":
-        signed = vr.signed_in(await service.login(user.email, PASSWORD))
+        signed = vr.browser.signed_in(await service.login(user.email, PASSWORD))
         cookie = f"{vr.transport.name}={signed.cookies[0][1]}"
     else:
         pair = await service.token_login(user.email, PASSWORD)
         principal = Principal(user_id=user.id, method="jwt-cookie", handle=pair.family.id)
         signed = BrowserSignIn(user, principal, vr.csrf.token_for(principal), ())
-        cookie = f"{vr.access_cookie.name}={pair.access_token}"
+        cookie = f"{vr.context.cookies.access.name}={pair.access_token}"
     bearer = (await service.token_login(user.email, PASSWORD)).access_token
     echo = Echo()
     app = AuthMiddleware(echo, velvetrope=vr, protect=["/api"])
@@ -453,7 +454,7 @@ async def test_guard_cookie_websockets_must_come_from_the_configured_origin(
     """Cross-site WebSocket hijacking: browsers send cookies on upgrades from any page,
     and a socket carries no CSRF token, so the origin check is the defence."""
     sent = await _upgrade(
-        guarded_echo.app.vr,
+        guarded_echo.app.velvetrope,
         [
             (b"cookie", guarded_echo.cookie.encode()),
             *((k.encode(), v.encode()) for k, v in headers.items()),

@@ -175,10 +175,10 @@ async def test_500_is_json_with_security_headers_and_leaks_nothing(
 ) -> None:
     """An unexpected exception becomes a bare ``internal_error``, still with every header."""
 
-    async def explode(session_id: str) -> Any:
+    async def explode(session_id: str, **_: object) -> Any:
         raise RuntimeError(f"database password is hunter2; id={session_id}")
 
-    monkeypatch.setattr(service, "authenticate", explode)
+    monkeypatch.setattr(service.session_strategy, "authenticate", explode)
     transport = httpx.ASGITransport(app=create_app(velvetrope=vr), raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="https://testserver") as http:
         response = await http.get("/auth/me", headers={"Cookie": f"{COOKIE}={'A' * 43}"})

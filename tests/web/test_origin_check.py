@@ -15,6 +15,7 @@ import pytest
 from starlette.types import Receive, Scope, Send
 
 from tests.conftest import ORIGIN, PASSWORD
+from velvetrope import Velvetrope
 from velvetrope.web.csrf import OriginPolicy
 from velvetrope.web.middleware import OriginCheck
 
@@ -171,8 +172,8 @@ async def ok(scope: Scope, receive: Receive, send: Send) -> None:
 
 
 @pytest.fixture
-async def checked() -> AsyncIterator[httpx.AsyncClient]:
-    app = OriginCheck(ok, policy=OriginPolicy(ORIGIN), cookie_names=COOKIES)
+async def checked(vr: Velvetrope) -> AsyncIterator[httpx.AsyncClient]:
+    app = OriginCheck(ok, context=vr.context)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=ORIGIN) as http:
         yield http
 

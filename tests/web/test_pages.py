@@ -324,7 +324,7 @@ async def test_any_other_refusal_is_still_a_page(
     async def refuse(*_: object) -> int:
         raise AccountDisabled
 
-    monkeypatch.setattr(service, "end_all_sessions", refuse)
+    monkeypatch.setattr(service, "sign_out_everywhere", refuse)
     token = await signed_up.account_token()
     response = await signed_up.post("/account/signout-all", {"csrf_token": token})
     assert response.status_code == 403
@@ -407,7 +407,7 @@ async def test_a_sign_up_whose_sign_in_is_refused_shows_the_sign_in_form(
     async def busy(*_: object, **__: object) -> None:
         raise TooManyAttempts(timedelta(seconds=1), "The server is busy checking passwords.")
 
-    monkeypatch.setattr(vr, "browser_login", busy)
+    monkeypatch.setattr(vr.browser, "login", busy)
     response = await ann.sign_up("ann@example.com")
     assert response.status_code == 429
     assert "The server is busy checking passwords." in response.text
@@ -472,8 +472,8 @@ async def test_a_store_outage_is_a_503_page(
         raise StoreUnavailable("redis: connection refused on 10.0.0.5:6379")
 
     token = await ann.form_token("/signin")
-    monkeypatch.setattr(vr, "page_principal", unavailable)
-    monkeypatch.setattr(vr, "browser_login", unavailable)
+    monkeypatch.setattr(vr.browser, "page_principal", unavailable)
+    monkeypatch.setattr(vr.browser, "login", unavailable)
     for response in (
         await ann.account(),
         await ann.post("/signin", {"csrf_token": token, "email": "a@example.com", "password": "x"}),
@@ -587,7 +587,7 @@ async def test_pages_check_the_origin_themselves_without_the_middleware(
 ) -> None:
     """Defence in depth: the page router refuses a cross-site post in any app that mounts it."""
     bare = FastAPI()
-    bare.include_router(build_page_router(vr))
+    bare.include_router(build_page_router(vr.context))
     transport = httpx.ASGITransport(app=bare, client=("203.0.113.7", 4711))
     token = await signed_up.account_token()
     clock.advance(timedelta(minutes=20))  # JWT mode: the access token needs renewing now

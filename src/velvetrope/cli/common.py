@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from velvetrope.bootstrap import build_service
 from velvetrope.core.service import AuthService
 from velvetrope.errors import AuthError
 from velvetrope.settings import Settings, describe_validation_error
@@ -94,7 +95,7 @@ def load_settings(**overrides: Any) -> Settings:
 
 @contextlib.asynccontextmanager
 async def _service(settings: Settings) -> AsyncIterator[AuthService]:
-    service = AuthService.from_settings(settings)
+    service = build_service(settings)
     try:
         await service.start(rotate_keys=False)  # only the server (and `keys rotate`) rotates
         yield service

@@ -22,7 +22,7 @@ def list_keys(database: str = DatabaseOption) -> None:
     """List the signing keys that still verify tokens, newest (the signing one) first."""
 
     async def work(service: AuthService) -> list[SigningKey]:
-        return list(service.tokens.keys.keys())
+        return list(service.signing_keys())
 
     keys = run_with_service(database, work)
     table = Table("kid", "alg", "created", "status")
@@ -41,7 +41,7 @@ def rotate(database: str = DatabaseOption) -> None:
     """Make a new signing key now; the previous one verifies until its tokens expire."""
 
     async def work(service: AuthService) -> SigningKey:
-        return await service.tokens.rotate_keys()
+        return await service.rotate_keys()
 
     key = run_with_service(database, work)
     out.print(f"new signing key {key.kid} ({key.alg}); running servers pick it up within seconds")

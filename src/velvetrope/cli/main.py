@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from velvetrope import __version__
+from velvetrope._version import __version__
 from velvetrope.cli.keys import keys_app
 from velvetrope.cli.migrate import migrate
 from velvetrope.cli.serve import serve

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 
 import typer
 import uvicorn
 
+from velvetrope.bootstrap import open_configured_stores
 from velvetrope.cli.common import DatabaseOption, clean_errors, load_settings, out
 from velvetrope.settings import Settings
-from velvetrope.stores import describe_database_url
+from velvetrope.stores.registry import describe_database_url
 from velvetrope.web.app import create_app
 
 __all__ = ["serve"]
@@ -38,6 +40,20 @@ class _AnnouncingServer(uvicorn.Server):
             out.print(f"public origin: {self._settings.public_origin}")
 
 
+async def _check_stores(settings: Settings) -> None:
+    """Open (and migrate) the configured stores once, so a store that cannot be reached
+    stops the start with one sentence, before the server listens.
+
+    Raises:
+        StoreUnavailable, ConfigurationError: As ``Stores.start``.
+    """
+    stores = open_configured_stores(settings)
+    try:
+        await stores.start()
+    finally:
+        await stores.aclose()
+
+
 def serve(
     host: str = typer.Option(None, help="Address to bind (default 127.0.0.1).", show_default=False),
     port: int = typer.Option(
@@ -60,6 +76,7 @@ def serve(
         settings = settings.model_copy(update={"port": sock.getsockname()[1]})
         sockets = [sock]
     with clean_errors():
+        asyncio.run(_check_stores(settings))
         app = create_app(settings)
     config = uvicorn.Config(
         app,

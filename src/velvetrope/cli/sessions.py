@@ -6,9 +6,9 @@ import typer
 from rich.table import Table
 
 from velvetrope.cli.common import DatabaseOption, fail, out, print_table, run_with_service
+from velvetrope.core.devices import Device
 from velvetrope.core.service import AuthService
-from velvetrope.errors import SessionNotFound
-from velvetrope.stores.records import RefreshFamilyRecord, SessionRecord, UserRecord
+from velvetrope.stores.records import UserRecord
 from velvetrope.web.schemas import iso
 
 __all__ = ["sessions_app"]
@@ -23,21 +23,14 @@ def list_sessions(
 ) -> None:
     """List a user's devices: live sessions and token families."""
 
-    async def work(
-        service: AuthService,
-    ) -> tuple[UserRecord, list[SessionRecord], list[RefreshFamilyRecord]]:
-        record = await service.users.find(user)
-        sessions = list(await service.sessions.list(record.id))
-        return record, sessions, await service.tokens.refresh.list(record.id)
+    async def work(service: AuthService) -> tuple[UserRecord, list[Device]]:
+        record = await service.find_user(user)
+        return record, await service.devices(record.id)
 
-    record, sessions, families = run_with_service(database, work)
+    record, devices = run_with_service(database, work)
     table = Table("handle", "kind", "created", "last seen", "ip", "user agent", title=record.email)
-    for s in sessions:
-        table.add_row(
-            s.handle, "session", iso(s.created_at), iso(s.last_seen_at), s.ip, s.user_agent
-        )
-    for f in families:
-        table.add_row(f.id, "tokens", iso(f.created_at), iso(f.last_used_at), f.ip, f.user_agent)
+    for d in sorted(devices, key=lambda d: d.kind != "session"):  # sessions, then tokens
+        table.add_row(d.handle, d.kind, iso(d.created_at), iso(d.last_seen_at), d.ip, d.user_agent)
     print_table(table)
 
 
@@ -53,17 +46,10 @@ def revoke(
         fail("give either a session handle or --all", code=2)
 
     async def work(service: AuthService) -> int:
-        record = await service.users.find(user)
+        record = await service.find_user(user)
         if all_sessions:
-            ended = await service.sessions.end_all(record.id)
-            return ended + await service.tokens.revoke_user(record.id)
-        try:
-            await service.sessions.end_by_handle(record.id, handle)
-        except SessionNotFound:
-            family = await service.tokens.refresh.get(handle)
-            if family is None or family.user_id != record.id or family.revoked_at:
-                raise
-            await service.tokens.revoke_family(handle)
+            return await service.sign_out_everywhere(record.id)
+        await service.end_device(record.id, handle)
         return 1
 
     ended = run_with_service(database, work)

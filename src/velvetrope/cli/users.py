@@ -54,7 +54,7 @@ def list_users(
     """List accounts, oldest first."""
 
     async def work(service: AuthService) -> list[UserRecord]:
-        return list(await service.users.list(limit=limit, offset=offset))
+        return list(await service.list_users(limit=limit, offset=offset))
 
     users = run_with_service(database, work)
     table = Table("id", "email", "created", "status")
@@ -73,7 +73,7 @@ def disable(
     """Disable an account and end all its sessions."""
 
     async def work(service: AuthService) -> tuple[UserRecord, int]:
-        record = await service.users.find(user)
+        record = await service.find_user(user)
         return record, await service.disable_user(record.id)
 
     record, ended = run_with_service(database, work)
@@ -88,7 +88,7 @@ def enable(
     """Allow a disabled account to sign in again."""
 
     async def work(service: AuthService) -> UserRecord:
-        record = await service.users.find(user)
+        record = await service.find_user(user)
         await service.enable_user(record.id)
         return record
 

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 from velvetrope.core.tokens.claims import AccessClaims
 from velvetrope.stores.records import SessionRecord
 
-__all__ = ["AuthMethod", "Principal"]
-
-AuthMethod = Literal["session", "bearer", "jwt-cookie"]
+__all__ = ["Principal"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,15 +16,16 @@ class Principal:
 
     Attributes:
         user_id: The account's id.
-        method: ``session`` (session cookie), ``bearer`` (``Authorization`` header) or
-            ``jwt-cookie`` (access token in a cookie).
+        method: The name of the way in that verified the credential: ``session``
+            (session cookie), ``bearer`` (``Authorization`` header), ``jwt-cookie``
+            (access token in a cookie), or the name of a backend of your own.
         handle: The device: the session's handle or the refresh family's id.
-        session: The server-side session, for ``session``.
-        token: The verified access-token claims, for ``bearer`` and ``jwt-cookie``.
+        session: The server-side session, when a session verified the request.
+        token: The verified access-token claims, when an access token did.
     """
 
     user_id: str
-    method: AuthMethod
+    method: str
     handle: str
     session: SessionRecord | None = None
     token: AccessClaims | None = None

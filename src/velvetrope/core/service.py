@@ -7,17 +7,24 @@ from __future__ import annotations
 
 import base64
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
 
 from velvetrope.clock import Clock, system_clock
 from velvetrope.core.csrf import CSRF_SECRET_NAME, SECRET_BYTES, CsrfTokens
+from velvetrope.core.devices import Device, sorted_devices
 from velvetrope.core.events import SecurityEvents
 from velvetrope.core.ids import TokenSource
+from velvetrope.core.maintenance import Maintenance
 from velvetrope.core.passwords import PasswordHasher, PasswordPolicy
-from velvetrope.core.principal import AuthMethod, Principal
+from velvetrope.core.principal import Principal
 from velvetrope.core.ratelimit import LoginThrottle, ThrottlePolicy
 from velvetrope.core.sessions import IssuedSession, SessionPolicy, SessionService
+from velvetrope.core.strategies import AccessTokenStrategy, SessionStrategy
 from velvetrope.core.tokens.access import TokenPolicy
+from velvetrope.core.tokens.keys import SigningKey
 from velvetrope.core.tokens.service import TokenPair, TokenService
 from velvetrope.core.users import UserService
 from velvetrope.errors import (
@@ -27,11 +34,11 @@ from velvetrope.errors import (
     SessionInvalid,
     SessionNotFound,
 )
-from velvetrope.settings import Settings
-from velvetrope.stores import Stores, open_stores
-from velvetrope.stores.records import SessionRecord, UserRecord
+from velvetrope.stores.cached_sessions import SessionCacheStatus
+from velvetrope.stores.protocols import Stores
+from velvetrope.stores.records import RefreshFamilyRecord, SessionRecord, UserRecord
 
-__all__ = ["AuthService", "SignIn"]
+__all__ = ["AuthService", "ServiceStatus", "SignIn"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +47,23 @@ class SignIn:
 
     user: UserRecord
     session: IssuedSession
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceStatus:
+    """What ``/ready`` reports of one node, after its stores answered.
+
+    Attributes:
+        revocations_age: How old this node's copy of the revocation feed is
+            (``None`` before the first replay).
+        push: Whether the stores push changes between nodes.
+        session_cache: This node's session near-cache, or ``None`` where lookups are
+            local (memory, SQLite).
+    """
+
+    revocations_age: timedelta | None
+    push: bool
+    session_cache: SessionCacheStatus | None
 
 
 class AuthService:
@@ -58,8 +82,26 @@ class AuthService:
         now: Clock = system_clock,
         token_bytes: TokenSource = secrets.token_bytes,
         csrf_secret: bytes | None = None,
+        poll_interval: timedelta = timedelta(seconds=1),
     ) -> None:
+        """Wire the service over ``stores`` (connected later, by :meth:`start`).
+
+        Args:
+            stores: Where everything is kept.
+            hasher: Password hashing (argon2id, RFC 9106 low-memory by default).
+            password_policy: Length and blocklist rules for new passwords.
+            session_policy: Session deadlines and limits.
+            throttle_policy: Sign-in throttling.
+            token_policy: Access and refresh token lifetimes and identities.
+            events: Where security events go.
+            now: The clock.
+            token_bytes: The random source.
+            csrf_secret: The CSRF secret; by default one is made once and shared
+                through ``stores`` by every node.
+            poll_interval: How often the background work replays the revocation feed.
+        """
         self.stores = stores
+        self._poll_interval = poll_interval
         self._token_bytes = token_bytes
         self._csrf_secret = csrf_secret
         self._csrf: CsrfTokens | None = None
@@ -84,6 +126,8 @@ class AuthService:
             now=now,
             token_bytes=token_bytes,
         )
+        self.session_strategy = SessionStrategy(self.sessions)
+        self.token_strategy = AccessTokenStrategy(self.tokens)
 
     async def start(self, *, rotate_keys: bool = True) -> None:
         """Connect the stores, then load what the service keeps in memory (signing keys,
@@ -102,32 +146,6 @@ class AuthService:
         if self._csrf is None:
             raise RuntimeError("the auth service is not started; call start() first")
         return self._csrf
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> AuthService:
-        """Open the configured stores and build the service.
-
-        Raises:
-            ConfigurationError: The database URL is not supported.
-            StoreUnavailable: The database cannot be opened.
-        """
-        return cls(
-            open_stores(
-                settings.database_url,
-                sqlite_synchronous=settings.sqlite_synchronous,
-                redis_url=settings.redis_url,
-                redis_prefix=settings.redis_prefix,
-                session_cache_ttl=settings.session_cache_ttl,
-            ),
-            hasher=PasswordHasher(
-                settings.password_hash_profile, max_concurrency=settings.password_hash_concurrency
-            ),
-            password_policy=PasswordPolicy(min_length=settings.password_min_length),
-            session_policy=settings.session_policy(),
-            throttle_policy=settings.throttle_policy(),
-            token_policy=settings.token_policy(),
-            csrf_secret=settings.csrf_secret_bytes(),
-        )
 
     async def register(self, email: str, password: str, *, ip: str = "") -> UserRecord:
         """Create an account; see :meth:`UserService.register`."""
@@ -160,27 +178,22 @@ class AuthService:
         self.events.emit("login_succeeded", user=user.id, session=issued.record.handle, ip=ip)
         return SignIn(user, issued)
 
-    async def authenticate(self, session_id: str) -> Principal:
+    async def authenticate(self, session_id: str, *, method: str = "session") -> Principal:
         """Resolve a presented session ID to a principal: the per-request check.
 
         Raises:
             SessionInvalid, SessionExpired: The ID is not a live session.
         """
-        session = await self.sessions.resolve(session_id)
-        return Principal(
-            user_id=session.user_id, method="session", handle=session.handle, session=session
-        )
+        return await self.session_strategy.authenticate(session_id, method=method)
 
-    async def authenticate_bearer(
-        self, access_token: str, *, method: AuthMethod = "bearer"
-    ) -> Principal:
+    async def authenticate_bearer(self, access_token: str, *, method: str = "bearer") -> Principal:
         """Verify an access token: the per-request check for API clients (and, with
         ``method="jwt-cookie"``, for browsers holding it in a cookie).
 
         Raises:
             InvalidToken: Not a valid, unrevoked access token of ours.
         """
-        return await self.tokens.authenticate(access_token, method=method)
+        return await self.token_strategy.authenticate(access_token, method=method)
 
     async def token_login(
         self, email: str, password: str, *, ip: str = "", user_agent: str = ""
@@ -286,37 +299,56 @@ class AuthService:
         current = handle == principal.handle
         if not current:
             await self.require_recent_auth(principal)
-        try:
-            await self.sessions.end_by_handle(principal.user_id, handle)
-        except SessionNotFound:
-            family = await self.tokens.refresh.get(handle)
-            if family is None or family.user_id != principal.user_id or family.revoked_at:
-                raise
-            await self.tokens.revoke_family(handle)
+        await self.end_device(principal.user_id, handle)
         return current
+
+    async def end_device(self, user_id: str, handle: str) -> None:
+        """End the user's device with ``handle``: a session, or a token family and its
+        access tokens (an admin's action: no re-authentication asked).
+
+        Raises:
+            SessionNotFound: The user has no live device with that handle.
+        """
+        for strategy in (self.session_strategy, self.token_strategy):
+            if await strategy.end_device(user_id, handle):
+                return
+        raise SessionNotFound
+
+    async def devices(self, user_id: str, *, current: str | None = None) -> list[Device]:
+        """The user's devices, sessions and token families, oldest first.
+
+        Args:
+            user_id: Whose.
+            current: The handle of the device asking, marked ``current``.
+        """
+        found = [
+            *await self.session_strategy.devices(user_id),
+            *await self.token_strategy.devices(user_id),
+        ]
+        return sorted_devices(found, current=current)
 
     async def end_all_sessions(self, principal: Principal) -> int:
         """Sign out everywhere, this device included (needs a recent sign-in)."""
         await self.require_recent_auth(principal)
-        ended = await self.sessions.end_all(principal.user_id)
-        return ended + await self.tokens.revoke_user(principal.user_id)
+        return await self.sign_out_everywhere(principal.user_id)
+
+    async def sign_out_everywhere(self, user_id: str) -> int:
+        """End every session and token family of the user (an admin's action);
+        return how many devices ended."""
+        ended = await self.sessions.end_all(user_id)
+        return ended + await self.tokens.revoke_user(user_id)
 
     async def logout(self, principal: Principal) -> None:
         """End the device behind this request: its session, or its token family."""
         if principal.session is not None:
             await self.sessions.end_by_handle(principal.user_id, principal.handle)
             return
-        await self.tokens.revoke_family(principal.handle)
-        if principal.token is not None:
-            await self.tokens.revocations.revoke_jti(
-                principal.token.jti, until=principal.token.expires_at
-            )
+        await self.token_strategy.destroy(principal)
 
     async def disable_user(self, user_id: str) -> int:
         """Disable the account and end every session it has (TERM-04); return how many."""
         await self.users.set_disabled(user_id, disabled=True)
-        ended = await self.sessions.end_all(user_id)
-        return ended + await self.tokens.revoke_user(user_id)
+        return await self.sign_out_everywhere(user_id)
 
     async def enable_user(self, user_id: str) -> None:
         """Allow the account to sign in again."""
@@ -332,6 +364,92 @@ class AuthService:
         if user is None or user.disabled:
             raise SessionInvalid
         return user
+
+    async def find_user(self, email_or_id: str) -> UserRecord:
+        """The account with this email address or id.
+
+        Raises:
+            UserNotFound: There is none.
+        """
+        return await self.users.find(email_or_id)
+
+    async def list_users(self, *, limit: int = 100, offset: int = 0) -> Sequence[UserRecord]:
+        """Accounts, oldest first."""
+        return await self.users.list(limit=limit, offset=offset)
+
+    def session_deadline(self, session: SessionRecord) -> datetime:
+        """When ``session`` ends if unused from now (the earlier of its deadlines)."""
+        return self.sessions.deadline(session)
+
+    async def family(self, family_id: str) -> RefreshFamilyRecord | None:
+        """The refresh family with this id, revoked or not."""
+        return await self.tokens.refresh.get(family_id)
+
+    async def live_family(self, refresh_token: str) -> str | None:
+        """The id of the family ``refresh_token`` belongs to, if it is still live."""
+        family = await self.tokens.refresh.find_family(refresh_token)
+        if family is None or family.revoked_at is not None:
+            return None
+        return family.id
+
+    async def refresh_grant(self, refresh_token: str) -> TokenPair:
+        """Rotate a refresh token into a new pair; see ``TokenService.refresh_grant``.
+
+        Raises:
+            InvalidGrant: Unknown, expired, revoked or reused (the family is revoked).
+        """
+        return await self.tokens.refresh_grant(refresh_token)
+
+    async def revoke_family(self, family_id: str) -> bool:
+        """End a token device: its refresh tokens and every access token it holds."""
+        return await self.tokens.revoke_family(family_id)
+
+    async def revoke_token(self, token: str) -> None:
+        """RFC 7009: revoke a refresh token's family or one access token (unknown: no-op)."""
+        await self.tokens.revoke_token(token)
+
+    def jwks(self) -> dict[str, Any]:
+        """The public keys that verify access tokens (RFC 7517 JWK Set)."""
+        return self.tokens.keys.jwks()
+
+    def signing_keys(self) -> Sequence[SigningKey]:
+        """The keys that still verify access tokens, the signing one first."""
+        return self.tokens.keys.keys()
+
+    async def rotate_keys(self) -> SigningKey:
+        """Make a new signing key now; the previous one verifies until its tokens expire."""
+        return await self.tokens.rotate_keys()
+
+    async def maintain(self) -> None:
+        """Periodic upkeep: purge what expired, rotate the signing key when it is due."""
+        await self.sessions.purge_expired()
+        await self.users.throttle.purge(self.now())
+        await self.tokens.maintain()
+
+    async def run_background(self) -> None:
+        """Keep this node in step until cancelled: replay revocations and keys every
+        poll interval, apply pushes from other nodes at once, and :meth:`maintain`
+        (see :mod:`velvetrope.core.maintenance`)."""
+        await Maintenance(
+            sync=self.tokens.sync,
+            purge=self.maintain,
+            on_change=self.tokens.on_change,
+            notifier=self.stores.notifier,
+            poll=self._poll_interval,
+        ).run()
+
+    async def status(self) -> ServiceStatus:
+        """This node's state for readiness checks, once its stores answer.
+
+        Raises:
+            StoreUnavailable: A store does not answer.
+        """
+        await self.stores.ping()
+        return ServiceStatus(
+            revocations_age=self.tokens.revocations.staleness(),
+            push=self.stores.notifier is not None,
+            session_cache=self.stores.session_cache_status(),
+        )
 
     async def aclose(self) -> None:
         """Close the stores."""

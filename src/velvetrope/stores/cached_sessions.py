@@ -66,12 +66,11 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from velvetrope.errors import ConfigurationError, StoreUnavailable
 from velvetrope.stores.protocols import Notifier, SessionStore
-from velvetrope.stores.records import SessionRecord
+from velvetrope.stores.records import SessionCacheStatus, SessionRecord
 
 __all__ = [
     "DEFAULT_MAX_ENTRIES",
@@ -91,28 +90,6 @@ USER_TOPIC = "user-sessions:"
 EXPIRED_TOPIC = "sessions-expired:"
 
 _logger = logging.getLogger("velvetrope")
-
-
-@dataclass(frozen=True, slots=True)
-class SessionCacheStatus:
-    """What a node's session cache is doing, for ``/ready`` and operators.
-
-    Attributes:
-        enabled: The cache is configured (a positive ``ttl``).
-        push_connected: The invalidation subscription is up, so the cache is in use;
-            while it is not, every lookup goes to the store.
-        max_staleness: The longest an entry is served without a fresh read.
-        entries: Sessions cached now.
-        hits: Lookups answered from the cache since the start.
-        misses: Lookups that went to the store (misses and bypasses) since the start.
-    """
-
-    enabled: bool
-    push_connected: bool
-    max_staleness: timedelta
-    entries: int
-    hits: int
-    misses: int
 
 
 class CachedSessionStore:

@@ -19,6 +19,7 @@ from velvetrope.stores.protocols import (
     ThrottleStore,
     UserStore,
 )
+from velvetrope.stores.records import SchemaVersion, SessionCacheStatus
 
 __all__ = ["CompositeStores", "FastStores"]
 
@@ -40,6 +41,8 @@ class FastStores(Protocol):
 
     @property
     def notifier(self) -> Notifier | None: ...
+
+    def session_cache_status(self) -> SessionCacheStatus | None: ...
 
     async def start(self) -> None: ...
 
@@ -83,9 +86,18 @@ class CompositeStores:
     def notifier(self) -> Notifier | None:
         return self.fast.notifier or self.primary.notifier
 
+    def session_cache_status(self) -> SessionCacheStatus | None:
+        return self.fast.session_cache_status()
+
     async def start(self) -> None:
         await self.primary.start()
         await self.fast.start()
+
+    async def migrate(self) -> SchemaVersion | None:
+        """Migrate the primary (the fast backend keeps no schema) and start both."""
+        version = await self.primary.migrate()
+        await self.fast.start()
+        return version
 
     async def ping(self) -> None:
         await self.primary.ping()

@@ -23,6 +23,8 @@ from velvetrope.stores.records import (
     KeyRecord,
     RefreshFamilyRecord,
     RevocationRecord,
+    SchemaVersion,
+    SessionCacheStatus,
     SessionRecord,
     UserRecord,
 )
@@ -227,7 +229,13 @@ class Notifier(Protocol):
 
 
 class Stores(Protocol):
-    """One backend's set of stores, opened and closed together."""
+    """One backend's set of stores, opened and closed together.
+
+    Lifecycle, the same for every backend: constructing opens nothing (build one with
+    the backend's ``from_url``); :meth:`start` connects (or opens the file) and
+    migrates; :meth:`aclose` releases everything; :meth:`start` may then be called
+    again (tests start one app several times).
+    """
 
     @property
     def users(self) -> UserStore: ...
@@ -252,11 +260,24 @@ class Stores(Protocol):
         """Push between nodes, or ``None`` for single-process backends (they poll)."""
 
     async def start(self) -> None:
-        """Connect and apply migrations (network backends); a no-op for embedded ones.
+        """Connect (or open the file) and apply pending migrations; a no-op if started.
 
         Raises:
             StoreUnavailable: The backend cannot be reached.
+            ConfigurationError: The database's schema is newer than this velvetrope.
         """
+
+    async def migrate(self) -> SchemaVersion | None:
+        """Start (which migrates) and report the schema version before and after.
+
+        ``None`` for backends without a schema (memory).
+
+        Raises:
+            StoreUnavailable, ConfigurationError: As :meth:`start`.
+        """
+
+    def session_cache_status(self) -> SessionCacheStatus | None:
+        """This node's session near-cache, or ``None`` where lookups are local."""
 
     async def ping(self) -> None:
         """Check the backend answers.

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 __all__ = [
     "FailureRecord",
     "KeyRecord",
     "RefreshFamilyRecord",
     "RevocationRecord",
+    "SchemaVersion",
+    "SessionCacheStatus",
     "SessionRecord",
     "UserRecord",
 ]
@@ -146,3 +148,38 @@ class RevocationRecord:
     value: str
     at: datetime
     expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SessionCacheStatus:
+    """What a node's session cache is doing, for ``/ready`` and operators.
+
+    Attributes:
+        enabled: The cache is configured (a positive ``ttl``).
+        push_connected: The invalidation subscription is up, so the cache is in use;
+            while it is not, every lookup goes to the store.
+        max_staleness: The longest an entry is served without a fresh read.
+        entries: Sessions cached now.
+        hits: Lookups answered from the cache since the start.
+        misses: Lookups that went to the store (misses and bypasses) since the start.
+    """
+
+    enabled: bool
+    push_connected: bool
+    max_staleness: timedelta
+    entries: int
+    hits: int
+    misses: int
+
+
+@dataclass(frozen=True, slots=True)
+class SchemaVersion:
+    """A database's schema version before and after migrating it.
+
+    Attributes:
+        before: The version found (0 for a new database).
+        after: The version now.
+    """
+
+    before: int
+    after: int

@@ -1,8 +1,18 @@
-"""The ASGI layer: app factory, routes, middleware, transports, error mapping."""
+"""The ASGI layer: app factory, routes, middleware, ways in, error mapping."""
 
 from velvetrope.web.app import create_app
+from velvetrope.web.backends import AuthBackend, Authenticator
 from velvetrope.web.extension import Velvetrope
 from velvetrope.web.guard import AuthMiddleware
-from velvetrope.web.transports import BearerTransport, CookieTransport
+from velvetrope.web.transports import BearerTransport, CookieTransport, Transport
 
-__all__ = ["AuthMiddleware", "BearerTransport", "CookieTransport", "Velvetrope", "create_app"]
+__all__ = [
+    "AuthBackend",
+    "AuthMiddleware",
+    "Authenticator",
+    "BearerTransport",
+    "CookieTransport",
+    "Transport",
+    "Velvetrope",
+    "create_app",
+]

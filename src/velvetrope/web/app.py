@@ -12,7 +12,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import HTMLResponse
 from starlette.types import ASGIApp
 
-from velvetrope import __version__
+from velvetrope._version import __version__
 from velvetrope.settings import Settings
 from velvetrope.web.csrf import CSRF_HEADER
 from velvetrope.web.errors import install_error_handlers
@@ -64,18 +64,12 @@ def create_app(
     app.state.velvetrope = vr
     install_error_handlers(app)
     app.include_router(vr.router)
-    app.include_router(build_health_router(vr.service))
-    app.include_router(build_page_router(vr))
+    app.include_router(build_health_router(vr.context))
+    app.include_router(build_page_router(vr.context))
     app.mount("/static", static_files(), name="static")
     _add_docs(app)
     app.security_headers_hsts = vr.settings.https
-    app.add_middleware(
-        OriginCheck,
-        policy=vr.csrf.policy,
-        cookie_names=[
-            c.name for c in (vr.transport, vr.access_cookie, vr.refresh_cookie, vr.csrf.cookie)
-        ],
-    )
+    app.add_middleware(OriginCheck, context=vr.context)
     allowed = vr.settings.cors_allowlist()
     if allowed:  # CSRF-11: exact origins with credentials, never "*"
         app.add_middleware(

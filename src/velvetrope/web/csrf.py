@@ -238,7 +238,7 @@ class Presession:
 
 
 class CsrfGuard:
-    """Mints and checks the tokens of one :class:`~velvetrope.web.extension.Velvetrope`."""
+    """Mints and checks the CSRF tokens of one :class:`~velvetrope.web.extension.Velvetrope`."""
 
     def __init__(
         self, tokens: Callable[[], CsrfTokens], policy: OriginPolicy, *, secure: bool
@@ -274,12 +274,14 @@ class CsrfGuard:
         return self.tokens.issue(family_binding(family_id))
 
     def check(self, scope: Scope, principal: Principal, submitted: str | None) -> None:
-        """Refuse an unsafe, cookie-authenticated request that is cross-site or lacks the token.
+        """Refuse an unsafe request authenticated by an ambient credential (a cookie)
+        that is cross-site or lacks the token. Callers decide that the credential is
+        ambient (:meth:`Authenticator.is_ambient`); safe methods always pass.
 
         Raises:
             CsrfFailed: With a sentence saying what is missing (403 ``csrf_failed``).
         """
-        if principal.method == "bearer" or scope.get("method", "GET") in SAFE_METHODS:
+        if scope.get("method", "GET") in SAFE_METHODS:
             return
         reason = self.policy.refusal(scope, carries_cookie=True)
         if reason is not None:

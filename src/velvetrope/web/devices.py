@@ -6,7 +6,8 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from velvetrope.web.schemas import SessionOut
+from velvetrope.core.devices import Device
+from velvetrope.web.schemas import iso
 
 __all__ = ["DeviceView", "describe_user_agent", "device_view", "when"]
 
@@ -83,20 +84,20 @@ def _ago(instant: datetime, now: datetime) -> str:
     return "just now"
 
 
-def device_view(out: SessionOut, now: datetime) -> DeviceView:
-    """The account page's view of one device of ``GET /auth/sessions``."""
-    created = datetime.fromisoformat(out.created_at)
-    seen = datetime.fromisoformat(out.last_seen_at)
-    name = describe_user_agent(out.user_agent)
+def device_view(device: Device, now: datetime) -> DeviceView:
+    """The account page's view of one device."""
+    name = describe_user_agent(device.user_agent)
     return DeviceView(
-        handle=out.id,
+        handle=device.handle,
         name=name,
-        user_agent=out.user_agent,
-        ip=out.ip or "unknown",
-        signed_in=when(created),
-        signed_in_iso=out.created_at,
-        last_seen="now" if out.current else _ago(seen, now),
-        last_seen_iso=out.last_seen_at,
-        current=out.current,
+        user_agent=device.user_agent,
+        ip=device.ip or "unknown",
+        signed_in=when(device.created_at),
+        signed_in_iso=iso(device.created_at),
+        last_seen="now"
+        if device.current
+        else _ago(device.last_seen_at.replace(microsecond=0), now),
+        last_seen_iso=iso(device.last_seen_at),
+        current=device.current,
         phone=name.endswith(tuple(f" on {s}" for s in _PHONES)),
     )

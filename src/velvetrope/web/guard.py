@@ -17,9 +17,8 @@ from typing import TYPE_CHECKING
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from velvetrope.errors import AuthError
-from velvetrope.web.csrf import SAFE_METHODS, buffered_form_token
+from velvetrope.web.dependencies import PRINCIPAL_KEY
 from velvetrope.web.errors import error_response
-from velvetrope.web.extension import PRINCIPAL_KEY
 
 if TYPE_CHECKING:
     from velvetrope.web.extension import Velvetrope
@@ -47,7 +46,8 @@ class AuthMiddleware:
             exempt: Path prefixes inside ``protect`` that do not (sign-in pages, health).
         """
         self.app = app
-        self.vr = velvetrope
+        self.velvetrope = velvetrope
+        self.gate = velvetrope.context.gate
         self.protect = tuple(protect)
         self.exempt = tuple(exempt)
 
@@ -60,12 +60,7 @@ class AuthMiddleware:
             await self.app(scope, receive, send)
             return
         try:
-            principal = await self.vr.authenticate_scope(scope)
-            if scope["type"] == "websocket":
-                self.vr.check_websocket_origin(scope, principal)
-            elif scope["method"] not in SAFE_METHODS and principal.method != "bearer":
-                submitted, receive = await buffered_form_token(scope, receive)
-                self.vr.csrf.check(scope, principal, submitted)
+            principal, receive = await self.gate.check_scope(scope, receive)
         except AuthError as exc:
             if scope["type"] == "websocket":
                 await send({"type": "websocket.close", "code": 1008})  # 403 before accept

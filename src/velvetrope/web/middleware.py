@@ -11,7 +11,8 @@ from collections.abc import Iterable
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from velvetrope.errors import CsrfFailed, InvalidInput
-from velvetrope.web.csrf import SAFE_METHODS, OriginPolicy
+from velvetrope.web.context import WebContext
+from velvetrope.web.csrf import SAFE_METHODS
 from velvetrope.web.errors import HeaderTooLarge, PayloadTooLarge, error_response
 
 __all__ = ["OriginCheck", "RequestLimits", "SecurityHeaders"]
@@ -117,35 +118,26 @@ def _missing(
 class OriginCheck:
     """CSRF-05/06/07 for the whole app: unsafe requests must come from the configured origin.
 
-    The rules are :class:`~velvetrope.web.csrf.OriginPolicy`'s. Requests with
-    ``Authorization: Bearer`` are exempt, and a request with no browser header at all
-    passes unless it carries one of ``cookie_names`` (a non-browser client).
+    The rules are :class:`~velvetrope.web.csrf.OriginPolicy`'s. Requests that carry a
+    credential no browser sends on its own (``Authorization: Bearer``, any non-ambient
+    way in) are exempt, and a request with no browser header at all passes unless it
+    carries one of velvetrope's cookies (a non-browser client).
     Responses to unsafe requests ``Vary`` on ``Sec-Fetch-Site`` and ``Origin`` (CSRF-10).
     """
 
-    def __init__(self, app: ASGIApp, *, policy: OriginPolicy, cookie_names: Iterable[str]) -> None:
+    def __init__(self, app: ASGIApp, *, context: WebContext) -> None:
         self.app = app
-        self.policy = policy
-        self._cookies = tuple(name.encode("latin-1") + b"=" for name in cookie_names)
-
-    def _exempt_or_cookie(self, scope: Scope) -> tuple[bool, bool]:
-        carries_cookie = False
-        for name, value in scope["headers"]:
-            if name == b"authorization" and value[:7].lower() == b"bearer ":
-                return True, False
-            if name == b"cookie":
-                parts = [part.strip() for part in value.split(b";")]
-                carries_cookie = carries_cookie or any(
-                    part.startswith(self._cookies) for part in parts
-                )
-        return False, carries_cookie
+        self.context = context
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] in SAFE_METHODS:
             await self.app(scope, receive, send)
             return
-        exempt, carries_cookie = self._exempt_or_cookie(scope)
-        reason = None if exempt else self.policy.refusal(scope, carries_cookie=carries_cookie)
+        context = self.context
+        reason = None
+        if not context.token_request(scope):
+            carries = context.carries_cookie(scope)
+            reason = context.csrf.policy.refusal(scope, carries_cookie=carries)
         if reason is not None:
             await error_response(CsrfFailed(reason))(scope, receive, _varying(send))
             return

@@ -6,7 +6,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
-from velvetrope.stores.records import RefreshFamilyRecord, SessionRecord, UserRecord
+from velvetrope.core.devices import Device
+from velvetrope.stores.records import UserRecord
 
 __all__ = ["ErrorOut", "LoginOut", "MeOut", "SessionOut", "TokenOut", "UserOut", "iso"]
 
@@ -52,11 +53,15 @@ class CsrfOut(BaseModel):
 
 
 class CurrentSessionOut(BaseModel):
-    """The session behind the current request; ``id`` is its public handle."""
+    """The session behind the current request; ``id`` is its public handle.
+
+    ``expires_at`` is when it ends if unused; ``null`` only for a way in of your own
+    whose credential has no known end.
+    """
 
     id: str
     created_at: str
-    expires_at: str
+    expires_at: str | None
 
 
 class MeOut(BaseModel):
@@ -78,25 +83,14 @@ class SessionOut(BaseModel):
     current: bool
 
     @classmethod
-    def of_family(cls, family: RefreshFamilyRecord, *, current: bool) -> SessionOut:
+    def of(cls, device: Device) -> SessionOut:
         return cls(
-            id=family.id,
-            created_at=iso(family.created_at),
-            last_seen_at=iso(family.last_used_at),
-            ip=family.ip,
-            user_agent=family.user_agent,
-            current=current,
-        )
-
-    @classmethod
-    def of(cls, session: SessionRecord, *, current: bool) -> SessionOut:
-        return cls(
-            id=session.handle,
-            created_at=iso(session.created_at),
-            last_seen_at=iso(session.last_seen_at),
-            ip=session.ip,
-            user_agent=session.user_agent,
-            current=current,
+            id=device.handle,
+            created_at=iso(device.created_at),
+            last_seen_at=iso(device.last_seen_at),
+            ip=device.ip,
+            user_agent=device.user_agent,
+            current=device.current,
         )
 
 

@@ -1,5 +1,11 @@
 """How a credential travels. The strategy (what the credential is) does not care.
 
+A :class:`Transport` reads a credential from a request, writes it to a response and
+clears it, and says whether the browser sends it on its own (``ambient``: a cookie is,
+so unsafe requests it authenticates need the CSRF checks; an ``Authorization`` header
+is not, since a browser never attaches one by itself) and which ``WWW-Authenticate``
+challenge a refusal of it carries.
+
 ``CookieTransport`` carries the session ID in a host-only cookie (COOK-01..06):
 ``__Host-`` prefix, ``Secure``, ``HttpOnly``, ``SameSite=Lax``, ``Path=/``, no
 ``Domain``, ``Max-Age`` never beyond the session's absolute lifetime. Browsers accept
@@ -12,7 +18,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Literal, Protocol
 
 from starlette.requests import HTTPConnection
 from starlette.responses import Response
@@ -20,14 +26,50 @@ from starlette.types import Scope
 
 from velvetrope.errors import InvalidToken
 
-__all__ = ["CLEAR_SITE_DATA", "BearerTransport", "CookieTransport"]
+__all__ = ["CLEAR_SITE_DATA", "REALM", "BearerTransport", "CookieTransport", "Transport"]
 
 CLEAR_SITE_DATA = '"cookies", "storage"'
+REALM = "velvetrope"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
+class Transport(Protocol):
+    """How a credential travels between client and server.
+
+    Attributes:
+        name: The cookie or header that carries it.
+        ambient: Whether browsers attach it to requests on their own (cookies). Unsafe
+            requests authenticated by an ambient credential must pass the CSRF checks.
+        challenge: The RFC 7235 challenge a client is sent when this credential is
+            refused (``Bearer realm="velvetrope"``), or ``None`` (cookies have no scheme).
+    """
+
+    name: str
+    ambient: bool
+    challenge: str | None
+
+    def read_scope(self, scope: Scope) -> str | None:
+        """The credential in the request, or ``None`` if it carries none.
+
+        Raises:
+            InvalidToken: A credential is there but malformed.
+        """
+        ...
+
+    def write(self, response: Response, value: str, *, max_age: timedelta) -> None:
+        """Hand ``value`` to the client in ``response``."""
+        ...
+
+    def clear(self, response: Response) -> None:
+        """Tell the client in ``response`` to forget the credential (where it can)."""
+        ...
+
+
 class CookieTransport:
-    """Reads and writes one credential cookie (by default the session's)."""
+    """Reads and writes one credential cookie (by default the session's). Ambient."""
+
+    ambient = True
+    challenge: str | None = None
 
     def __init__(
         self,
@@ -92,7 +134,14 @@ class BearerTransport:
     """Reads an access token from ``Authorization: Bearer`` only (RFC 6750 §2.1, JWT-18).
 
     Never from the query string or a form body: those leak into logs and referrers.
+    Not ambient: a browser never sends the header on its own, so no CSRF check applies.
     """
+
+    name = "Authorization"
+    ambient = False
+
+    def __init__(self, *, realm: str = REALM) -> None:
+        self.challenge: str | None = f'Bearer realm="{realm}"'
 
     def read(self, connection: HTTPConnection) -> str | None:
         """Return the bearer token, ``None`` if the request has no Bearer credential.
@@ -114,3 +163,15 @@ class BearerTransport:
                     raise InvalidToken("malformed Authorization header")
                 return match.group(1)
         return None
+
+    def write(self, response: Response, value: str, *, max_age: timedelta) -> None:
+        """Bearer tokens travel in the token endpoint's JSON body, never in a header the
+        server sets.
+
+        Raises:
+            TypeError: Always.
+        """
+        raise TypeError("bearer tokens are returned in the token response body")
+
+    def clear(self, response: Response) -> None:
+        """Nothing to clear: the client holds the token; revoking it is the strategy's job."""

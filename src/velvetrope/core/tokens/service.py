@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from velvetrope.clock import Clock, system_clock
 from velvetrope.core.events import SecurityEvents
 from velvetrope.core.ids import TokenSource
-from velvetrope.core.principal import AuthMethod, Principal
+from velvetrope.core.principal import Principal
 from velvetrope.core.tokens.access import AccessTokens, TokenPolicy
 from velvetrope.core.tokens.keys import KeyRing, SigningKey
 from velvetrope.core.tokens.refresh import RefreshGrant, RefreshTokens
@@ -125,7 +125,7 @@ class TokenService:
     def _family_until(self) -> datetime:
         return self._now() + self.policy.access_ttl + self.policy.leeway
 
-    async def authenticate(self, access_token: str, *, method: AuthMethod = "bearer") -> Principal:
+    async def authenticate(self, access_token: str, *, method: str = "bearer") -> Principal:
         """Verify an access token: the per-request check for API clients.
 
         ``method`` says how it travelled (``bearer``, or ``jwt-cookie`` for a browser).

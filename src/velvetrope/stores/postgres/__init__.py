@@ -1,8 +1,9 @@
 """PostgreSQL stores: every node of a deployment shares one database.
 
-``PostgresStores(dsn)`` opens nothing until ``start()``, which creates an asyncpg pool
-(bounded connect, acquire and command timeouts) and applies the migrations in
-:mod:`velvetrope.stores.postgres.schema` under an advisory lock, so several nodes
+``PostgresStores(dsn)`` (or ``from_url``) opens nothing until ``start()``, which
+creates an asyncpg pool (bounded connect, acquire and command timeouts) and applies
+the migrations in :mod:`velvetrope.stores.postgres.schema` under an advisory lock, so
+several nodes
 starting at once migrate once. Give ``schema=`` to keep the tables in their own
 PostgreSQL schema (created if missing) instead of the search path's first one.
 
@@ -21,14 +22,19 @@ nodes with ``LISTEN``/``NOTIFY``
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import asyncpg
 
-from velvetrope.errors import ConfigurationError, EmailTaken, StoreUnavailable
+from velvetrope.errors import ConfigurationError, StoreUnavailable
 from velvetrope.stores.cached_sessions import DEFAULT_TTL, CachedSessionStore
-from velvetrope.stores.postgres._db import FAILURES, Database, PostgresTable, count, utc
+from velvetrope.stores.postgres._db import FAILURES, Database
+from velvetrope.stores.postgres.accounts import (
+    PostgresSessionStore,
+    PostgresThrottleStore,
+    PostgresUserStore,
+)
 from velvetrope.stores.postgres.notifier import PostgresNotifier, channel_name
 from velvetrope.stores.postgres.schema import check_schema_name, lock_key, migrate
 from velvetrope.stores.postgres.tokens import (
@@ -36,207 +42,12 @@ from velvetrope.stores.postgres.tokens import (
     PostgresRefreshStore,
     PostgresRevocationStore,
 )
-from velvetrope.stores.records import FailureRecord, SessionRecord, UserRecord
+from velvetrope.stores.records import SchemaVersion, SessionCacheStatus
 
-__all__ = [
-    "PostgresKeyStore",
-    "PostgresNotifier",
-    "PostgresRefreshStore",
-    "PostgresRevocationStore",
-    "PostgresSessionStore",
-    "PostgresStores",
-    "PostgresThrottleStore",
-    "PostgresUserStore",
-]
+if TYPE_CHECKING:
+    from velvetrope.stores.registry import StoreOptions
 
-_SESSION_COLUMNS = (
-    "id_digest, handle, user_id, created_at, last_seen_at, expires_at, authenticated_at, "
-    "ip, user_agent"
-)
-_USER_COLUMNS = "id, email, password_hash, created_at, disabled"
-_EMAIL_CONSTRAINT = "users_email_key"
-
-_GET_SESSION = f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE id_digest = $1"
-_INSERT_SESSION = (
-    f"INSERT INTO sessions ({_SESSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
-)
-
-
-def _session(row: asyncpg.Record) -> SessionRecord:
-    return SessionRecord(
-        id_digest=row[0],
-        handle=row[1],
-        user_id=row[2],
-        created_at=utc(row[3]),
-        last_seen_at=utc(row[4]),
-        expires_at=utc(row[5]),
-        authenticated_at=utc(row[6]),
-        ip=row[7],
-        user_agent=row[8],
-    )
-
-
-def _session_values(s: SessionRecord) -> tuple[object, ...]:
-    return (
-        s.id_digest,
-        s.handle,
-        s.user_id,
-        s.created_at,
-        s.last_seen_at,
-        s.expires_at,
-        s.authenticated_at,
-        s.ip,
-        s.user_agent,
-    )
-
-
-def _user(row: asyncpg.Record) -> UserRecord:
-    return UserRecord(
-        id=row[0],
-        email=row[1],
-        password_hash=row[2],
-        created_at=utc(row[3]),
-        disabled=row[4],
-    )
-
-
-class PostgresUserStore(PostgresTable):
-    """Users in the ``users`` table, unique by email."""
-
-    async def add(self, user: UserRecord) -> None:
-        try:
-            await self._write(
-                f"INSERT INTO users ({_USER_COLUMNS}) VALUES ($1, $2, $3, $4, $5)",
-                user.id,
-                user.email,
-                user.password_hash,
-                user.created_at,
-                user.disabled,
-            )
-        except asyncpg.UniqueViolationError as exc:
-            if exc.constraint_name == _EMAIL_CONSTRAINT:
-                raise EmailTaken from exc
-            raise
-
-    async def get(self, user_id: str) -> UserRecord | None:
-        row = await self._one(f"SELECT {_USER_COLUMNS} FROM users WHERE id = $1", user_id)
-        return None if row is None else _user(row)
-
-    async def get_by_email(self, email: str) -> UserRecord | None:
-        row = await self._one(f"SELECT {_USER_COLUMNS} FROM users WHERE email = $1", email)
-        return None if row is None else _user(row)
-
-    async def set_password_hash(self, user_id: str, password_hash: str) -> None:
-        await self._write(
-            "UPDATE users SET password_hash = $1 WHERE id = $2", password_hash, user_id
-        )
-
-    async def set_disabled(self, user_id: str, disabled: bool) -> None:
-        await self._write("UPDATE users SET disabled = $1 WHERE id = $2", disabled, user_id)
-
-    async def list(self, *, limit: int = 100, offset: int = 0) -> Sequence[UserRecord]:
-        rows = await self._all(
-            f"SELECT {_USER_COLUMNS} FROM users ORDER BY created_at, id LIMIT $1 OFFSET $2",
-            limit,
-            offset,
-        )
-        return [_user(r) for r in rows]
-
-
-class PostgresSessionStore(PostgresTable):
-    """Sessions in the ``sessions`` table, keyed by digest, indexed by user and expiry.
-
-    Every ``get`` is one indexed query; :class:`PostgresStores` puts a near-cache in
-    front, kept fresh by ``NOTIFY``.
-    """
-
-    async def add(self, session: SessionRecord) -> None:
-        await self._write(_INSERT_SESSION, *_session_values(session))
-
-    async def get(self, id_digest: str) -> SessionRecord | None:
-        row = await self._one(_GET_SESSION, id_digest)
-        return None if row is None else _session(row)
-
-    async def touch(self, id_digest: str, last_seen_at: datetime) -> bool:
-        # UPDATE, never upsert: a session deleted meanwhile stays deleted (SESS-09).
-        changed = await self._write(
-            "UPDATE sessions SET last_seen_at = $1 WHERE id_digest = $2", last_seen_at, id_digest
-        )
-        return changed == 1
-
-    async def rotate(self, old_digest: str, new: SessionRecord) -> bool:
-        # A concurrent rotation's DELETE waits on the row lock, then finds the row gone
-        # (SESS-10): exactly one caller inserts its replacement.
-        async with self._transaction() as conn:
-            deleted = count(
-                await conn.execute("DELETE FROM sessions WHERE id_digest = $1", old_digest)
-            )
-            if deleted == 1:
-                await conn.execute(_INSERT_SESSION, *_session_values(new))
-        return deleted == 1
-
-    async def delete(self, id_digest: str) -> bool:
-        return await self._write("DELETE FROM sessions WHERE id_digest = $1", id_digest) == 1
-
-    async def delete_by_handle(self, user_id: str, handle: str) -> bool:
-        deleted = await self._write(
-            "DELETE FROM sessions WHERE user_id = $1 AND handle = $2", user_id, handle
-        )
-        return deleted == 1
-
-    async def list_for_user(self, user_id: str) -> Sequence[SessionRecord]:
-        rows = await self._all(
-            f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE user_id = $1 "
-            "ORDER BY created_at, handle",
-            user_id,
-        )
-        return [_session(r) for r in rows]
-
-    async def delete_for_user(self, user_id: str, *, keep: str | None = None) -> int:
-        return await self._write(
-            "DELETE FROM sessions WHERE user_id = $1 AND id_digest IS DISTINCT FROM $2",
-            user_id,
-            keep,
-        )
-
-    async def purge_expired(self, now: datetime) -> int:
-        return await self._write("DELETE FROM sessions WHERE expires_at <= $1", now)
-
-
-class PostgresThrottleStore(PostgresTable):
-    """Failure counters in the ``login_failures`` table."""
-
-    async def get(self, key: str) -> FailureRecord | None:
-        row = await self._one(
-            "SELECT count, first_at, last_at FROM login_failures WHERE key = $1", key
-        )
-        return None if row is None else FailureRecord(row[0], utc(row[1]), utc(row[2]))
-
-    async def record_failure(
-        self, key: str, now: datetime, *, window_start: datetime
-    ) -> FailureRecord:
-        # One statement: concurrent failures from several nodes never lose a count.
-        row = await self._one(
-            "INSERT INTO login_failures AS f (key, count, first_at, last_at) "
-            "VALUES ($1, 1, $2, $2) "
-            "ON CONFLICT (key) DO UPDATE SET "
-            "  count = CASE WHEN f.first_at < $3 THEN 1 ELSE f.count + 1 END, "
-            "  first_at = CASE WHEN f.first_at < $3 THEN excluded.first_at ELSE f.first_at END, "
-            "  last_at = excluded.last_at "
-            "RETURNING count, first_at, last_at",
-            key,
-            now,
-            window_start,
-        )
-        assert row is not None  # noqa: S101 - INSERT ... RETURNING always returns the row
-        return FailureRecord(row[0], utc(row[1]), utc(row[2]))
-
-    async def clear(self, key: str) -> None:
-        await self._write("DELETE FROM login_failures WHERE key = $1", key)
-
-    async def purge_before(self, cutoff: datetime) -> int:
-        """Delete counters whose last failure is older than ``cutoff``."""
-        return await self._write("DELETE FROM login_failures WHERE last_at < $1", cutoff)
+__all__ = ["PostgresStores"]
 
 
 class PostgresStores:
@@ -249,19 +60,14 @@ class PostgresStores:
         max_size: Most connections the pool opens.
         schema: Keep the tables in this schema (created if missing), not in the first
             schema of the search path.
-        connect_timeout: Seconds to establish one connection.
-        acquire_timeout: Seconds a query waits for a pooled connection (including
+        connect_timeout: How long to establish one connection.
+        acquire_timeout: How long a query waits for a pooled connection (including
             connecting it) before failing closed.
-        command_timeout: Seconds one statement may run before failing closed.
-        close_timeout: Seconds ``aclose()`` waits for a graceful close before it
+        command_timeout: How long one statement may run before failing closed.
+        close_timeout: How long ``aclose()`` waits for a graceful close before it
             terminates the connections.
         session_cache_ttl: The staleness bound of this node's session near-cache
             (see :mod:`velvetrope.stores.cached_sessions`); zero turns it off.
-
-    Attributes:
-        schema_version_before: The schema version ``start()`` found (0 for a fresh
-            database), or ``None`` before it ran.
-        schema_version: The schema version after ``start()``, or ``None`` before.
 
     Raises:
         ConfigurationError: ``schema`` is not a plain identifier, or a size is invalid.
@@ -274,10 +80,10 @@ class PostgresStores:
         min_size: int = 1,
         max_size: int = 10,
         schema: str | None = None,
-        connect_timeout: float = 5.0,
-        acquire_timeout: float = 5.0,
-        command_timeout: float = 10.0,
-        close_timeout: float = 5.0,
+        connect_timeout: timedelta = timedelta(seconds=5),
+        acquire_timeout: timedelta = timedelta(seconds=5),
+        command_timeout: timedelta = timedelta(seconds=10),
+        close_timeout: timedelta = timedelta(seconds=5),
         session_cache_ttl: timedelta = DEFAULT_TTL,
     ) -> None:
         if not 0 <= min_size <= max_size or max_size < 1:
@@ -289,11 +95,11 @@ class PostgresStores:
         self._schema = None if schema is None else check_schema_name(schema)
         self._min_size = min_size
         self._max_size = max_size
-        self._connect_timeout = connect_timeout
-        self._command_timeout = command_timeout
-        self._close_timeout = close_timeout
+        self._connect_timeout = connect_timeout.total_seconds()
+        self._command_timeout = command_timeout.total_seconds()
+        self._close_timeout = close_timeout.total_seconds()
         self._start_lock = asyncio.Lock()
-        self._db = Database(acquire_timeout=acquire_timeout)
+        self._db = Database(acquire_timeout=acquire_timeout.total_seconds())
         self._users = PostgresUserStore(self._db)
         self._throttle = PostgresThrottleStore(self._db)
         self._keys = PostgresKeyStore(self._db)
@@ -307,8 +113,12 @@ class PostgresStores:
         self._sessions = CachedSessionStore(
             PostgresSessionStore(self._db), self._notifier, ttl=session_cache_ttl
         )
-        self.schema_version_before: int | None = None
-        self.schema_version: int | None = None
+        self._version: SchemaVersion | None = None
+
+    @classmethod
+    def from_url(cls, url: str, options: StoreOptions) -> PostgresStores:
+        """``postgresql://user:password@host:port/database`` (``postgres://`` too)."""
+        return cls(url, session_cache_ttl=options.session_cache_ttl)
 
     @property
     def schema(self) -> str | None:
@@ -369,8 +179,17 @@ class PostgresStores:
                     ) from exc
                 raise
             self._db.pool = pool
-            self.schema_version_before, self.schema_version = before, after
+            self._version = SchemaVersion(before, after)
             await self._sessions.start(wait=timedelta(seconds=self._connect_timeout))
+
+    async def migrate(self) -> SchemaVersion:
+        """Start (which migrates); the schema version before and after."""
+        await self.start()
+        assert self._version is not None  # noqa: S101 - set by start()
+        return self._version
+
+    def session_cache_status(self) -> SessionCacheStatus:
+        return self._sessions.status()
 
     def _server_settings(self) -> dict[str, str]:
         return {} if self._schema is None else {"search_path": self._schema}

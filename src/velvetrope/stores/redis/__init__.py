@@ -66,6 +66,7 @@ so no node's cursor skips new entries.
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
@@ -74,20 +75,17 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from velvetrope.errors import ConfigurationError
 from velvetrope.stores.cached_sessions import DEFAULT_TTL, CachedSessionStore
+from velvetrope.stores.records import SessionCacheStatus
 from velvetrope.stores.redis._base import Keys, guard
 from velvetrope.stores.redis.notifier import RedisNotifier
 from velvetrope.stores.redis.scripts import Scripts
 from velvetrope.stores.redis.sessions import RedisSessionStore, RedisThrottleStore
 from velvetrope.stores.redis.tokens import RedisRefreshStore, RedisRevocationStore
 
-__all__ = [
-    "RedisNotifier",
-    "RedisRefreshStore",
-    "RedisRevocationStore",
-    "RedisSessionStore",
-    "RedisStores",
-    "RedisThrottleStore",
-]
+if TYPE_CHECKING:
+    from velvetrope.stores.registry import StoreOptions
+
+__all__ = ["RedisStores"]
 
 MIN_VERSION = (7, 0)
 """``PEXPIRE ... NX | GT`` arrived in Redis 7.0."""
@@ -152,6 +150,18 @@ class RedisStores:
         self._throttle = RedisThrottleStore(self._client, keys, scripts)
         self._refresh = RedisRefreshStore(self._client, keys, scripts)
         self._revocations = RedisRevocationStore(self._client, keys, scripts)
+
+    @classmethod
+    def from_url(cls, url: str, options: StoreOptions) -> RedisStores:
+        """``redis://host:port/db``, ``rediss://...`` (TLS) or ``unix:///path``.
+
+        Raises:
+            ConfigurationError: The URL cannot be parsed, or the prefix has a brace.
+        """
+        return cls(url, prefix=options.redis_prefix, session_cache_ttl=options.session_cache_ttl)
+
+    def session_cache_status(self) -> SessionCacheStatus:
+        return self._sessions.status()
 
     @property
     def sessions(self) -> CachedSessionStore:

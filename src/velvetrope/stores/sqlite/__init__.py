@@ -1,7 +1,7 @@
 """SQLite stores: the embedded default. One file, WAL mode, no server to run.
 
 Queries run on the event loop thread: an indexed point lookup costs microseconds,
-less than a hop to a worker thread would (ARCHITECTURE.md, "The hot path").
+less than a hop to a worker thread would (docs/architecture.md, "The hot path").
 Durability: WAL with ``synchronous=NORMAL`` survives a crash or restart of the
 process; a power cut may lose the last commits. Set ``synchronous="full"`` to
 fsync every commit.
@@ -9,266 +9,88 @@ fsync every commit.
 
 from __future__ import annotations
 
-import dataclasses
 import sqlite3
-from collections.abc import Sequence
-from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal
 
-from velvetrope.errors import EmailTaken, StoreUnavailable
-from velvetrope.stores.records import FailureRecord, SessionRecord, UserRecord
-from velvetrope.stores.sqlite._db import SQLiteTable, dt, ts
-from velvetrope.stores.sqlite.schema import migrate
+from velvetrope.errors import ConfigurationError, StoreUnavailable
+from velvetrope.stores.records import SchemaVersion
+from velvetrope.stores.sqlite._db import Database
+from velvetrope.stores.sqlite.accounts import (
+    SQLiteSessionStore,
+    SQLiteThrottleStore,
+    SQLiteUserStore,
+)
+from velvetrope.stores.sqlite.schema import migrate, schema_version
 from velvetrope.stores.sqlite.tokens import (
     SQLiteKeyStore,
     SQLiteRefreshStore,
     SQLiteRevocationStore,
 )
 
-__all__ = ["SQLiteSessionStore", "SQLiteStores", "SQLiteThrottleStore", "SQLiteUserStore"]
+if TYPE_CHECKING:
+    from velvetrope.stores.registry import StoreOptions
+
+__all__ = ["SQLiteStores"]
 
 Synchronous = Literal["normal", "full"]
 
-_SESSION_COLUMNS = (
-    "id_digest, handle, user_id, created_at, last_seen_at, expires_at, authenticated_at, "
-    "ip, user_agent"
-)
-_USER_COLUMNS = "id, email, password_hash, created_at, disabled"
-
-
-def _session(row: Sequence[Any]) -> SessionRecord:
-    return SessionRecord(
-        id_digest=row[0],
-        handle=row[1],
-        user_id=row[2],
-        created_at=dt(row[3]),
-        last_seen_at=dt(row[4]),
-        expires_at=dt(row[5]),
-        authenticated_at=dt(row[6]),
-        ip=row[7],
-        user_agent=row[8],
-    )
-
-
-def _user(row: Sequence[Any]) -> UserRecord:
-    return UserRecord(
-        id=row[0],
-        email=row[1],
-        password_hash=row[2],
-        created_at=dt(row[3]),
-        disabled=bool(row[4]),
-    )
-
-
-class SQLiteUserStore(SQLiteTable):
-    """Users in the ``users`` table."""
-
-    async def add(self, user: UserRecord) -> None:
-        try:
-            self._write(
-                f"INSERT INTO users ({_USER_COLUMNS}) VALUES (?, ?, ?, ?, ?)",
-                (user.id, user.email, user.password_hash, ts(user.created_at), user.disabled),
-            )
-        except sqlite3.IntegrityError as exc:
-            raise EmailTaken from exc
-
-    async def get(self, user_id: str) -> UserRecord | None:
-        row = self._one(f"SELECT {_USER_COLUMNS} FROM users WHERE id = ?", (user_id,))
-        return None if row is None else _user(row)
-
-    async def get_by_email(self, email: str) -> UserRecord | None:
-        row = self._one(f"SELECT {_USER_COLUMNS} FROM users WHERE email = ?", (email,))
-        return None if row is None else _user(row)
-
-    async def set_password_hash(self, user_id: str, password_hash: str) -> None:
-        self._write("UPDATE users SET password_hash = ? WHERE id = ?", (password_hash, user_id))
-
-    async def set_disabled(self, user_id: str, disabled: bool) -> None:
-        self._write("UPDATE users SET disabled = ? WHERE id = ?", (disabled, user_id))
-
-    async def list(self, *, limit: int = 100, offset: int = 0) -> Sequence[UserRecord]:
-        rows = self._all(
-            f"SELECT {_USER_COLUMNS} FROM users ORDER BY created_at, id LIMIT ? OFFSET ?",
-            (limit, offset),
-        )
-        return [_user(r) for r in rows]
-
-
-_GET_SESSION = f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE id_digest = ?"
-_SESSION_CACHE_SIZE = 10_000
-
-
-class SQLiteSessionStore(SQLiteTable):
-    """Sessions in the ``sessions`` table, keyed by digest, indexed by user.
-
-    Reads go through a near-cache that is never stale: every ``get`` asks SQLite for
-    ``PRAGMA data_version``, which changes whenever *another* connection (another
-    worker, the CLI) has committed; then the cache is dropped. This connection's own
-    writes update the cache as they go. A hit costs one tiny pragma instead of a
-    query and a row conversion. Misses are not cached, so random IDs cost no memory.
-    """
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        super().__init__(conn)
-        self._cache: dict[str, SessionRecord] = {}
-        self._version: int | None = None
-
-    def _fresh_cache(self) -> dict[str, SessionRecord]:
-        version = self._one("PRAGMA data_version", ())[0]
-        if version != self._version:
-            self._cache.clear()
-            self._version = version
-        return self._cache
-
-    async def add(self, session: SessionRecord) -> None:
-        self._insert(session)
-
-    def _insert(self, s: SessionRecord) -> None:
-        self._write(
-            f"INSERT INTO sessions ({_SESSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                s.id_digest,
-                s.handle,
-                s.user_id,
-                ts(s.created_at),
-                ts(s.last_seen_at),
-                ts(s.expires_at),
-                ts(s.authenticated_at),
-                s.ip,
-                s.user_agent,
-            ),
-        )
-
-    async def get(self, id_digest: str) -> SessionRecord | None:
-        cache = self._fresh_cache()
-        cached = cache.get(id_digest)
-        if cached is not None:
-            return cached
-        row = self._one(_GET_SESSION, (id_digest,))
-        if row is None:
-            return None
-        session = _session(row)
-        if len(cache) >= _SESSION_CACHE_SIZE:
-            cache.clear()
-        cache[id_digest] = session
-        return session
-
-    async def touch(self, id_digest: str, last_seen_at: datetime) -> bool:
-        # UPDATE, never upsert: a session deleted meanwhile stays deleted (SESS-09).
-        changed = self._write(
-            "UPDATE sessions SET last_seen_at = ? WHERE id_digest = ?",
-            (ts(last_seen_at), id_digest),
-        )
-        cached = self._cache.pop(id_digest, None)
-        if changed == 1 and cached is not None:
-            self._cache[id_digest] = dataclasses.replace(cached, last_seen_at=last_seen_at)
-        return changed == 1
-
-    async def rotate(self, old_digest: str, new: SessionRecord) -> bool:
-        self._cache.pop(old_digest, None)
-        with self._transaction() as conn:
-            deleted = conn.execute(
-                "DELETE FROM sessions WHERE id_digest = ?", (old_digest,)
-            ).rowcount
-            if deleted == 1:
-                self._insert(new)
-        return bool(deleted == 1)
-
-    async def delete(self, id_digest: str) -> bool:
-        self._cache.pop(id_digest, None)
-        return self._write("DELETE FROM sessions WHERE id_digest = ?", (id_digest,)) == 1
-
-    async def delete_by_handle(self, user_id: str, handle: str) -> bool:
-        self._cache.clear()  # rare; keyed by handle, not digest
-        deleted = self._write(
-            "DELETE FROM sessions WHERE user_id = ? AND handle = ?", (user_id, handle)
-        )
-        return deleted == 1
-
-    async def list_for_user(self, user_id: str) -> Sequence[SessionRecord]:
-        rows = self._all(
-            f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE user_id = ? "
-            "ORDER BY created_at, handle",
-            (user_id,),
-        )
-        return [_session(r) for r in rows]
-
-    async def delete_for_user(self, user_id: str, *, keep: str | None = None) -> int:
-        self._cache.clear()
-        return self._write(
-            "DELETE FROM sessions WHERE user_id = ? AND id_digest IS NOT ?", (user_id, keep)
-        )
-
-    async def purge_expired(self, now: datetime) -> int:
-        self._cache.clear()
-        return self._write("DELETE FROM sessions WHERE expires_at <= ?", (ts(now),))
-
-
-class SQLiteThrottleStore(SQLiteTable):
-    """Failure counters in the ``login_failures`` table."""
-
-    async def get(self, key: str) -> FailureRecord | None:
-        row = self._one("SELECT count, first_at, last_at FROM login_failures WHERE key = ?", (key,))
-        return None if row is None else FailureRecord(row[0], dt(row[1]), dt(row[2]))
-
-    async def record_failure(
-        self, key: str, now: datetime, *, window_start: datetime
-    ) -> FailureRecord:
-        # One statement: concurrent failures from several processes never lose a count.
-        row = self._one(
-            "INSERT INTO login_failures (key, count, first_at, last_at) VALUES (?, 1, ?, ?) "
-            "ON CONFLICT (key) DO UPDATE SET "
-            "  count = CASE WHEN first_at < ? THEN 1 ELSE count + 1 END, "
-            "  first_at = CASE WHEN first_at < ? THEN excluded.first_at ELSE first_at END, "
-            "  last_at = excluded.last_at "
-            "RETURNING count, first_at, last_at",
-            (key, ts(now), ts(now), ts(window_start), ts(window_start)),
-        )
-        return FailureRecord(row[0], dt(row[1]), dt(row[2]))
-
-    async def clear(self, key: str) -> None:
-        self._write("DELETE FROM login_failures WHERE key = ?", (key,))
-
-    async def purge_before(self, cutoff: datetime) -> int:
-        """Delete counters whose last failure is older than ``cutoff``."""
-        return self._write("DELETE FROM login_failures WHERE last_at < ?", (ts(cutoff),))
-
 
 class SQLiteStores:
-    """Every store in one SQLite database file."""
+    """Every store in one SQLite database file, opened by :meth:`start`.
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self._conn = conn
-        self._users = SQLiteUserStore(conn)
-        self._sessions = SQLiteSessionStore(conn)
-        self._throttle = SQLiteThrottleStore(conn)
-        self._keys = SQLiteKeyStore(conn)
-        self._refresh = SQLiteRefreshStore(conn)
-        self._revocations = SQLiteRevocationStore(conn)
+    Args:
+        path: The database file (created, with its folder, owner-only, if missing).
+        synchronous: ``normal`` (WAL's default) or ``full`` (fsync every commit).
+    """
+
+    def __init__(self, path: str | Path, *, synchronous: Synchronous = "normal") -> None:
+        self.path = str(path)
+        self._synchronous = synchronous
+        self._db = Database()
+        self._users = SQLiteUserStore(self._db)
+        self._sessions = SQLiteSessionStore(self._db)
+        self._throttle = SQLiteThrottleStore(self._db)
+        self._keys = SQLiteKeyStore(self._db)
+        self._refresh = SQLiteRefreshStore(self._db)
+        self._revocations = SQLiteRevocationStore(self._db)
+        self._version: SchemaVersion | None = None
 
     @classmethod
-    def open(cls, path: str | Path, *, synchronous: Synchronous = "normal") -> SQLiteStores:
-        """Open (creating if needed) the database at ``path`` and migrate it.
+    def from_url(cls, url: str, options: StoreOptions) -> SQLiteStores:
+        """``sqlite:///relative.db``, ``sqlite:////absolute.db`` or a plain path.
+
+        Raises:
+            ConfigurationError: The URL names no file.
+        """
+        from velvetrope.stores.registry import sqlite_path  # noqa: PLC0415 - no cycle at import
+
+        path = sqlite_path(url)
+        if path is None:
+            raise ConfigurationError(f"not a SQLite URL: {url.split('://', 1)[0]}://")
+        return cls(path, synchronous=options.sqlite_synchronous)
+
+    async def start(self) -> None:
+        """Open (creating if needed) the database and migrate it; a no-op once open.
 
         Raises:
             StoreUnavailable: The file cannot be opened or is not a database.
+            ConfigurationError: Its schema is newer than this velvetrope.
         """
-        try:
-            if str(path) != ":memory:":
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
-                # The database holds password hashes and private signing keys: owner only.
-                Path(path).touch(mode=0o600, exist_ok=True)
-            # One connection, used from one event loop at a time; the loop may run in a
-            # thread other than the one that opened it (TestClient, anyio portals).
-            conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA busy_timeout = 5000")
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute(f"PRAGMA synchronous = {'FULL' if synchronous == 'full' else 'NORMAL'}")
-            migrate(conn)
-        except (sqlite3.Error, OSError) as exc:
-            raise StoreUnavailable(f"cannot open SQLite database {str(path)!r}: {exc}") from exc
-        return cls(conn)
+        if self._db.connection is not None:
+            return
+        conn, self._version = _open(self.path, self._synchronous)
+        self._sessions.forget()  # another process may have written while it was closed
+        self._db.connection = conn
+
+    async def migrate(self) -> SchemaVersion:
+        """Open and migrate (as :meth:`start`); the schema version before and after."""
+        await self.start()
+        assert self._version is not None  # noqa: S101 - set by start()
+        return self._version
+
+    def session_cache_status(self) -> None:
+        return None  # lookups are local (the store's own cache is never stale)
 
     @property
     def users(self) -> SQLiteUserStore:
@@ -298,11 +120,37 @@ class SQLiteStores:
     def notifier(self) -> None:
         return None  # one process: nothing to push to
 
-    async def start(self) -> None:
-        return None
-
     async def ping(self) -> None:
         self._users._one("SELECT 1", ())
 
     async def aclose(self) -> None:
-        self._conn.close()
+        """Close the connection (started again, the stores reopen the file)."""
+        conn, self._db.connection = self._db.connection, None
+        if conn is not None:
+            conn.close()
+
+
+def _open(path: str, synchronous: Synchronous) -> tuple[sqlite3.Connection, SchemaVersion]:
+    """Open and migrate the database at ``path`` (microseconds of blocking I/O, once)."""
+    try:
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            # The database holds password hashes and private signing keys: owner only.
+            Path(path).touch(mode=0o600, exist_ok=True)
+        # One connection, used from one event loop at a time; the loop may run in a
+        # thread other than the one that opened it (TestClient, anyio portals).
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    except (sqlite3.Error, OSError) as exc:
+        raise StoreUnavailable(f"cannot open SQLite database {path!r}: {exc}") from exc
+    try:
+        conn.execute("PRAGMA busy_timeout = 5000")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute(f"PRAGMA synchronous = {'FULL' if synchronous == 'full' else 'NORMAL'}")
+        before = schema_version(conn)
+        version = SchemaVersion(before, migrate(conn))
+    except BaseException as exc:
+        conn.close()
+        if isinstance(exc, sqlite3.Error):
+            raise StoreUnavailable(f"cannot open SQLite database {path!r}: {exc}") from exc
+        raise
+    return conn, version

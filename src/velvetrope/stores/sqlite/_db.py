@@ -10,7 +10,7 @@ from typing import Any
 
 from velvetrope.errors import StoreUnavailable
 
-__all__ = ["SQLiteTable", "dt", "guard", "ts"]
+__all__ = ["Database", "SQLiteTable", "dt", "guard", "ts"]
 
 
 def ts(instant: datetime) -> float:
@@ -32,11 +32,27 @@ def guard() -> Iterator[None]:
         raise StoreUnavailable(f"SQLite error: {type(exc).__name__}") from exc
 
 
-class SQLiteTable:
-    """A store over one shared connection; every query fails closed."""
+class Database:
+    """The one connection every table of a ``SQLiteStores`` shares, once it is open."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self._conn = conn
+    __slots__ = ("connection",)
+
+    def __init__(self) -> None:
+        self.connection: sqlite3.Connection | None = None
+
+
+class SQLiteTable:
+    """A store over the shared connection; every query fails closed."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    @property
+    def _conn(self) -> sqlite3.Connection:
+        conn = self._db.connection
+        if conn is None:
+            raise StoreUnavailable("the SQLite database is not open (start the stores first)")
+        return conn
 
     def _one(self, sql: str, params: Sequence[Any]) -> Any:
         # The per-request read: a plain try (no context manager) keeps it cheap.

@@ -10,7 +10,7 @@ import sqlite3
 
 from velvetrope.errors import ConfigurationError
 
-__all__ = ["MIGRATIONS", "migrate"]
+__all__ = ["MIGRATIONS", "migrate", "schema_version"]
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: users, sessions, login failure counters.
@@ -91,6 +91,12 @@ MIGRATIONS: tuple[str, ...] = (
 )
 
 
+def schema_version(conn: sqlite3.Connection) -> int:
+    """The database's schema version (``PRAGMA user_version``; 0 when new)."""
+    version: int = conn.execute("PRAGMA user_version").fetchone()[0]
+    return version
+
+
 def migrate(conn: sqlite3.Connection) -> int:
     """Apply every migration newer than the database's ``user_version``.
 
@@ -100,7 +106,7 @@ def migrate(conn: sqlite3.Connection) -> int:
     Raises:
         ConfigurationError: The database is newer than this velvetrope knows.
     """
-    current: int = conn.execute("PRAGMA user_version").fetchone()[0]
+    current = schema_version(conn)
     if current > len(MIGRATIONS):
         raise ConfigurationError(
             f"the database is at schema version {current}, newer than this velvetrope "

@@ -1,4 +1,4 @@
-"""HTTP routes, each module one area of the API."""
+"""HTTP routes, each module one area of the API; handlers are plain functions."""
 
 from velvetrope.web.routes.auth import build_auth_router
 from velvetrope.web.routes.health import build_health_router

@@ -1,13 +1,16 @@
 """``/auth/*``: register, sign in, who am I, devices, sign out.
 
-Routes translate HTTP to :class:`~velvetrope.core.service.AuthService` calls and back;
-they never touch stores.
+Routes translate HTTP to the service and the browser flows and back; they never
+touch stores. Each handler is a plain function that receives the request's
+:class:`~velvetrope.web.context.WebContext` (``ctx: Ctx``).
 """
 
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Annotated
+from __future__ import annotations
+
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
+from starlette.requests import HTTPConnection
 from starlette.responses import JSONResponse, Response
 
 from velvetrope.core.principal import Principal
@@ -19,8 +22,10 @@ from velvetrope.web.bodies import (
     form_or_json_schema,
     read_body,
 )
+from velvetrope.web.browser import BrowserSignIn
+from velvetrope.web.client import client_of
+from velvetrope.web.context import Ctx, WebContext
 from velvetrope.web.csrf import SAFE_METHODS, form_token
-from velvetrope.web.extension import BrowserSignIn
 from velvetrope.web.schemas import (
     CsrfOut,
     CurrentSessionOut,
@@ -32,19 +37,39 @@ from velvetrope.web.schemas import (
     iso,
 )
 
-if TYPE_CHECKING:
-    from velvetrope.web.extension import Velvetrope
+__all__ = ["build_auth_router", "current_principal", "same_origin"]
 
-__all__ = ["build_auth_router"]
+USE_THE_GRANT = "Token clients re-authenticate with grant_type=password at /auth/token."
 
 
-def _errors(*statuses: int) -> dict[int | str, dict[str, object]]:
+def errors(*statuses: int) -> dict[int | str, dict[str, object]]:
+    """OpenAPI ``responses`` for error statuses: each has the house error body."""
     return {status: {"model": ErrorOut} for status in statuses}
 
 
-def _client(request: Request) -> tuple[str, str]:
-    ip = request.client.host if request.client else ""
-    return ip, request.headers.get("user-agent", "")
+async def same_origin(request: Request, ctx: Ctx) -> None:
+    """Router dependency: unsafe requests must pass the origin check (CSRF-05..07).
+
+    The standalone server also runs :class:`~velvetrope.web.middleware.OriginCheck`;
+    this makes the routes safe in any app that includes the router.
+    """
+    if request.method in SAFE_METHODS or ctx.authenticator.presents_non_ambient(request.scope):
+        return
+    carries = ctx.carries_cookie(request.scope)
+    reason = ctx.csrf.policy.refusal(request.scope, carries_cookie=carries)
+    if reason is not None:
+        raise CsrfFailed(reason)
+
+
+async def current_principal(connection: HTTPConnection, ctx: Ctx) -> Principal:
+    """Dependency: the signed-in caller, CSRF-checked (see ``Gate.principal``)."""
+    return await ctx.gate.principal(connection)
+
+
+Current = Annotated[Principal, Depends(current_principal)]
+
+routes = APIRouter(prefix="/auth", tags=["auth"], dependencies=[Depends(same_origin)])
+cookie_refresh = APIRouter(prefix="/auth", tags=["auth"], dependencies=[Depends(same_origin)])
 
 
 def _is_form(request: Request) -> bool:
@@ -52,225 +77,204 @@ def _is_form(request: Request) -> bool:
     return media_type == "application/x-www-form-urlencoded"
 
 
-def same_origin_dependency(vr: "Velvetrope") -> Callable[[Request], Awaitable[None]]:
-    """A router dependency: unsafe requests must pass the origin check (CSRF-05..07).
-
-    The standalone server also runs :class:`~velvetrope.web.middleware.OriginCheck`;
-    this makes the routes safe in any app that includes ``vr.router``.
-    """
-
-    async def same_origin(request: Request) -> None:
-        if request.method in SAFE_METHODS or vr.bearer.read(request) is not None:
-            return
-        reason = vr.csrf.policy.refusal(request.scope, carries_cookie=vr.carries_cookie(request))
-        if reason is not None:
-            raise CsrfFailed(reason)
-
-    return same_origin
+def _signed_in(sign_in: BrowserSignIn) -> Response:
+    body = {"user": UserOut.of(sign_in.user).model_dump(), "csrf_token": sign_in.csrf_token}
+    return sign_in.apply(JSONResponse(body))
 
 
-def build_auth_router(vr: "Velvetrope") -> APIRouter:  # noqa: PLR0915 - a closure per route
-    """Return the ``/auth`` router bound to ``vr``."""
-    router = APIRouter(
-        prefix="/auth", tags=["auth"], dependencies=[Depends(same_origin_dependency(vr))]
+async def _check_form_csrf(request: Request, ctx: WebContext) -> None:
+    # Login CSRF: a form post (the sign-in and sign-up pages) must carry the token
+    # bound to the pre-session cookie. JSON needs a CORS preflight cross-site, and
+    # the origin check already ran.
+    if _is_form(request):
+        ctx.csrf.check_presession(request, await form_token(request))
+
+
+def _signed_out_if_ambient(ctx: WebContext, principal: Principal, response: Response) -> Response:
+    """Clear the browser's cookies when a cookie authenticated the request."""
+    if ctx.authenticator.is_ambient(principal):
+        return ctx.browser.sign_out(response)
+    return response
+
+
+@routes.post(
+    "/register",
+    status_code=201,
+    response_model=UserOut,
+    summary="Create an account",
+    openapi_extra=form_or_json_schema(Credentials),
+    responses=errors(409, 415, 422, 429),
+)
+async def register(request: Request, ctx: Ctx) -> JSONResponse:
+    body = await read_body(request, Credentials)
+    await _check_form_csrf(request, ctx)
+    user = await ctx.service.register(body.email, body.password, ip=client_of(request).ip)
+    return JSONResponse(UserOut.of(user).model_dump(), status_code=201)
+
+
+@routes.post(
+    "/login",
+    response_model=LoginOut,
+    summary="Sign in; sets the session cookie",
+    openapi_extra=form_or_json_schema(Credentials),
+    responses=errors(401, 403, 415, 422, 429),
+)
+async def login(request: Request, ctx: Ctx) -> Response:
+    body = await read_body(request, Credentials)
+    await _check_form_csrf(request, ctx)
+    return _signed_in(await ctx.browser.login(request, body.email, body.password))
+
+
+@routes.get(
+    "/csrf",
+    response_model=CsrfOut,
+    summary="A CSRF token for this sign-in (or for a sign-in form)",
+    responses=errors(400, 503),
+)
+async def csrf(request: Request, ctx: Ctx) -> Response:
+    if ctx.authenticator.presents_non_ambient(request.scope):
+        raise InvalidInput("Requests with Authorization: Bearer need no CSRF token.")
+    try:
+        principal = await ctx.authenticator.authenticate(request.scope)
+    except NotAuthenticated:
+        family = await ctx.browser.live_refresh_family(request)
+        if family is not None:  # JWT cookies: the access token expired, renew with this
+            return JSONResponse({"csrf_token": ctx.csrf.token_for_family(family)})
+        presession = ctx.csrf.presession(request)
+        response = JSONResponse({"csrf_token": presession.token})
+        ctx.csrf.remember(response, presession)
+        return response
+    return JSONResponse({"csrf_token": ctx.csrf.token_for(principal)})
+
+
+@routes.get("/me", response_model=MeOut, summary="Who am I", responses=errors(401))
+async def me(principal: Current, ctx: Ctx) -> JSONResponse:
+    user = await ctx.service.user_of(principal)
+    created, expires = await _device_times(ctx, principal)
+    body = MeOut(
+        id=user.id,
+        email=user.email,
+        session=CurrentSessionOut(id=principal.handle, created_at=created, expires_at=expires),
     )
-    service = vr.service
-    transport = vr.transport
-    Current = Annotated[Principal, Depends(vr.principal)]
+    return JSONResponse(body.model_dump())
 
-    def signed_in(sign_in: BrowserSignIn) -> Response:
-        body = {"user": UserOut.of(sign_in.user).model_dump(), "csrf_token": sign_in.csrf_token}
-        return sign_in.apply(JSONResponse(body))
 
-    def signed_out(response: Response) -> Response:
-        return vr.sign_out(response)
+async def _device_times(ctx: WebContext, principal: Principal) -> tuple[str, str | None]:
+    """When the principal's device signed in and when its credential ends, if known."""
+    if principal.session is not None:
+        deadline = ctx.service.session_deadline(principal.session)
+        return iso(principal.session.created_at), iso(deadline)
+    if principal.token is not None:
+        family = await ctx.service.family(principal.handle)
+        created = family.created_at if family else principal.token.issued_at
+        return iso(created), iso(principal.token.expires_at)
+    device = next((d for d in await ctx.devices(principal) if d.current), None)
+    return iso(device.created_at if device else ctx.service.now()), None
 
-    async def check_form_csrf(request: Request) -> None:
-        # Login CSRF: a form post (the sign-in and sign-up pages) must carry the token
-        # bound to the pre-session cookie. JSON needs a CORS preflight cross-site, and
-        # the origin check already ran.
-        if _is_form(request):
-            vr.csrf.check_presession(request, await form_token(request))
 
-    def session_id(request: Request) -> str:
-        secret = transport.read(request)
-        if secret is None:  # a bearer principal: sessions need a cookie
-            raise InvalidInput(
-                "Token clients re-authenticate with grant_type=password at /auth/token."
-            )
-        return secret
+@routes.get(
+    "/sessions",
+    response_model=list[SessionOut],
+    summary="My sessions and token families (devices)",
+    responses=errors(401),
+)
+async def sessions(principal: Current, ctx: Ctx) -> JSONResponse:
+    devices = await ctx.devices(principal)
+    return JSONResponse([SessionOut.of(d).model_dump() for d in devices])
 
-    @router.post(
-        "/register",
-        status_code=201,
-        response_model=UserOut,
-        summary="Create an account",
-        openapi_extra=form_or_json_schema(Credentials),
-        responses=_errors(409, 415, 422, 429),
+
+@routes.delete(
+    "/sessions/{handle}",
+    status_code=204,
+    summary="Sign one device out",
+    responses=errors(401, 403, 404),
+)
+async def end_session(handle: str, principal: Current, ctx: Ctx) -> Response:
+    current = await ctx.end_device(principal, handle)
+    response = Response(status_code=204)
+    return _signed_out_if_ambient(ctx, principal, response) if current else response
+
+
+@routes.post(
+    "/logout",
+    status_code=204,
+    summary="Sign out this device (session cookie or bearer token family)",
+    responses=errors(401),
+)
+async def logout(request: Request, ctx: Ctx) -> Response:
+    if ctx.authenticator.presents_non_ambient(request.scope):
+        principal = await ctx.gate.principal(request)  # 401 if the token is invalid
+        await ctx.authenticator.sign_out(principal)
+        return Response(status_code=204)
+    await ctx.browser.logout(request)
+    return ctx.browser.sign_out(Response(status_code=204))
+
+
+@routes.post(
+    "/logout-all",
+    status_code=204,
+    summary="Sign out every device, this one included",
+    responses=errors(401, 403),
+)
+async def logout_all(principal: Current, ctx: Ctx) -> Response:
+    await ctx.sign_out_everywhere(principal)
+    return _signed_out_if_ambient(ctx, principal, Response(status_code=204))
+
+
+@routes.post(
+    "/reauth",
+    response_model=LoginOut,
+    summary="Confirm the password; renews the session",
+    openapi_extra=form_or_json_schema(PasswordProof),
+    responses=errors(401, 415, 422, 429),
+)
+async def reauth(request: Request, principal: Current, ctx: Ctx) -> Response:
+    body = await read_body(request, PasswordProof)
+    if not ctx.authenticator.is_ambient(principal):
+        raise InvalidInput(USE_THE_GRANT)
+    return _signed_in(await ctx.browser.reauthenticate(request, principal, body.password))
+
+
+@routes.post(
+    "/password",
+    status_code=204,
+    summary="Change the password; signs every other device out",
+    openapi_extra=form_or_json_schema(PasswordChange),
+    responses=errors(401, 415, 422, 429),
+)
+async def change_password(request: Request, principal: Current, ctx: Ctx) -> Response:
+    body = await read_body(request, PasswordChange)
+    secret = ctx.cookies.session.read(request) if principal.session else None
+    sign_in = await ctx.service.change_password(
+        principal, secret, body.current_password, body.new_password, ip=client_of(request).ip
     )
-    async def register(request: Request) -> JSONResponse:
-        body = await read_body(request, Credentials)
-        await check_form_csrf(request)
-        ip, _ = _client(request)
-        user = await service.register(body.email, body.password, ip=ip)
-        return JSONResponse(UserOut.of(user).model_dump(), status_code=201)
+    response = Response(status_code=204)
+    if sign_in is None:  # every token ended: a cookie client signs in again
+        return _signed_out_if_ambient(ctx, principal, response)
+    return ctx.browser.signed_in(sign_in).apply(response)
 
-    @router.post(
-        "/login",
-        response_model=LoginOut,
-        summary="Sign in; sets the session cookie",
-        openapi_extra=form_or_json_schema(Credentials),
-        responses=_errors(401, 403, 415, 422, 429),
-    )
-    async def login(request: Request) -> Response:
-        body = await read_body(request, Credentials)
-        await check_form_csrf(request)
-        return signed_in(await vr.browser_login(request, body.email, body.password))
 
-    @router.get(
-        "/csrf",
-        response_model=CsrfOut,
-        summary="A CSRF token for this sign-in (or for a sign-in form)",
-        responses=_errors(400, 503),
-    )
-    async def csrf(request: Request) -> Response:
-        if vr.bearer.read(request) is not None:
-            raise InvalidInput("Requests with Authorization: Bearer need no CSRF token.")
-        try:
-            principal = await vr.authenticate_scope(request.scope)
-        except NotAuthenticated:
-            family = await vr.live_refresh_family(request)
-            if family is not None:  # JWT cookies: the access token expired, renew with this
-                return JSONResponse({"csrf_token": vr.csrf.token_for_family(family)})
-            presession = vr.csrf.presession(request)
-            response = JSONResponse({"csrf_token": presession.token})
-            vr.csrf.remember(response, presession)
-            return response
-        return JSONResponse({"csrf_token": vr.csrf.token_for(principal)})
+@cookie_refresh.post(
+    "/refresh",
+    response_model=LoginOut,
+    summary="JWT-in-cookie mode: new access and refresh cookies",
+    responses=errors(401, 403),
+)
+async def refresh(request: Request, ctx: Ctx) -> Response:
+    family = await ctx.browser.live_refresh_family(request)
+    if family is None:
+        raise NotAuthenticated
+    ctx.csrf.check_family(request.scope, family, await form_token(request))
+    principal, pair = await ctx.browser.refresh(request)
+    user = await ctx.service.user_of(principal)
+    body = {"user": UserOut.of(user).model_dump(), "csrf_token": ctx.csrf.token_for(principal)}
+    return ctx.browser.apply_pair(JSONResponse(body), pair)
 
-    @router.get("/me", response_model=MeOut, summary="Who am I", responses=_errors(401))
-    async def me(principal: Current) -> JSONResponse:
-        user = await service.user_of(principal)
-        if principal.session is not None:
-            created, expires = (
-                principal.session.created_at,
-                service.sessions.deadline(principal.session),
-            )
-        else:
-            assert principal.token is not None  # noqa: S101 - bearer principals carry claims
-            family = await service.tokens.refresh.get(principal.handle)
-            created = family.created_at if family else principal.token.issued_at
-            expires = principal.token.expires_at
-        body = MeOut(
-            id=user.id,
-            email=user.email,
-            session=CurrentSessionOut(
-                id=principal.handle, created_at=iso(created), expires_at=iso(expires)
-            ),
-        )
-        return JSONResponse(body.model_dump())
 
-    @router.get(
-        "/sessions",
-        response_model=list[SessionOut],
-        summary="My sessions and token families (devices)",
-        responses=_errors(401),
-    )
-    async def sessions(principal: Current) -> JSONResponse:
-        return JSONResponse([d.model_dump() for d in await vr.devices(principal)])
-
-    @router.delete(
-        "/sessions/{handle}",
-        status_code=204,
-        summary="Sign one device out",
-        responses=_errors(401, 403, 404),
-    )
-    async def end_session(handle: str, principal: Current) -> Response:
-        current = await service.end_session(principal, handle)
-        response = Response(status_code=204)
-        return signed_out(response) if current and principal.method != "bearer" else response
-
-    @router.post(
-        "/logout",
-        status_code=204,
-        summary="Sign out this device (session cookie or bearer token family)",
-        responses=_errors(401),
-    )
-    async def logout(request: Request) -> Response:
-        if vr.bearer.read(request) is not None:
-            await service.logout(await vr.principal(request))  # 401 if the token is invalid
-            return Response(status_code=204)
-        await vr.browser_logout(request)
-        return signed_out(Response(status_code=204))
-
-    @router.post(
-        "/logout-all",
-        status_code=204,
-        summary="Sign out every device, this one included",
-        responses=_errors(401, 403),
-    )
-    async def logout_all(principal: Current) -> Response:
-        await service.end_all_sessions(principal)
-        response = Response(status_code=204)
-        return signed_out(response) if principal.method != "bearer" else response
-
-    @router.post(
-        "/reauth",
-        response_model=LoginOut,
-        summary="Confirm the password; renews the session",
-        openapi_extra=form_or_json_schema(PasswordProof),
-        responses=_errors(401, 415, 422, 429),
-    )
-    async def reauth(request: Request, principal: Current) -> Response:
-        body = await read_body(request, PasswordProof)
-        if principal.method == "jwt-cookie":  # a fresh sign-in: a new family, fresh proof
-            user = await service.user_of(principal)
-            return signed_in(await vr.browser_login(request, user.email, body.password))
-        ip, _ = _client(request)
-        sign_in = await service.reauthenticate(principal, session_id(request), body.password, ip=ip)
-        return signed_in(vr.signed_in(sign_in))
-
-    @router.post(
-        "/password",
-        status_code=204,
-        summary="Change the password; signs every other device out",
-        openapi_extra=form_or_json_schema(PasswordChange),
-        responses=_errors(401, 415, 422, 429),
-    )
-    async def change_password(request: Request, principal: Current) -> Response:
-        body = await read_body(request, PasswordChange)
-        ip, _ = _client(request)
-        secret = transport.read(request) if principal.session else None
-        sign_in = await service.change_password(
-            principal, secret, body.current_password, body.new_password, ip=ip
-        )
-        response = Response(status_code=204)
-        if sign_in is None:
-            return signed_out(response) if principal.method == "jwt-cookie" else response
-        return vr.signed_in(sign_in).apply(response)
-
-    if vr.jwt_cookies:
-
-        @router.post(
-            "/refresh",
-            response_model=LoginOut,
-            summary="JWT-in-cookie mode: new access and refresh cookies",
-            responses=_errors(401, 403),
-        )
-        async def refresh(request: Request) -> Response:
-            family = await vr.live_refresh_family(request)
-            if family is None:
-                raise NotAuthenticated
-            vr.csrf.check_family(request.scope, family, await form_token(request))
-            principal, pair = await vr.refresh_browser(request)
-            user = await service.user_of(principal)
-            body = {
-                "user": UserOut.of(user).model_dump(),
-                "csrf_token": vr.csrf.token_for(principal),
-            }
-            response = JSONResponse(body)
-            for cookie, value, max_age in vr.pair_cookies(pair):
-                cookie.write(response, value, max_age=max_age)
-            return response
-
+def build_auth_router(ctx: WebContext) -> APIRouter:
+    """The ``/auth`` routes bound to ``ctx`` (``/auth/refresh`` in JWT-cookie mode only)."""
+    router = APIRouter(dependencies=[Depends(ctx.bind)])
+    router.include_router(routes)
+    if ctx.browser.jwt_cookies:
+        router.include_router(cookie_refresh)
     return router

@@ -2,44 +2,38 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from starlette.responses import JSONResponse
 
-from velvetrope.core.service import AuthService
-from velvetrope.stores import CachedSessionStore, SessionCacheStatus
+from velvetrope.stores.records import SessionCacheStatus
+from velvetrope.web.context import Ctx, WebContext
 
 __all__ = ["build_health_router"]
 
+routes = APIRouter(tags=["health"])
 
-def build_health_router(service: AuthService) -> APIRouter:
-    """``GET /health`` (the process answers) and ``GET /ready`` (its stores answer)."""
-    router = APIRouter(tags=["health"])
 
-    @router.get("/health", summary="Liveness")
-    async def health() -> JSONResponse:
-        return JSONResponse({"status": "ok"})
+@routes.get("/health", summary="Liveness")
+async def health() -> JSONResponse:
+    return JSONResponse({"status": "ok"})
 
-    @router.get("/ready", summary="Readiness: the stores answer", responses={503: {}})
-    async def ready() -> JSONResponse:
-        await service.stores.ping()  # StoreUnavailable -> 503 store_unavailable
-        staleness = service.tokens.revocations.staleness()
-        sessions = service.stores.sessions
-        return JSONResponse(
-            {
-                "status": "ready",
-                # How old this node's copy of the revocation feed is (bounded staleness).
-                "revocations_age_seconds": None
-                if staleness is None
-                else round(staleness.total_seconds(), 3),
-                "push": service.stores.notifier is not None,
-                # null for backends without one (memory, SQLite: lookups are local).
-                "session_cache": _session_cache(sessions.status())
-                if isinstance(sessions, CachedSessionStore)
-                else None,
-            }
-        )
 
-    return router
+@routes.get("/ready", summary="Readiness: the stores answer", responses={503: {}})
+async def ready(ctx: Ctx) -> JSONResponse:
+    status = await ctx.service.status()  # StoreUnavailable -> 503 store_unavailable
+    age = status.revocations_age
+    return JSONResponse(
+        {
+            "status": "ready",
+            # How old this node's copy of the revocation feed is (bounded staleness).
+            "revocations_age_seconds": None if age is None else round(age.total_seconds(), 3),
+            "push": status.push,
+            # null for backends without one (memory, SQLite: lookups are local).
+            "session_cache": None
+            if status.session_cache is None
+            else _session_cache(status.session_cache),
+        }
+    )
 
 
 def _session_cache(status: SessionCacheStatus) -> dict[str, object]:
@@ -52,3 +46,10 @@ def _session_cache(status: SessionCacheStatus) -> dict[str, object]:
         "hits": status.hits,
         "misses": status.misses,
     }
+
+
+def build_health_router(ctx: WebContext) -> APIRouter:
+    """``GET /health`` (the process answers) and ``GET /ready`` (its stores answer)."""
+    router = APIRouter(dependencies=[Depends(ctx.bind)])
+    router.include_router(routes)
+    return router

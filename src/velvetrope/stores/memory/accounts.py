@@ -1,4 +1,4 @@
-"""In-process stores: for tests, demos and single-process apps that may lose state on restart."""
+"""In-process accounts, sessions and sign-in counters."""
 
 from __future__ import annotations
 
@@ -7,14 +7,9 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from velvetrope.errors import EmailTaken
-from velvetrope.stores.memory_tokens import (
-    MemoryKeyStore,
-    MemoryRefreshStore,
-    MemoryRevocationStore,
-)
 from velvetrope.stores.records import FailureRecord, SessionRecord, UserRecord
 
-__all__ = ["MemorySessionStore", "MemoryStores", "MemoryThrottleStore", "MemoryUserStore"]
+__all__ = ["MemorySessionStore", "MemoryThrottleStore", "MemoryUserStore"]
 
 
 class MemoryUserStore:
@@ -143,52 +138,3 @@ class MemoryThrottleStore:
         for key in stale:
             del self._records[key]
         return len(stale)
-
-
-class MemoryStores:
-    """Every store, in memory. Nothing survives the process."""
-
-    def __init__(self) -> None:
-        self._users = MemoryUserStore()
-        self._sessions = MemorySessionStore()
-        self._throttle = MemoryThrottleStore()
-        self._keys = MemoryKeyStore()
-        self._refresh = MemoryRefreshStore()
-        self._revocations = MemoryRevocationStore()
-
-    @property
-    def users(self) -> MemoryUserStore:
-        return self._users
-
-    @property
-    def sessions(self) -> MemorySessionStore:
-        return self._sessions
-
-    @property
-    def throttle(self) -> MemoryThrottleStore:
-        return self._throttle
-
-    @property
-    def keys(self) -> MemoryKeyStore:
-        return self._keys
-
-    @property
-    def refresh(self) -> MemoryRefreshStore:
-        return self._refresh
-
-    @property
-    def revocations(self) -> MemoryRevocationStore:
-        return self._revocations
-
-    @property
-    def notifier(self) -> None:
-        return None  # one process: nothing to push to
-
-    async def start(self) -> None:
-        return None
-
-    async def ping(self) -> None:
-        return None
-
-    async def aclose(self) -> None:
-        return None

@@ -1,0 +1,224 @@
+"""SQLite accounts, sessions and sign-in counters (see the package docstring)."""
+
+from __future__ import annotations
+
+import dataclasses
+import sqlite3
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from velvetrope.errors import EmailTaken
+from velvetrope.stores.records import FailureRecord, SessionRecord, UserRecord
+from velvetrope.stores.sqlite._db import Database, SQLiteTable, dt, ts
+
+__all__ = ["SQLiteSessionStore", "SQLiteThrottleStore", "SQLiteUserStore"]
+
+_SESSION_COLUMNS = (
+    "id_digest, handle, user_id, created_at, last_seen_at, expires_at, authenticated_at, "
+    "ip, user_agent"
+)
+_USER_COLUMNS = "id, email, password_hash, created_at, disabled"
+
+
+def _session(row: Sequence[Any]) -> SessionRecord:
+    return SessionRecord(
+        id_digest=row[0],
+        handle=row[1],
+        user_id=row[2],
+        created_at=dt(row[3]),
+        last_seen_at=dt(row[4]),
+        expires_at=dt(row[5]),
+        authenticated_at=dt(row[6]),
+        ip=row[7],
+        user_agent=row[8],
+    )
+
+
+def _user(row: Sequence[Any]) -> UserRecord:
+    return UserRecord(
+        id=row[0],
+        email=row[1],
+        password_hash=row[2],
+        created_at=dt(row[3]),
+        disabled=bool(row[4]),
+    )
+
+
+class SQLiteUserStore(SQLiteTable):
+    """Users in the ``users`` table."""
+
+    async def add(self, user: UserRecord) -> None:
+        try:
+            self._write(
+                f"INSERT INTO users ({_USER_COLUMNS}) VALUES (?, ?, ?, ?, ?)",
+                (user.id, user.email, user.password_hash, ts(user.created_at), user.disabled),
+            )
+        except sqlite3.IntegrityError as exc:
+            raise EmailTaken from exc
+
+    async def get(self, user_id: str) -> UserRecord | None:
+        row = self._one(f"SELECT {_USER_COLUMNS} FROM users WHERE id = ?", (user_id,))
+        return None if row is None else _user(row)
+
+    async def get_by_email(self, email: str) -> UserRecord | None:
+        row = self._one(f"SELECT {_USER_COLUMNS} FROM users WHERE email = ?", (email,))
+        return None if row is None else _user(row)
+
+    async def set_password_hash(self, user_id: str, password_hash: str) -> None:
+        self._write("UPDATE users SET password_hash = ? WHERE id = ?", (password_hash, user_id))
+
+    async def set_disabled(self, user_id: str, disabled: bool) -> None:
+        self._write("UPDATE users SET disabled = ? WHERE id = ?", (disabled, user_id))
+
+    async def list(self, *, limit: int = 100, offset: int = 0) -> Sequence[UserRecord]:
+        rows = self._all(
+            f"SELECT {_USER_COLUMNS} FROM users ORDER BY created_at, id LIMIT ? OFFSET ?",
+            (limit, offset),
+        )
+        return [_user(r) for r in rows]
+
+
+_GET_SESSION = f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE id_digest = ?"
+_SESSION_CACHE_SIZE = 10_000
+
+
+class SQLiteSessionStore(SQLiteTable):
+    """Sessions in the ``sessions`` table, keyed by digest, indexed by user.
+
+    Reads go through a near-cache that is never stale: every ``get`` asks SQLite for
+    ``PRAGMA data_version``, which changes whenever *another* connection (another
+    worker, the CLI) has committed; then the cache is dropped. This connection's own
+    writes update the cache as they go. A hit costs one tiny pragma instead of a
+    query and a row conversion. Misses are not cached, so random IDs cost no memory.
+    """
+
+    def __init__(self, db: Database) -> None:
+        super().__init__(db)
+        self._cache: dict[str, SessionRecord] = {}
+        self._version: int | None = None
+
+    def forget(self) -> None:
+        """Drop the near-cache (the connection was reopened)."""
+        self._cache.clear()
+        self._version = None
+
+    def _fresh_cache(self) -> dict[str, SessionRecord]:
+        version = self._one("PRAGMA data_version", ())[0]
+        if version != self._version:
+            self._cache.clear()
+            self._version = version
+        return self._cache
+
+    async def add(self, session: SessionRecord) -> None:
+        self._insert(session)
+
+    def _insert(self, s: SessionRecord) -> None:
+        self._write(
+            f"INSERT INTO sessions ({_SESSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                s.id_digest,
+                s.handle,
+                s.user_id,
+                ts(s.created_at),
+                ts(s.last_seen_at),
+                ts(s.expires_at),
+                ts(s.authenticated_at),
+                s.ip,
+                s.user_agent,
+            ),
+        )
+
+    async def get(self, id_digest: str) -> SessionRecord | None:
+        cache = self._fresh_cache()
+        cached = cache.get(id_digest)
+        if cached is not None:
+            return cached
+        row = self._one(_GET_SESSION, (id_digest,))
+        if row is None:
+            return None
+        session = _session(row)
+        if len(cache) >= _SESSION_CACHE_SIZE:
+            cache.clear()
+        cache[id_digest] = session
+        return session
+
+    async def touch(self, id_digest: str, last_seen_at: datetime) -> bool:
+        # UPDATE, never upsert: a session deleted meanwhile stays deleted (SESS-09).
+        changed = self._write(
+            "UPDATE sessions SET last_seen_at = ? WHERE id_digest = ?",
+            (ts(last_seen_at), id_digest),
+        )
+        cached = self._cache.pop(id_digest, None)
+        if changed == 1 and cached is not None:
+            self._cache[id_digest] = dataclasses.replace(cached, last_seen_at=last_seen_at)
+        return changed == 1
+
+    async def rotate(self, old_digest: str, new: SessionRecord) -> bool:
+        self._cache.pop(old_digest, None)
+        with self._transaction() as conn:
+            deleted = conn.execute(
+                "DELETE FROM sessions WHERE id_digest = ?", (old_digest,)
+            ).rowcount
+            if deleted == 1:
+                self._insert(new)
+        return bool(deleted == 1)
+
+    async def delete(self, id_digest: str) -> bool:
+        self._cache.pop(id_digest, None)
+        return self._write("DELETE FROM sessions WHERE id_digest = ?", (id_digest,)) == 1
+
+    async def delete_by_handle(self, user_id: str, handle: str) -> bool:
+        self._cache.clear()  # rare; keyed by handle, not digest
+        deleted = self._write(
+            "DELETE FROM sessions WHERE user_id = ? AND handle = ?", (user_id, handle)
+        )
+        return deleted == 1
+
+    async def list_for_user(self, user_id: str) -> Sequence[SessionRecord]:
+        rows = self._all(
+            f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE user_id = ? "
+            "ORDER BY created_at, handle",
+            (user_id,),
+        )
+        return [_session(r) for r in rows]
+
+    async def delete_for_user(self, user_id: str, *, keep: str | None = None) -> int:
+        self._cache.clear()
+        return self._write(
+            "DELETE FROM sessions WHERE user_id = ? AND id_digest IS NOT ?", (user_id, keep)
+        )
+
+    async def purge_expired(self, now: datetime) -> int:
+        self._cache.clear()
+        return self._write("DELETE FROM sessions WHERE expires_at <= ?", (ts(now),))
+
+
+class SQLiteThrottleStore(SQLiteTable):
+    """Failure counters in the ``login_failures`` table."""
+
+    async def get(self, key: str) -> FailureRecord | None:
+        row = self._one("SELECT count, first_at, last_at FROM login_failures WHERE key = ?", (key,))
+        return None if row is None else FailureRecord(row[0], dt(row[1]), dt(row[2]))
+
+    async def record_failure(
+        self, key: str, now: datetime, *, window_start: datetime
+    ) -> FailureRecord:
+        # One statement: concurrent failures from several processes never lose a count.
+        row = self._one(
+            "INSERT INTO login_failures (key, count, first_at, last_at) VALUES (?, 1, ?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET "
+            "  count = CASE WHEN first_at < ? THEN 1 ELSE count + 1 END, "
+            "  first_at = CASE WHEN first_at < ? THEN excluded.first_at ELSE first_at END, "
+            "  last_at = excluded.last_at "
+            "RETURNING count, first_at, last_at",
+            (key, ts(now), ts(now), ts(window_start), ts(window_start)),
+        )
+        return FailureRecord(row[0], dt(row[1]), dt(row[2]))
+
+    async def clear(self, key: str) -> None:
+        self._write("DELETE FROM login_failures WHERE key = ?", (key,))
+
+    async def purge_before(self, cutoff: datetime) -> int:
+        """Delete counters whose last failure is older than ``cutoff``."""
+        return self._write("DELETE FROM login_failures WHERE last_at < ?", (ts(cutoff),))

@@ -1,0 +1,139 @@
+"""What the routes and pages work with: the parts of one velvetrope, wired together.
+
+A :class:`WebContext` is built once per :class:`~velvetrope.web.extension.Velvetrope`.
+Its routers bind it into each request's scope (:meth:`WebContext.bind`, a router
+dependency), and route handlers, plain functions, receive it with
+``ctx: Ctx`` (:func:`context_of`). So handlers need no closure and no import of the
+facade, and one app can hold routers of two velvetropes.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends
+from starlette.requests import HTTPConnection
+from starlette.types import Scope
+
+from velvetrope.core.devices import Device
+from velvetrope.core.principal import Principal
+from velvetrope.core.service import AuthService
+from velvetrope.errors import InvalidToken
+from velvetrope.settings import Settings
+from velvetrope.web.backends import AuthBackend, Authenticator
+from velvetrope.web.browser import JWT_COOKIE, SESSION, BrowserCookies, BrowserFlows
+from velvetrope.web.csrf import CsrfGuard, OriginPolicy
+from velvetrope.web.dependencies import Gate
+from velvetrope.web.transports import BearerTransport, Transport
+
+__all__ = ["BEARER", "Ctx", "WebContext", "context_of", "default_backends"]
+
+BEARER = "bearer"
+"""The backend name of ``Authorization: Bearer`` access tokens."""
+_SCOPE_KEY = "velvetrope.context"
+
+
+def default_backends(
+    settings: Settings, service: AuthService, cookies: BrowserCookies
+) -> list[AuthBackend]:
+    """The server's ways in, in order: bearer tokens, then the browser credential."""
+    bearer = AuthBackend(BEARER, BearerTransport(), service.token_strategy)
+    if settings.browser_credentials == "jwt-cookie":
+        return [bearer, AuthBackend(JWT_COOKIE, cookies.access, service.token_strategy)]
+    return [bearer, AuthBackend(SESSION, cookies.session, service.session_strategy)]
+
+
+class WebContext:
+    """Settings, the service, the ways in, CSRF and the browser flows of one velvetrope."""
+
+    def __init__(self, settings: Settings, service: AuthService) -> None:
+        self.settings = settings
+        self.service = service
+        secure = settings.secure_cookies
+        self.cookies = BrowserCookies.for_origin(secure=secure)
+        self.csrf = CsrfGuard(
+            lambda: service.csrf,
+            OriginPolicy(settings.origin, settings.cors_allowlist()),
+            secure=secure,
+        )
+        self.authenticator = Authenticator(default_backends(settings, service, self.cookies))
+        self.gate = Gate(self.authenticator, self.csrf)
+        self.browser = BrowserFlows(
+            service,
+            self.gate,
+            self.cookies,
+            jwt_cookies=settings.browser_credentials == "jwt-cookie",
+        )
+
+    async def bind(self, connection: HTTPConnection) -> None:
+        """Router dependency: make this context the request's (see :func:`context_of`)."""
+        connection.scope[_SCOPE_KEY] = self
+
+    def _cookies(self) -> list[Transport]:
+        ambient = [b.transport for b in self.authenticator.backends if b.transport.ambient]
+        cookies = self.cookies
+        return [*ambient, cookies.session, cookies.access, cookies.refresh, self.csrf.cookie]
+
+    def cookie_names(self) -> list[str]:
+        """Every cookie velvetrope reads: credentials, the refresh cookie, the CSRF cookie."""
+        return list(dict.fromkeys(t.name for t in self._cookies()))
+
+    def token_request(self, scope: Scope) -> bool:
+        """Whether the request carries a well-formed credential of a non-ambient way in
+        (``Authorization: Bearer <token>``): one no browser page can attach cross-site."""
+        try:
+            return self.authenticator.presents_non_ambient(scope)
+        except InvalidToken:
+            return False
+
+    def carries_cookie(self, scope: Scope) -> bool:
+        """Whether the request carries one of the cookies of :meth:`cookie_names`."""
+        return any(t.read_scope(scope) is not None for t in self._cookies())
+
+    async def devices(self, principal: Principal) -> list[Device]:
+        """The principal's devices, every way in included, oldest first."""
+        return await self.authenticator.devices(principal)
+
+    async def end_device(self, principal: Principal, handle: str) -> bool:
+        """End one of the principal's devices; return whether it was this one.
+
+        Ending another device needs a recent sign-in (SESS-12); ending your own is a
+        sign-out and needs none.
+
+        Raises:
+            ReauthRequired: Another device, and no recent sign-in.
+            SessionNotFound: No such device of this user.
+        """
+        current = handle == principal.handle
+        if not current:
+            await self.service.require_recent_auth(principal)
+        await self.authenticator.end_device(principal.user_id, handle)
+        return current
+
+    async def sign_out_everywhere(self, principal: Principal) -> int:
+        """End every device of the user, this one included (needs a recent sign-in).
+
+        Raises:
+            ReauthRequired: No recent sign-in.
+        """
+        await self.service.require_recent_auth(principal)
+        ended = await self.service.sign_out_everywhere(principal.user_id)
+        builtin = (self.service.session_strategy, self.service.token_strategy)
+        others = [s for s in self.authenticator.strategies() if not any(s is b for b in builtin)]
+        return ended + await self.authenticator.end_devices(principal.user_id, others)
+
+
+def context_of(connection: HTTPConnection) -> WebContext:
+    """The velvetrope whose router matched this request.
+
+    Raises:
+        RuntimeError: The route was not added through a velvetrope router.
+    """
+    context = connection.scope.get(_SCOPE_KEY)
+    if not isinstance(context, WebContext):
+        raise RuntimeError("this route needs a velvetrope router (its bind dependency)")
+    return context
+
+
+Ctx = Annotated[WebContext, Depends(context_of)]
+"""A route parameter that receives the request's :class:`WebContext`."""

@@ -421,10 +421,12 @@ class AuthService:
         return await self.tokens.rotate_keys()
 
     async def maintain(self) -> None:
-        """Periodic upkeep: purge what expired, rotate the signing key when it is due."""
+        """Periodic upkeep: purge what expired (sessions, counters, families, single-use
+        values), rotate the signing key when it is due."""
         await self.sessions.purge_expired()
         await self.users.throttle.purge(self.now())
         await self.tokens.maintain()
+        await self.stores.one_time.purge_expired(self.now())
 
     async def run_background(self) -> None:
         """Keep this node in step until cancelled: replay revocations and keys every

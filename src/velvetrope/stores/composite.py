@@ -12,6 +12,7 @@ from typing import Protocol
 from velvetrope.stores.protocols import (
     KeyStore,
     Notifier,
+    OneTimeStore,
     RefreshStore,
     RevocationStore,
     SessionStore,
@@ -40,6 +41,9 @@ class FastStores(Protocol):
     def revocations(self) -> RevocationStore: ...
 
     @property
+    def one_time(self) -> OneTimeStore: ...
+
+    @property
     def notifier(self) -> Notifier | None: ...
 
     def session_cache_status(self) -> SessionCacheStatus | None: ...
@@ -52,7 +56,8 @@ class FastStores(Protocol):
 
 
 class CompositeStores:
-    """Users and keys from ``primary``; sessions, tokens and counters from ``fast``."""
+    """Users and keys from ``primary``; sessions, tokens, counters and single-use values
+    from ``fast``."""
 
     def __init__(self, primary: Stores, fast: FastStores) -> None:
         self.primary = primary
@@ -81,6 +86,10 @@ class CompositeStores:
     @property
     def revocations(self) -> RevocationStore:
         return self.fast.revocations
+
+    @property
+    def one_time(self) -> OneTimeStore:
+        return self.fast.one_time
 
     @property
     def notifier(self) -> Notifier | None:

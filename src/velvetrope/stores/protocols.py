@@ -32,6 +32,7 @@ from velvetrope.stores.records import (
 __all__ = [
     "KeyStore",
     "Notifier",
+    "OneTimeStore",
     "RefreshStore",
     "RevocationStore",
     "SessionStore",
@@ -199,6 +200,28 @@ class RevocationStore(Protocol):
         """Forget entries whose ``expires_at`` has passed."""
 
 
+class OneTimeStore(Protocol):
+    """Single-use values with a deadline, shared by every node.
+
+    What core keeps here: the ids of DPoP proofs already seen (replay), device-binding
+    challenges, and the digests of links sent by mail. Keys are namespaced digests or
+    random ids that core chooses (``dpop:<jti>``); values are short strings. An entry
+    whose ``expires_at`` has passed (on core's clock, passed in as ``now``) counts as
+    absent, whatever the backend still holds.
+    """
+
+    async def put(self, key: str, value: str, *, now: datetime, expires_at: datetime) -> bool:
+        """Store ``value`` under ``key`` unless a live entry is there; return whether it
+        was stored. Atomic: of concurrent puts of one key exactly one returns ``True``."""
+
+    async def take(self, key: str, now: datetime) -> str | None:
+        """Remove the live entry under ``key`` and return its value (``None`` if there is
+        none). Atomic: of concurrent takes of one key at most one gets the value."""
+
+    async def purge_expired(self, now: datetime) -> int:
+        """Delete entries whose deadline has passed; return how many."""
+
+
 class Notifier(Protocol):
     """Push between nodes: "topic X changed, re-read it" (Redis pub/sub, PostgreSQL NOTIFY).
 
@@ -254,6 +277,9 @@ class Stores(Protocol):
 
     @property
     def revocations(self) -> RevocationStore: ...
+
+    @property
+    def one_time(self) -> OneTimeStore: ...
 
     @property
     def notifier(self) -> Notifier | None:

@@ -11,6 +11,7 @@ from velvetrope.stores.memory.accounts import (
 )
 from velvetrope.stores.memory.tokens import (
     MemoryKeyStore,
+    MemoryOneTimeStore,
     MemoryRefreshStore,
     MemoryRevocationStore,
 )
@@ -31,6 +32,7 @@ class MemoryStores:
         self._keys = MemoryKeyStore()
         self._refresh = MemoryRefreshStore()
         self._revocations = MemoryRevocationStore()
+        self._one_time = MemoryOneTimeStore()
 
     @property
     def users(self) -> MemoryUserStore:
@@ -55,6 +57,10 @@ class MemoryStores:
     @property
     def revocations(self) -> MemoryRevocationStore:
         return self._revocations
+
+    @property
+    def one_time(self) -> MemoryOneTimeStore:
+        return self._one_time
 
     @property
     def notifier(self) -> None:

@@ -8,7 +8,7 @@ from datetime import datetime
 
 from velvetrope.stores.records import KeyRecord, RefreshFamilyRecord, RevocationRecord
 
-__all__ = ["MemoryKeyStore", "MemoryRefreshStore", "MemoryRevocationStore"]
+__all__ = ["MemoryKeyStore", "MemoryOneTimeStore", "MemoryRefreshStore", "MemoryRevocationStore"]
 
 
 class MemoryKeyStore:
@@ -132,3 +132,27 @@ class MemoryRevocationStore:
         before = len(self._entries)
         self._entries = [(n, r) for n, r in self._entries if r.expires_at > now]
         return before - len(self._entries)
+
+
+class MemoryOneTimeStore:
+    """Single-use values in a dict (one process: every check-and-set is atomic)."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, tuple[str, datetime]] = {}
+
+    async def put(self, key: str, value: str, *, now: datetime, expires_at: datetime) -> bool:
+        held = self._entries.get(key)
+        if held is not None and held[1] > now:
+            return False
+        self._entries[key] = (value, expires_at)
+        return True
+
+    async def take(self, key: str, now: datetime) -> str | None:
+        held = self._entries.pop(key, None)
+        return held[0] if held is not None and held[1] > now else None
+
+    async def purge_expired(self, now: datetime) -> int:
+        due = [k for k, (_, deadline) in self._entries.items() if deadline <= now]
+        for key in due:
+            del self._entries[key]
+        return len(due)

@@ -39,6 +39,7 @@ from velvetrope.stores.postgres.notifier import PostgresNotifier, channel_name
 from velvetrope.stores.postgres.schema import check_schema_name, lock_key, migrate
 from velvetrope.stores.postgres.tokens import (
     PostgresKeyStore,
+    PostgresOneTimeStore,
     PostgresRefreshStore,
     PostgresRevocationStore,
 )
@@ -104,6 +105,7 @@ class PostgresStores:
         self._throttle = PostgresThrottleStore(self._db)
         self._keys = PostgresKeyStore(self._db)
         self._refresh = PostgresRefreshStore(self._db)
+        self._one_time = PostgresOneTimeStore(self._db)
         self._revocations = PostgresRevocationStore(
             self._db, append_lock=lock_key("revocations", self._schema)
         )
@@ -149,6 +151,10 @@ class PostgresStores:
     @property
     def revocations(self) -> PostgresRevocationStore:
         return self._revocations
+
+    @property
+    def one_time(self) -> PostgresOneTimeStore:
+        return self._one_time
 
     @property
     def notifier(self) -> PostgresNotifier:

@@ -104,6 +104,15 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX revocations_by_expiry ON revocations (expires_at);
     """,
+    # 2: single-use values (DPoP proof ids, device-binding challenges, mailed links).
+    """
+    CREATE TABLE one_time (
+        key        text PRIMARY KEY,
+        value      text NOT NULL,
+        expires_at timestamptz NOT NULL
+    );
+    CREATE INDEX one_time_by_expiry ON one_time (expires_at);
+    """,
 )
 
 _VERSIONS_TABLE = """

@@ -11,7 +11,12 @@ import asyncpg
 from velvetrope.stores.postgres._db import Database, PostgresTable, count, maybe_utc, utc
 from velvetrope.stores.records import KeyRecord, RefreshFamilyRecord, RevocationRecord
 
-__all__ = ["PostgresKeyStore", "PostgresRefreshStore", "PostgresRevocationStore"]
+__all__ = [
+    "PostgresKeyStore",
+    "PostgresOneTimeStore",
+    "PostgresRefreshStore",
+    "PostgresRevocationStore",
+]
 
 _KEY_COLUMNS = "kid, purpose, alg, private_jwk, created_at, retired_at, expires_at"
 _FAMILY_NAMES = (
@@ -265,3 +270,32 @@ class PostgresRevocationStore(PostgresTable):
 
     async def purge_expired(self, now: datetime) -> int:
         return await self._write("DELETE FROM revocations WHERE expires_at <= $1", now)
+
+
+class PostgresOneTimeStore(PostgresTable):
+    """Single-use values in ``one_time``; every step is one atomic statement."""
+
+    async def put(self, key: str, value: str, *, now: datetime, expires_at: datetime) -> bool:
+        # Insert, or take over an entry whose deadline passed; a live one stays.
+        row = await self._one(
+            "INSERT INTO one_time (key, value, expires_at) VALUES ($1, $2, $3) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value, "
+            "expires_at = excluded.expires_at WHERE one_time.expires_at <= $4 RETURNING 1",
+            key,
+            value,
+            expires_at,
+            now,
+        )
+        return row is not None
+
+    async def take(self, key: str, now: datetime) -> str | None:
+        row = await self._one(
+            "DELETE FROM one_time WHERE key = $1 RETURNING value, expires_at", key
+        )
+        if row is None or utc(row[1]) <= now:
+            return None
+        value: str = row[0]
+        return value
+
+    async def purge_expired(self, now: datetime) -> int:
+        return await self._write("DELETE FROM one_time WHERE expires_at <= $1", now)

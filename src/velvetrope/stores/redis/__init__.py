@@ -24,6 +24,8 @@ key                    type     holds                                           
 ``P rv:{feed}:seq``    string   the last revocation sequence number             none
 ``P rv:{feed}:log``    stream   entry ``<seq>-0``: kind, value, at, expires_at  none; purge trims
 ``P rv:{feed}:exp``    zset     sequence numbers scored by ``expires_at``       none; purge trims
+``P o:{K}``            hash     one single-use value ``v`` and its deadline     until the deadline
+                                ``e`` (``K``: the key core chose)
 ``P notify``           channel  pub/sub (not a key): names of changed topics    none (no data)
 =====================  =======  ==============================================  ===================
 
@@ -80,7 +82,11 @@ from velvetrope.stores.redis._base import Keys, guard
 from velvetrope.stores.redis.notifier import RedisNotifier
 from velvetrope.stores.redis.scripts import Scripts
 from velvetrope.stores.redis.sessions import RedisSessionStore, RedisThrottleStore
-from velvetrope.stores.redis.tokens import RedisRefreshStore, RedisRevocationStore
+from velvetrope.stores.redis.tokens import (
+    RedisOneTimeStore,
+    RedisRefreshStore,
+    RedisRevocationStore,
+)
 
 if TYPE_CHECKING:
     from velvetrope.stores.registry import StoreOptions
@@ -150,6 +156,7 @@ class RedisStores:
         self._throttle = RedisThrottleStore(self._client, keys, scripts)
         self._refresh = RedisRefreshStore(self._client, keys, scripts)
         self._revocations = RedisRevocationStore(self._client, keys, scripts)
+        self._one_time = RedisOneTimeStore(self._client, keys, scripts)
 
     @classmethod
     def from_url(cls, url: str, options: StoreOptions) -> RedisStores:
@@ -179,6 +186,10 @@ class RedisStores:
     @property
     def revocations(self) -> RedisRevocationStore:
         return self._revocations
+
+    @property
+    def one_time(self) -> RedisOneTimeStore:
+        return self._one_time
 
     @property
     def notifier(self) -> RedisNotifier:

@@ -106,6 +106,10 @@ class Keys:
         """The hash counting failed sign-ins under one throttle key."""
         return f"{self._p}t:{{{key}}}"
 
+    def one_time(self, key: str) -> str:
+        """The hash holding one single-use value (``v``) and its deadline (``e``)."""
+        return f"{self._p}o:{{{key}}}"
+
     def family(self, family_id: str) -> str:
         """The hash holding one refresh family and the digests it issued."""
         return f"{self._p}f:{{{family_id}}}"

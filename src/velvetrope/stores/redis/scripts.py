@@ -164,6 +164,28 @@ return {#due, deleted}
 """
 
 
+# Store a single-use value unless a live one is there (its deadline, ARGV[3], is later
+# than now, ARGV[1]). KEYS: the entry. ARGV: now, value, expires_at, TTL in ms.
+# Returns 1 if stored, 0 if a live entry was kept.
+_PUT_ONCE = """
+local deadline = redis.call('HGET', KEYS[1], 'e')
+if deadline and tonumber(deadline) > tonumber(ARGV[1]) then return 0 end
+redis.call('HSET', KEYS[1], 'v', ARGV[2], 'e', ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+return 1
+"""
+
+# Take a single-use value: delete the entry, return its value if it was still live.
+# KEYS: the entry. ARGV: now. Returns the value or nil.
+_TAKE_ONCE = """
+local entry = redis.call('HMGET', KEYS[1], 'v', 'e')
+if not entry[1] then return false end
+redis.call('DEL', KEYS[1])
+if tonumber(entry[2]) <= tonumber(ARGV[1]) then return false end
+return entry[1]
+"""
+
+
 @dataclass(frozen=True, slots=True)
 class Scripts:
     """Every script, registered with one client (loaded on first use, and again after
@@ -181,6 +203,8 @@ class Scripts:
     purge_family: AsyncScript
     append: AsyncScript
     purge_feed: AsyncScript
+    put_once: AsyncScript
+    take_once: AsyncScript
 
     @classmethod
     def register(cls, client: Redis) -> Scripts:
@@ -198,4 +222,6 @@ class Scripts:
             purge_family=client.register_script(_PURGE_FAMILY),
             append=client.register_script(_APPEND),
             purge_feed=client.register_script(_PURGE_FEED),
+            put_once=client.register_script(_PUT_ONCE),
+            take_once=client.register_script(_TAKE_ONCE),
         )

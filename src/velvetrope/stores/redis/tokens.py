@@ -1,4 +1,5 @@
-"""Redis token state: refresh families (rotated by compare-and-swap) and the revocation feed.
+"""Redis token state: refresh families (rotated by compare-and-swap), the revocation feed
+and single-use values.
 
 A family is one hash holding the record and every digest it issued (``d:<digest>``
 fields), so rotation is one script on one key. Finding a family by a token's
@@ -28,7 +29,7 @@ from velvetrope.stores.redis._base import (
 )
 from velvetrope.stores.redis.sessions import MAX_PASSES
 
-__all__ = ["RedisRefreshStore", "RedisRevocationStore"]
+__all__ = ["RedisOneTimeStore", "RedisRefreshStore", "RedisRevocationStore"]
 
 FIELDS = ("u", "c", "x", "a", "g", "r", "l", "v", "ip", "ua")
 """The record's hash fields, in the order :func:`_family` reads them."""
@@ -244,3 +245,28 @@ class RedisRevocationStore(RedisTable):
                 if int(due) < PURGE_BATCH:
                     break
         return purged
+
+
+class RedisOneTimeStore(RedisTable):
+    """Single-use values, each a hash (value, deadline) in its own slot, ending by TTL.
+
+    Both steps are one script on one key; the deadline is compared on core's clock, so a
+    key Redis has not yet expired is still absent once core's clock passes it.
+    """
+
+    async def put(self, key: str, value: str, *, now: datetime, expires_at: datetime) -> bool:
+        with guard():
+            stored = await self._scripts.put_once(
+                keys=[self._keys.one_time(key)],
+                args=[us(now), value, us(expires_at), ttl_ms(expires_at, now)],
+            )
+        return bool(stored)
+
+    async def take(self, key: str, now: datetime) -> str | None:
+        with guard():
+            value = await self._scripts.take_once(keys=[self._keys.one_time(key)], args=[us(now)])
+        return None if value is None else str(value)
+
+    async def purge_expired(self, now: datetime) -> int:
+        """Nothing to do: every entry ends by its TTL."""
+        return 0

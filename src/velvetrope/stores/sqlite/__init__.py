@@ -24,6 +24,7 @@ from velvetrope.stores.sqlite.accounts import (
 from velvetrope.stores.sqlite.schema import migrate, schema_version
 from velvetrope.stores.sqlite.tokens import (
     SQLiteKeyStore,
+    SQLiteOneTimeStore,
     SQLiteRefreshStore,
     SQLiteRevocationStore,
 )
@@ -54,6 +55,7 @@ class SQLiteStores:
         self._keys = SQLiteKeyStore(self._db)
         self._refresh = SQLiteRefreshStore(self._db)
         self._revocations = SQLiteRevocationStore(self._db)
+        self._one_time = SQLiteOneTimeStore(self._db)
         self._version: SchemaVersion | None = None
 
     @classmethod
@@ -115,6 +117,10 @@ class SQLiteStores:
     @property
     def revocations(self) -> SQLiteRevocationStore:
         return self._revocations
+
+    @property
+    def one_time(self) -> SQLiteOneTimeStore:
+        return self._one_time
 
     @property
     def notifier(self) -> None:

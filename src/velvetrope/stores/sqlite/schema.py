@@ -88,6 +88,15 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX revocations_by_expiry ON revocations (expires_at);
     """,
+    # 3: single-use values (DPoP proof ids, device-binding challenges, mailed links).
+    """
+    CREATE TABLE one_time (
+        key        TEXT PRIMARY KEY,
+        value      TEXT NOT NULL,
+        expires_at REAL NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX one_time_by_expiry ON one_time (expires_at);
+    """,
 )
 
 

@@ -9,7 +9,7 @@ from typing import Any
 from velvetrope.stores.records import KeyRecord, RefreshFamilyRecord, RevocationRecord
 from velvetrope.stores.sqlite._db import SQLiteTable, dt, ts
 
-__all__ = ["SQLiteKeyStore", "SQLiteRefreshStore", "SQLiteRevocationStore"]
+__all__ = ["SQLiteKeyStore", "SQLiteOneTimeStore", "SQLiteRefreshStore", "SQLiteRevocationStore"]
 
 _KEY_COLUMNS = "kid, purpose, alg, private_jwk, created_at, retired_at, expires_at"
 _FAMILY_COLUMNS = (
@@ -225,3 +225,30 @@ class SQLiteRevocationStore(SQLiteTable):
 
     async def purge_expired(self, now: datetime) -> int:
         return self._write("DELETE FROM revocations WHERE expires_at <= ?", (ts(now),))
+
+
+class SQLiteOneTimeStore(SQLiteTable):
+    """Single-use values in the ``one_time`` table; every step is one statement."""
+
+    async def put(self, key: str, value: str, *, now: datetime, expires_at: datetime) -> bool:
+        # Insert, or take over an entry whose deadline passed; a live one stays.
+        return (
+            self._write(
+                "INSERT INTO one_time (key, value, expires_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value, "
+                "expires_at = excluded.expires_at WHERE one_time.expires_at <= ?",
+                (key, value, ts(expires_at), ts(now)),
+            )
+            == 1
+        )
+
+    async def take(self, key: str, now: datetime) -> str | None:
+        # fetchall: a RETURNING statement finishes (and releases its lock) only once read.
+        rows = self._all("DELETE FROM one_time WHERE key = ? RETURNING value, expires_at", (key,))
+        if not rows or rows[0][1] <= ts(now):
+            return None
+        value: str = rows[0][0]
+        return value
+
+    async def purge_expired(self, now: datetime) -> int:
+        return self._write("DELETE FROM one_time WHERE expires_at <= ?", (ts(now),))

@@ -4,29 +4,21 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator
-from datetime import timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.stores.postgres_backend import open_postgres
-from tests.stores.redis_backend import open_redis
-from velvetrope import (
-    AuthService,
-    FrozenClock,
-    PasswordHasher,
-    SessionPolicy,
-    Settings,
-    ThrottlePolicy,
-    Velvetrope,
-    create_app,
+from tests.support.services import (
+    ORIGIN,
+    PASSWORD,
+    app_settings,
+    asgi_client,
+    started_service,
 )
-from velvetrope.core.tokens.access import TokenPolicy
-from velvetrope.stores import MemoryStores, SQLiteStores, Stores
-
-PASSWORD = "correct horse battery staple"
-ORIGIN = "https://testserver"
+from tests.support.stores import BACKENDS, open_backend
+from velvetrope import AuthService, FrozenClock, PasswordHasher, Settings, Velvetrope, create_app
+from velvetrope.stores import Stores
 
 
 @pytest.fixture
@@ -38,22 +30,6 @@ def clock() -> FrozenClock:
 def hasher() -> PasswordHasher:
     """Argon2id with the cheap test-only parameters (the default profile is tested on its own)."""
     return PasswordHasher("test-only")
-
-
-BACKENDS = ["memory", "sqlite", "redis", "postgres"]
-
-
-def open_backend(name: str, tmp_path: Path) -> Stores:
-    """Open a fresh, empty backend of kind ``name`` (call ``await stores.start()`` next)."""
-    if name == "memory":
-        return MemoryStores()
-    if name == "sqlite":
-        return SQLiteStores(tmp_path / "velvetrope.db")
-    if name == "redis":
-        return open_redis(tmp_path)
-    if name == "postgres":
-        return open_postgres(tmp_path)  # skips (fails under CI) without a server
-    raise ValueError(name)
 
 
 @pytest.fixture(params=BACKENDS)
@@ -70,35 +46,15 @@ async def stores(backend: str, tmp_path: Path) -> AsyncIterator[Stores]:
     await opened.aclose()
 
 
-SESSION_POLICY = SessionPolicy(
-    idle_timeout=timedelta(minutes=30),
-    absolute_lifetime=timedelta(hours=12),
-    touch_interval=timedelta(seconds=60),
-    max_per_user=5,
-    reauth_window=timedelta(minutes=10),
-)
-
-
-TOKEN_POLICY = TokenPolicy(issuer=ORIGIN, audience=ORIGIN)
-
-
 @pytest.fixture
 async def service(stores: Stores, clock: FrozenClock, hasher: PasswordHasher) -> AuthService:
-    started = AuthService(
-        stores,
-        hasher=hasher,
-        session_policy=SESSION_POLICY,
-        throttle_policy=ThrottlePolicy(),
-        token_policy=TOKEN_POLICY,
-        now=clock,
-    )
-    await started.start()
-    return started
+    """The auth service on the test's store, started (see :mod:`tests.support.services`)."""
+    return await started_service(stores, clock=clock, hasher=hasher)
 
 
 @pytest.fixture
 def settings() -> Settings:
-    return Settings(database_url="memory://", public_origin=ORIGIN, _env_file=None)
+    return app_settings()
 
 
 @pytest.fixture
@@ -127,9 +83,7 @@ def remember_csrf(http: httpx.AsyncClient) -> None:
 async def bare_client(vr: Velvetrope) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client talking to the app in-process (https, so Secure cookies flow),
     sending nothing a test does not ask for: the CSRF tests' client."""
-    app = create_app(velvetrope=vr)
-    transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 4711))
-    async with httpx.AsyncClient(transport=transport, base_url=ORIGIN) as http:
+    async with asgi_client(create_app(velvetrope=vr)) as http:
         yield http
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -10,14 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.require import require
+
 pytestmark = pytest.mark.e2e
 
 
 def test_benchmark_smoke_checks_every_endpoint_and_credential() -> None:
-    if shutil.which("wrk") is None:
-        if os.environ.get("CI"):
-            pytest.fail("wrk is not installed; .ci/run installs it")
-        pytest.skip("wrk is not installed (apt-get install wrk)")
+    require(shutil.which("wrk"), "wrk is not installed (apt-get install wrk; .ci/run installs it)")
     run = Path(__file__).resolve().parents[1] / "benchmarks" / "run.py"
     done = subprocess.run(
         [sys.executable, str(run), "--smoke"],

@@ -5,7 +5,7 @@ module (module scope, not session: the sync API holds an event loop on the main 
 while it runs, which would break every asyncio test after it), a new context (cookie
 jar) per test. Each browser credential mode gets its own server, started once per
 module as a real process on a free loopback port. Without a ``chromium`` on PATH the
-tests are skipped, and fail instead when ``CI`` is set (STYLE.md rule 4): a browser
+tests are skipped, and fail instead when ``CI`` is set (:mod:`tests.support.require`): a browser
 suite never passes silently.
 
 Screenshots go to the directory named by ``VELVETROPE_SCREENSHOTS`` (``scripts/screenshots``
@@ -34,7 +34,9 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
-from tests.e2e.conftest import HTTP_TIMEOUT, PASSWORD, ServerProcess, Servers
+from tests.support.require import require
+from tests.support.server import HTTP_TIMEOUT, ServerProcess, Servers
+from tests.support.services import PASSWORD
 
 __all__ = ["PASSWORD", "Attacker", "Screenshots", "Site", "new_email", "sign_in", "sign_up"]
 
@@ -58,13 +60,10 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def require_chromium() -> str:
     """The ``chromium`` executable; skip the test without one (fail it under CI)."""
-    executable = shutil.which("chromium")
-    if executable is not None:
-        return executable
-    message = "chromium is not on PATH (apt-get install chromium); the browser tests need it"
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
+    return require(
+        shutil.which("chromium"),
+        "chromium is not on PATH (apt-get install chromium); the browser tests need it",
+    )
 
 
 @dataclass(frozen=True)

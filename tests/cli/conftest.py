@@ -17,6 +17,7 @@ from typing import TypeVar
 import pytest
 from typer.testing import CliRunner, Result
 
+from tests.support.services import PASSWORD, running
 from velvetrope import AuthService, NotAuthenticated, Settings
 from velvetrope.bootstrap import build_service
 from velvetrope.cli import app
@@ -24,7 +25,6 @@ from velvetrope.stores.records import SessionRecord, UserRecord
 
 T = TypeVar("T")
 
-PASSWORD = "correct horse battery staple"
 WIDE = "200"  # a wide terminal: table cells are never shortened
 PIPE_WIDTH = "80"  # what rich assumes when stdout is not a terminal
 
@@ -61,12 +61,9 @@ class Database:
         """Open the service on this file, run ``work``, close it."""
 
         async def go() -> T:
-            service = build_service(Settings(database_url=self.url, _env_file=None))
-            try:
-                await service.start()
+            settings = Settings(database_url=self.url, _env_file=None)
+            async with running(build_service(settings)) as service:
                 return await work(service)
-            finally:
-                await service.aclose()
 
         return asyncio.run(go())
 

@@ -12,7 +12,6 @@ import pytest
 
 import velvetrope
 from tests.cli.conftest import (
-    PASSWORD,
     PIPE_WIDTH,
     Cli,
     Database,
@@ -20,6 +19,7 @@ from tests.cli.conftest import (
     describe,
     plain,
 )
+from tests.support.services import PASSWORD
 from velvetrope import AccountDisabled, InvalidCredentials
 
 # --- users create ---------------------------------------------------------------------

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.cli.conftest import PASSWORD, Cli, Database
+from tests.cli.conftest import Cli, Database
+from tests.support.services import PASSWORD
 from velvetrope import AuthService, InvalidGrant, InvalidToken, TokenPair
 
 

@@ -9,7 +9,7 @@ import time
 import argon2
 import pytest
 
-from tests.conftest import PASSWORD
+from tests.support.services import PASSWORD
 from velvetrope import AuthService, PasswordHasher, PasswordPolicy
 from velvetrope.core.passwords import PROFILES, _common_passwords
 from velvetrope.errors import InvalidCredentials, WeakPassword

@@ -9,7 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import PASSWORD, SESSION_POLICY, TOKEN_POLICY
+from tests.support.services import (
+    PASSWORD,
+    SESSION_POLICY,
+    TOKEN_POLICY,
+    new_service,
+    started_service,
+)
 from velvetrope import (
     AuthService,
     FrozenClock,
@@ -101,10 +107,7 @@ async def test_TERM_03_password_change_ends_everything_even_if_this_session_died
 async def test_TERM_05_bearer_checks_fail_closed_when_revocations_cannot_be_read(
     tmp_path: Path, clock: FrozenClock, hasher: PasswordHasher
 ) -> None:
-    node = AuthService(
-        SQLiteStores(tmp_path / "vr.db"), hasher=hasher, token_policy=TOKEN_POLICY, now=clock
-    )
-    await node.start()
+    node = await started_service(SQLiteStores(tmp_path / "vr.db"), clock=clock, hasher=hasher)
     await node.register("ann@example.com", PASSWORD)
     pair = await node.token_login("ann@example.com", PASSWORD)
     await node.authenticate_bearer(pair.access_token)
@@ -122,8 +125,7 @@ async def test_SESS_13_dead_sessions_do_not_count_against_the_limit(
         absolute_lifetime=SESSION_POLICY.absolute_lifetime,
         max_per_user=2,
     )
-    node = AuthService(MemoryStores(), hasher=hasher, session_policy=policy, now=clock)
-    await node.start()
+    node = await started_service(MemoryStores(), clock=clock, hasher=hasher, session_policy=policy)
     await node.register("ann@example.com", PASSWORD)
     await node.login("ann@example.com", PASSWORD)  # will go idle
     clock.advance(SESSION_POLICY.idle_timeout)
@@ -133,11 +135,11 @@ async def test_SESS_13_dead_sessions_do_not_count_against_the_limit(
 
 
 async def test_sign_ups_are_limited_per_address(clock: FrozenClock, hasher: PasswordHasher) -> None:
-    node = AuthService(
+    node = new_service(
         MemoryStores(),
+        clock=clock,
         hasher=hasher,
         throttle_policy=ThrottlePolicy(registrations_per_ip=3),
-        now=clock,
     )
     for n in range(3):
         await node.register(f"user{n}@example.com", PASSWORD, ip="198.51.100.7")

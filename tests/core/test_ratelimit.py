@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from tests.conftest import PASSWORD
+from tests.support.services import PASSWORD
 from velvetrope import AuthService, FrozenClock, ThrottlePolicy
 from velvetrope.errors import InvalidCredentials, TooManyAttempts
 from velvetrope.stores import Stores

@@ -10,7 +10,7 @@ from datetime import timedelta
 
 import pytest
 
-from tests.conftest import PASSWORD, SESSION_POLICY
+from tests.support.services import PASSWORD, SESSION_POLICY
 from velvetrope import AuthService, FrozenClock, SessionPolicy
 from velvetrope.core.ids import is_well_formed_secret, secret_digest
 from velvetrope.core.sessions import SessionService

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import PASSWORD
+from tests.support.services import PASSWORD
 from velvetrope import AuthService
 from velvetrope.core.users import normalize_email
 from velvetrope.errors import (

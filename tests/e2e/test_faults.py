@@ -22,17 +22,17 @@ from types import TracebackType
 import httpx
 import pytest
 
-from tests.e2e.conftest import (
+from tests.support.postgres import TempCluster, running_cluster, temp_database
+from tests.support.redis import RedisServer, require_redis_server
+from tests.support.server import (
     HTTP_TIMEOUT,
-    PASSWORD,
     ServerProcess,
     Servers,
     auth,
     login,
     register,
 )
-from tests.stores.postgres_backend import TempCluster, temp_database
-from tests.stores.redis_backend import RedisServer, require_redis_server
+from tests.support.services import PASSWORD
 
 pytestmark = pytest.mark.e2e
 
@@ -259,12 +259,8 @@ def outage_under_traffic(
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[TempCluster]:
     """A private PostgreSQL server these tests stop and start; gone after the module."""
-    server = TempCluster()
-    try:
-        server.start()
+    with running_cluster() as server:
         yield server
-    finally:
-        server.destroy()
 
 
 @pytest.fixture

@@ -16,7 +16,8 @@ import httpx
 import jwt
 import pytest
 
-from tests.e2e.conftest import PASSWORD, Servers, register
+from tests.support.server import Servers, register
+from tests.support.services import PASSWORD
 
 pytestmark = pytest.mark.e2e
 

@@ -20,16 +20,16 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from tests.e2e.conftest import (
-    PASSWORD,
+from tests.support.postgres import require_postgres, temp_database
+from tests.support.redis import REDIS_URL, delete_prefix, new_prefix, require_redis
+from tests.support.server import (
     ServerProcess,
     Servers,
     auth,
     register,
     session_cookie,
 )
-from tests.stores.postgres_backend import require_postgres, temp_database
-from tests.stores.redis_backend import REDIS_URL, delete_prefix, new_prefix, require_redis
+from tests.support.services import PASSWORD
 
 pytestmark = pytest.mark.e2e
 

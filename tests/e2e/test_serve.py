@@ -13,13 +13,12 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.e2e.conftest import (
+from tests.support.cookies import SetCookie
+from tests.support.server import (
     COOKIE,
-    PASSWORD,
     STOP_TIMEOUT,
     ServerProcess,
     Servers,
-    SetCookie,
     auth,
     child_env,
     login,
@@ -27,6 +26,7 @@ from tests.e2e.conftest import (
     session_cookie,
     velvetrope_command,
 )
+from tests.support.services import PASSWORD
 
 pytestmark = pytest.mark.e2e
 

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import os
-import shutil
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import timedelta
@@ -24,15 +22,16 @@ import asyncpg
 import pytest
 from redis.asyncio import Redis
 
-from tests.stores.postgres_backend import ADMIN_URL, DisposableStores, require_postgres
-from tests.stores.redis_backend import (
+from tests.stores.test_contract import T0, session
+from tests.support.postgres import ADMIN_URL, DisposableStores, require_postgres
+from tests.support.redis import (
     REDIS_URL,
     RedisServer,
     delete_prefix,
     new_prefix,
     require_redis,
+    require_redis_server,
 )
-from tests.stores.test_contract import T0, session
 from velvetrope import FrozenClock
 from velvetrope.core.sessions import SessionPolicy, SessionService
 from velvetrope.errors import ConfigurationError, SessionExpired, StoreUnavailable
@@ -275,13 +274,7 @@ async def test_postgres_a_lost_listening_connection_empties_the_cache() -> None:
 @pytest.fixture
 def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
     """A ``redis-server`` of the test's own (started), to kill connections or stop."""
-    executable = shutil.which("redis-server")
-    if executable is None:
-        message = "redis-server is not on PATH; install Redis to run this test"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    server = RedisServer(executable, tmp_path)
+    server = RedisServer(require_redis_server(), tmp_path)
     server.start()
     yield server
     server.stop()

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import open_backend
-from tests.stores.postgres_backend import postgres_dump
-from tests.stores.redis_backend import RedisTestStores
+from tests.support.postgres import postgres_dump
+from tests.support.redis import RedisTestStores
+from tests.support.stores import open_backend
 from velvetrope.core.ids import new_secret, secret_digest
 from velvetrope.errors import EmailTaken
 from velvetrope.stores import PostgresStores, SQLiteStores, Stores

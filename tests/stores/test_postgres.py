@@ -22,18 +22,19 @@ import asyncpg
 import pytest
 from typer.testing import CliRunner
 
-from tests.stores.postgres_backend import (
+from tests.stores.test_contract import session, user
+from tests.stores.test_contract_tokens import family
+from tests.support.ports import free_port
+from tests.support.postgres import (
     ADMIN_URL,
     DisposableStores,
     TempCluster,
     drop_schema,
-    free_port,
     new_schema_name,
     postgres_dump,
     require_postgres,
+    running_cluster,
 )
-from tests.stores.test_contract import session, user
-from tests.stores.test_contract_tokens import family
 from velvetrope.cli import app
 from velvetrope.core.ids import new_secret, secret_digest
 from velvetrope.errors import ConfigurationError, EmailTaken, StoreUnavailable
@@ -583,12 +584,8 @@ async def test_a_blocked_statement_and_an_exhausted_pool_fail_closed_in_time(
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[TempCluster]:
     """A private PostgreSQL server (initdb + pg_ctl) these tests may stop and start."""
-    server = TempCluster()
-    try:
-        server.start()
+    with running_cluster() as server:
         yield server
-    finally:
-        server.destroy()
 
 
 @pytest.fixture

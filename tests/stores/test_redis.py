@@ -10,8 +10,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import inspect
-import os
-import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -22,17 +20,18 @@ from redis.asyncio import Redis
 from redis.crc import key_slot
 
 from tests.stores import test_contract, test_contract_tokens
-from tests.stores.redis_backend import (
+from tests.stores.test_contract import T0, session
+from tests.stores.test_contract_tokens import family
+from tests.support.ports import free_port
+from tests.support.redis import (
     REDIS_URL,
     RedisServer,
     delete_prefix,
     dump_prefix,
-    free_port,
     new_prefix,
+    require_redis_server,
 )
-from tests.stores.redis_backend import require_redis as require_shared_redis
-from tests.stores.test_contract import T0, session
-from tests.stores.test_contract_tokens import family
+from tests.support.redis import require_redis as require_shared_redis
 from velvetrope import FrozenClock
 from velvetrope.core.ids import new_secret, secret_digest
 from velvetrope.core.sessions import SessionService
@@ -73,13 +72,7 @@ async def raw() -> AsyncIterator[Redis]:
 @pytest.fixture
 def own_server(tmp_path: Path) -> Iterator[RedisServer]:
     """A stopped server of the test's own; skipped (failed under CI) without redis-server."""
-    executable = shutil.which("redis-server")
-    if executable is None:
-        message = "redis-server is not on PATH; install Redis to run this test"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    server = RedisServer(executable, tmp_path)
+    server = RedisServer(require_redis_server(), tmp_path)
     yield server
     server.stop()
 

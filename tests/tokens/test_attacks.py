@@ -49,7 +49,8 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from tests.conftest import BACKENDS, ORIGIN, PASSWORD
+from tests.support.services import ORIGIN, PASSWORD
+from tests.support.stores import BACKENDS
 from tests.tokens.conftest import (
     INVALID_TOKEN_BODY,
     P256_ORDER,

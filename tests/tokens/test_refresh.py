@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import pytest
 
-from tests.conftest import PASSWORD, TOKEN_POLICY
+from tests.support.services import PASSWORD, TOKEN_POLICY
 from velvetrope import AuthService, FrozenClock
 from velvetrope.core.ids import is_well_formed_secret, secret_digest
 from velvetrope.core.tokens.service import TokenPair

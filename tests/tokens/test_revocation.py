@@ -7,22 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ORIGIN, PASSWORD, SESSION_POLICY, TOKEN_POLICY
+from tests.support.services import ORIGIN, PASSWORD, TOKEN_POLICY, started_service
 from velvetrope import AuthService, FrozenClock, MemoryStores, PasswordHasher, TokenPolicy
 from velvetrope.errors import InvalidToken
 from velvetrope.stores import SQLiteStores
 
 
 async def open_node(path: Path, clock: FrozenClock, hasher: PasswordHasher) -> AuthService:
-    node = AuthService(
-        SQLiteStores(path),
-        hasher=hasher,
-        session_policy=SESSION_POLICY,
-        token_policy=TOKEN_POLICY,
-        now=clock,
-    )
-    await node.start()
-    return node
+    """A node (a server, the CLI) on the SQLite file at ``path``, started."""
+    return await started_service(SQLiteStores(path), clock=clock, hasher=hasher)
 
 
 async def test_TERM_02_revocations_made_elsewhere_arrive_with_the_next_sync(
@@ -133,8 +126,7 @@ async def test_the_verified_token_cache_is_bounded_and_evicts_oldest_first(
     clock: FrozenClock, hasher: PasswordHasher
 ) -> None:
     small = TokenPolicy(issuer=ORIGIN, audience=ORIGIN, cache_size=50)
-    node = AuthService(MemoryStores(), hasher=hasher, token_policy=small, now=clock)
-    await node.start()
+    node = await started_service(MemoryStores(), clock=clock, hasher=hasher, token_policy=small)
     access = node.tokens.access
     user = await node.register("ann@example.com", PASSWORD)
     pair = await node.token_login("ann@example.com", PASSWORD)

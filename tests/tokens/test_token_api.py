@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import ORIGIN, PASSWORD, TOKEN_POLICY
+from tests.support.services import ORIGIN, PASSWORD, TOKEN_POLICY
 from velvetrope import AuthService, FrozenClock
 from velvetrope.core.tokens import codec
 

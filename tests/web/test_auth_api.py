@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import httpx
 
-from tests.conftest import PASSWORD
+from tests.support.services import PASSWORD
 from velvetrope import FrozenClock
 
 COOKIE = "__Host-velvetrope-session"

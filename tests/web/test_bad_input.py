@@ -21,9 +21,9 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from tests.conftest import PASSWORD
-from tests.stores.postgres_backend import postgres_rows
-from tests.stores.redis_backend import RedisTestStores, count_sessions
+from tests.support.postgres import postgres_rows
+from tests.support.redis import RedisTestStores, count_sessions
+from tests.support.services import PASSWORD
 from velvetrope import AuthService, MemoryStores, SQLiteStores
 from velvetrope.stores import PostgresStores, Stores
 

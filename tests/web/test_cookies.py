@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 
 import httpx
 import pytest
 
-from tests.conftest import PASSWORD, SESSION_POLICY
+from tests.support.cookies import SetCookie, parse_set_cookie
+from tests.support.services import PASSWORD, SESSION_POLICY
 from velvetrope import AuthService, Settings, Velvetrope, create_app
 
 COOKIE = "__Host-velvetrope-session"
@@ -24,36 +24,6 @@ NEW_PASSWORD = "a brand new passphrase for ann"
 ABSOLUTE_LIFETIME = int(SESSION_POLICY.absolute_lifetime.total_seconds())
 FOUR_HUNDRED_DAYS = 400 * 24 * 3600
 SECRET_RE = re.compile(r"[A-Za-z0-9_-]{43}")
-
-
-@dataclass(frozen=True)
-class SetCookie:
-    """One parsed ``Set-Cookie`` header; attribute names are lower-cased."""
-
-    name: str
-    value: str
-    attributes: dict[str, str]
-
-    def has(self, attribute: str) -> bool:
-        return attribute in self.attributes
-
-    @property
-    def max_age(self) -> int:
-        return int(self.attributes["max-age"])
-
-
-def parse_set_cookie(header: str) -> SetCookie:
-    """Parse one ``Set-Cookie`` value (RFC 6265 section 5.2); duplicate attributes fail."""
-    pair, *parts = header.split(";")
-    name, sep, value = pair.partition("=")
-    assert sep == "=", f"no name=value pair in {header!r}"
-    attributes: dict[str, str] = {}
-    for part in parts:
-        key, _, attr_value = part.strip().partition("=")
-        key = key.strip().lower()
-        assert key not in attributes, f"attribute {key!r} repeated in {header!r}"
-        attributes[key] = attr_value.strip()
-    return SetCookie(name.strip(), value.strip(), attributes)
 
 
 def only_cookie(response: httpx.Response) -> SetCookie:

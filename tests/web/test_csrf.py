@@ -23,8 +23,9 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.requests import Request
 
-from tests.conftest import BACKENDS, ORIGIN, PASSWORD
-from tests.web.test_cookies import parse_set_cookie
+from tests.support.cookies import parse_set_cookie
+from tests.support.services import ORIGIN, PASSWORD
+from tests.support.stores import BACKENDS
 from velvetrope import AuthService, Principal, Settings, Velvetrope, create_app
 from velvetrope.core.csrf import family_binding, presession_binding, session_binding
 from velvetrope.core.ids import secret_digest

@@ -18,15 +18,14 @@ import httpx
 import pytest
 from pydantic import ValidationError
 
-from tests.conftest import ORIGIN, PASSWORD, SESSION_POLICY, TOKEN_POLICY
-from tests.stores.postgres_backend import ADMIN_URL, DisposableStores, require_postgres
-from tests.stores.redis_backend import REDIS_URL, RedisTestStores, new_prefix, require_redis
+from tests.support.postgres import ADMIN_URL, DisposableStores, require_postgres
+from tests.support.redis import REDIS_URL, RedisTestStores, new_prefix, require_redis
+from tests.support.services import ORIGIN, PASSWORD, new_service
 from velvetrope import (
     AuthService,
     FrozenClock,
     PasswordHasher,
     Settings,
-    ThrottlePolicy,
     Velvetrope,
     create_app,
 )
@@ -61,14 +60,7 @@ def open_pair(kind: str, tmp_path: Path) -> tuple[Stores, Callable[[], Stores]]:
 
 
 def node(stores: Stores, clock: FrozenClock, hasher: PasswordHasher) -> AuthService:
-    return AuthService(
-        stores,
-        hasher=hasher,
-        session_policy=SESSION_POLICY,
-        throttle_policy=ThrottlePolicy(),
-        token_policy=TOKEN_POLICY,
-        now=clock,
-    )
+    return new_service(stores, clock=clock, hasher=hasher)
 
 
 @pytest.fixture(params=SHARED)

@@ -13,7 +13,7 @@ from datetime import timedelta
 
 import httpx
 
-from tests.conftest import PASSWORD
+from tests.support.services import PASSWORD
 from velvetrope import AuthService, FrozenClock
 
 COOKIE = "__Host-velvetrope-session"

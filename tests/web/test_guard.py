@@ -16,7 +16,7 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
-from tests.conftest import ORIGIN, PASSWORD
+from tests.support.services import ORIGIN, PASSWORD
 from velvetrope import AuthMiddleware, AuthService, Principal, Settings, Velvetrope
 from velvetrope.web.browser import BrowserSignIn
 from velvetrope.web.dependencies import PRINCIPAL_KEY

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import PASSWORD
+from tests.support.services import PASSWORD
 from velvetrope import AuthService, Settings, Velvetrope, create_app
 
 COOKIE = "__Host-velvetrope-session"

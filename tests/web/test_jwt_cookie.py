@@ -14,14 +14,19 @@ from datetime import timedelta
 import httpx
 import pytest
 
-from tests.conftest import ORIGIN, PASSWORD, SESSION_POLICY
-from tests.web.test_cookies import SetCookie, parse_set_cookie
+from tests.support.cookies import SetCookie, parse_set_cookie
+from tests.support.services import (
+    ORIGIN,
+    PASSWORD,
+    app_settings,
+    asgi_client,
+    started_service,
+)
 from velvetrope import (
     AuthService,
     FrozenClock,
     PasswordHasher,
     Settings,
-    ThrottlePolicy,
     Velvetrope,
     create_app,
 )
@@ -40,12 +45,7 @@ PAST_ACCESS_TTL = timedelta(seconds=ACCESS_TTL + 31)  # + the 30 s leeway
 
 @pytest.fixture
 def settings() -> Settings:
-    return Settings(
-        database_url="memory://",
-        public_origin=ORIGIN,
-        browser_credentials="jwt-cookie",
-        _env_file=None,
-    )
+    return app_settings(browser_credentials="jwt-cookie")
 
 
 def same_origin(token: str | None = None) -> dict[str, str]:
@@ -177,25 +177,15 @@ async def test_COOK_07_cookies_fit_in_4096_bytes_with_rs256_and_maximal_claims(
     """The largest signature (RS256, 3072-bit key: 512 base64 characters) and the longest
     issuer and audience the claim checks accept (256 characters each)."""
     longest = "https://" + "a" * 248
-    service = AuthService(
+    service = await started_service(
         MemoryStores(),
+        clock=clock,
         hasher=hasher,
-        session_policy=SESSION_POLICY,
-        throttle_policy=ThrottlePolicy(),
         token_policy=TokenPolicy(issuer=longest, audience=longest, algorithm="RS256"),
-        now=clock,
     )
-    await service.start()
     user = await service.register("a" * 64 + "@" + "b" * 60 + ".example", PASSWORD)
-    settings = Settings(
-        database_url="memory://",
-        public_origin=ORIGIN,
-        browser_credentials="jwt-cookie",
-        _env_file=None,
-    )
-    vr = Velvetrope(settings, service=service)
-    transport = httpx.ASGITransport(app=create_app(velvetrope=vr))
-    async with httpx.AsyncClient(transport=transport, base_url=ORIGIN) as http:
+    vr = Velvetrope(app_settings(browser_credentials="jwt-cookie"), service=service)
+    async with asgi_client(create_app(velvetrope=vr)) as http:
         response = await login(http, user.email)
         assert response.json()["user"]["email"] == user.email
         cookies = set_cookies(response)

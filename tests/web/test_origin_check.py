@@ -14,7 +14,7 @@ import httpx
 import pytest
 from starlette.types import Receive, Scope, Send
 
-from tests.conftest import ORIGIN, PASSWORD
+from tests.support.services import ORIGIN, PASSWORD
 from velvetrope import Velvetrope
 from velvetrope.web.csrf import OriginPolicy
 from velvetrope.web.middleware import OriginCheck

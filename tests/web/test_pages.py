@@ -14,7 +14,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from tests.conftest import ORIGIN, PASSWORD
+from tests.support.services import ORIGIN, PASSWORD
 from velvetrope import AuthService, FrozenClock, Settings, Velvetrope, create_app
 from velvetrope.core.csrf import presession_binding
 from velvetrope.errors import AccountDisabled, StoreUnavailable, TooManyAttempts

@@ -3,7 +3,7 @@ and a ``redis-server`` of a test's own, for tests that stop it or run it as a cl
 
 The server is ``redis://127.0.0.1:6379/0`` unless ``VELVETROPE_TEST_REDIS_URL`` names
 another. When it cannot be reached the test is skipped with a message, and fails
-instead when ``CI`` is set (STYLE.md rule 4): a backend never passes silently.
+instead when ``CI`` is set (:mod:`tests.support.require`): a backend never passes silently.
 """
 
 from __future__ import annotations
@@ -12,18 +12,18 @@ import functools
 import os
 import re
 import shutil
-import socket
 import subprocess
 import time
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
-import pytest
 import redis
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from tests.support.ports import free_port
+from tests.support.require import missing, require
 from velvetrope.stores import SQLiteStores, Stores
 from velvetrope.stores.composite import CompositeStores
 from velvetrope.stores.redis import RedisStores
@@ -35,7 +35,6 @@ __all__ = [
     "count_sessions",
     "delete_prefix",
     "dump_prefix",
-    "free_port",
     "new_prefix",
     "open_redis",
     "require_redis",
@@ -61,27 +60,19 @@ def _unreachable(url: str) -> str | None:
 def require_redis(url: str = REDIS_URL) -> None:
     """Skip the calling test when Redis is unreachable; fail it instead under CI."""
     reason = _unreachable(url)
-    if reason is None:
-        return
-    message = (
-        f"Redis at {url} is not reachable ({reason}); start redis-server or set "
-        "VELVETROPE_TEST_REDIS_URL"
-    )
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
+    if reason is not None:
+        missing(
+            f"Redis at {url} is not reachable ({reason}); start redis-server or set "
+            "VELVETROPE_TEST_REDIS_URL"
+        )
 
 
 def require_redis_server() -> str:
     """The ``redis-server`` executable for a server of the test's own; skip (fail under CI)
     when it is not on PATH."""
-    executable = shutil.which("redis-server")
-    if executable is not None:
-        return executable
-    message = "redis-server is not on PATH; install Redis to run this test"
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
+    return require(
+        shutil.which("redis-server"), "redis-server is not on PATH; install Redis to run this test"
+    )
 
 
 def new_prefix() -> str:
@@ -162,31 +153,6 @@ def open_redis(tmp_path: Path) -> Stores:
         SQLiteStores(tmp_path / "velvetrope.db"),
         RedisStores(REDIS_URL, prefix=new_prefix()),
     )
-
-
-CLUSTER_BUS_OFFSET = 10_000
-"""Redis Cluster listens on ``port + 10000`` too, so a server's port must leave room."""
-
-
-def _bindable(port: int) -> bool:
-    with socket.socket() as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on (at the time of asking), low
-    enough that its cluster bus port (``port + 10000``) exists and is free as well."""
-    for _ in range(1000):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = int(probe.getsockname()[1])
-        if port + CLUSTER_BUS_OFFSET <= 65535 and _bindable(port + CLUSTER_BUS_OFFSET):
-            return port
-    raise RuntimeError("no free port pair (port, port + 10000) on 127.0.0.1")
 
 
 class RedisServer:

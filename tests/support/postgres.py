@@ -30,12 +30,13 @@ import time
 from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
-import pytest
 
+from tests.support.ports import free_port
+from tests.support.require import missing
 from velvetrope.errors import StoreUnavailable
 from velvetrope.stores.postgres import PostgresStores
 from velvetrope.stores.postgres._db import FAILURES
@@ -49,15 +50,14 @@ __all__ = [
     "database_url",
     "drop_database",
     "drop_schema",
-    "free_port",
     "new_database_name",
     "new_schema_name",
     "open_postgres",
     "postgres_dump",
     "postgres_rows",
     "require_postgres",
+    "running_cluster",
     "temp_database",
-    "unavailable",
 ]
 
 ADMIN_URL = os.environ.get(
@@ -66,13 +66,6 @@ ADMIN_URL = os.environ.get(
 SCHEMA_PREFIX = "vr_test_"
 DATABASE_PREFIX = "vr_e2e_"
 _STALE_AFTER = 6 * 3600  # seconds: schemas of killed test runs go after six hours
-
-
-def unavailable(reason: str) -> NoReturn:
-    """Skip the test locally; fail it under CI, where a missing server is a broken setup."""
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason} (CI is set, so this fails instead of skipping)")
-    pytest.skip(reason)
 
 
 @cache
@@ -89,7 +82,7 @@ def require_postgres() -> str:
     """Return the admin URL, or skip (fail under CI) if nothing listens there."""
     if not _reachable(ADMIN_URL):
         where = urlsplit(ADMIN_URL).netloc.rpartition("@")[2]  # never the password
-        unavailable(f"PostgreSQL is not reachable at {where} (set VELVETROPE_TEST_POSTGRES_URL)")
+        missing(f"PostgreSQL is not reachable at {where} (set VELVETROPE_TEST_POSTGRES_URL)")
     return ADMIN_URL
 
 
@@ -206,7 +199,7 @@ def open_postgres(tmp_path: Path) -> PostgresStores:
     """A fresh, empty PostgreSQL backend (call ``await stores.start()`` next).
 
     ``tmp_path`` is unused (the schema is the unit of isolation); the signature
-    matches the other backends' openers in ``tests.conftest.open_backend``.
+    matches the other backends' openers in ``tests.support.stores.open_backend``.
     """
     require_postgres()
     return DisposableStores()
@@ -332,14 +325,6 @@ def _bin_dir() -> Path | None:
     return candidates[0].parent if candidates else None
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on (at the moment of asking)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 class TempCluster:
     """A PostgreSQL server of its own in a temporary directory, to stop and start at will.
 
@@ -351,7 +336,7 @@ class TempCluster:
     def __init__(self) -> None:
         bin_dir = _bin_dir()
         if bin_dir is None:
-            unavailable("initdb/pg_ctl not found (PATH or /usr/lib/postgresql/*/bin)")
+            missing("initdb/pg_ctl not found (PATH or /usr/lib/postgresql/*/bin)")
         self._pg_ctl = str(bin_dir / "pg_ctl")
         self._as_owner: list[str] = []
         self._dir = Path(tempfile.mkdtemp(prefix="vr-pg-"))
@@ -363,7 +348,7 @@ class TempCluster:
                 owner = None
             if runuser is None or owner is None:
                 shutil.rmtree(self._dir)
-                unavailable("running as root without runuser or a postgres user for initdb")
+                missing("running as root without runuser or a postgres user for initdb")
             os.chown(self._dir, owner.pw_uid, owner.pw_gid)
             self._as_owner = [runuser, "-u", "postgres", "--"]
         self.port = free_port()
@@ -423,3 +408,14 @@ class TempCluster:
         with contextlib.suppress(RuntimeError, subprocess.TimeoutExpired):
             self.stop("immediate")
         shutil.rmtree(self._dir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def running_cluster() -> Iterator[TempCluster]:
+    """A :class:`TempCluster`, started; stopped and deleted on exit (for module fixtures)."""
+    server = TempCluster()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.destroy()

@@ -20,8 +20,9 @@ nothing (an invalidation is idempotent, and covers an earlier write whose push w
 ===============================  ==============================  =======================
 topic                            published after                 evicts
 ===============================  ==============================  =======================
-``session:<digest>``             ``touch``, ``delete``,          that session
-                                 ``rotate`` (the old digest)
+``session:<digest>``             ``touch``, ``bind``,            that session
+                                 ``delete``, ``rotate`` (the old
+                                 digest)
 ``user-sessions:<user id>``      ``delete_for_user``,            every session of the
                                  ``delete_by_handle``            user
 ``sessions-expired:<instant>``   ``purge_expired``               sessions whose absolute
@@ -221,6 +222,15 @@ class CachedSessionStore:
             self._evict(id_digest)
         await self._publish(SESSION_TOPIC + id_digest)
         return touched
+
+    async def bind(self, id_digest: str, device_key: str) -> bool:
+        """Bind the session to a device key; every node re-reads it on its next lookup."""
+        try:
+            bound = await self.inner.bind(id_digest, device_key)
+        finally:
+            self._evict(id_digest)
+        await self._publish(SESSION_TOPIC + id_digest)
+        return bound
 
     async def rotate(self, old_digest: str, new: SessionRecord) -> bool:
         """Replace the session; the old digest is evicted everywhere."""

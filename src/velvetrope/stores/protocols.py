@@ -64,6 +64,9 @@ class UserStore(Protocol):
     async def set_disabled(self, user_id: str, disabled: bool) -> None:
         """Enable or disable the account."""
 
+    async def set_email_verified(self, user_id: str, at: datetime | None) -> None:
+        """Record when the address was verified (``None``: not verified, after a change)."""
+
     async def list(self, *, limit: int = 100, offset: int = 0) -> Sequence[UserRecord]:
         """Return users ordered by creation time."""
 
@@ -79,6 +82,10 @@ class SessionStore(Protocol):
 
     async def touch(self, id_digest: str, last_seen_at: datetime) -> bool:
         """Record activity; return ``False`` (and write nothing) if the session is gone."""
+
+    async def bind(self, id_digest: str, device_key: str) -> bool:
+        """Bind the session to a device's public key (JWK JSON); return ``False`` (and
+        write nothing) if the session is gone. Like ``touch``, never re-creates it."""
 
     async def rotate(self, old_digest: str, new: SessionRecord) -> bool:
         """Atomically replace session ``old_digest`` with ``new``.

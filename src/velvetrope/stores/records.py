@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 __all__ = [
     "FailureRecord",
@@ -14,6 +17,8 @@ __all__ = [
     "SessionCacheStatus",
     "SessionRecord",
     "UserRecord",
+    "dump_claims",
+    "load_claims",
 ]
 
 
@@ -27,6 +32,7 @@ class UserRecord:
         password_hash: Argon2id PHC string. Never shown.
         created_at: When the account was made.
         disabled: A disabled account cannot sign in and has no live sessions.
+        email_verified_at: When the owner proved they read mail at ``email``, if ever.
     """
 
     id: str
@@ -34,6 +40,7 @@ class UserRecord:
     password_hash: str = field(repr=False)
     created_at: datetime
     disabled: bool = False
+    email_verified_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +57,10 @@ class SessionRecord:
         authenticated_at: When the password was last proven in this session.
         ip: Client address at sign-in (may be empty).
         user_agent: Client ``User-Agent`` at sign-in, truncated.
+        email: The user's address at sign-in, so a request needs no user lookup.
+        claims: Application claims computed at sign-in (JSON values; may be empty).
+        device_key: The public key (JWK JSON) the device bound the session to
+            (device-bound sessions), or ``None`` while unbound.
     """
 
     id_digest: str = field(repr=False)
@@ -61,6 +72,9 @@ class SessionRecord:
     authenticated_at: datetime
     ip: str = ""
     user_agent: str = ""
+    email: str = ""
+    claims: Mapping[str, Any] = field(default_factory=dict)
+    device_key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +131,8 @@ class RefreshFamilyRecord:
         revoked_at: When the family was revoked, or ``None``.
         ip: Client address at sign-in.
         user_agent: Client ``User-Agent`` at sign-in.
+        jkt: The thumbprint of the key the family's tokens are bound to (DPoP), or
+            ``None`` for plain bearer tokens.
     """
 
     id: str
@@ -130,6 +146,7 @@ class RefreshFamilyRecord:
     revoked_at: datetime | None = None
     ip: str = ""
     user_agent: str = ""
+    jkt: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,3 +200,16 @@ class SchemaVersion:
 
     before: int
     after: int
+
+
+def dump_claims(claims: Mapping[str, Any]) -> str:
+    """Application claims as the compact JSON text backends store."""
+    return json.dumps(claims, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+
+
+def load_claims(text: str | None) -> dict[str, Any]:
+    """Claims stored by :func:`dump_claims` (``{}`` for none)."""
+    if not text:
+        return {}
+    claims: dict[str, Any] = json.loads(text)
+    return claims

@@ -40,6 +40,10 @@ class MemoryUserStore:
         if (user := self._by_id.get(user_id)) is not None:
             self._by_id[user_id] = dataclasses.replace(user, disabled=disabled)
 
+    async def set_email_verified(self, user_id: str, at: datetime | None) -> None:
+        if (user := self._by_id.get(user_id)) is not None:
+            self._by_id[user_id] = dataclasses.replace(user, email_verified_at=at)
+
     async def list(self, *, limit: int = 100, offset: int = 0) -> Sequence[UserRecord]:
         users = sorted(self._by_id.values(), key=lambda u: (u.created_at, u.id))
         return users[offset : offset + limit]
@@ -64,6 +68,13 @@ class MemorySessionStore:
         if session is None:
             return False
         self._by_digest[id_digest] = dataclasses.replace(session, last_seen_at=last_seen_at)
+        return True
+
+    async def bind(self, id_digest: str, device_key: str) -> bool:
+        session = self._by_digest.get(id_digest)
+        if session is None:
+            return False
+        self._by_digest[id_digest] = dataclasses.replace(session, device_key=device_key)
         return True
 
     async def rotate(self, old_digest: str, new: SessionRecord) -> bool:

@@ -8,21 +8,28 @@ from datetime import datetime
 import asyncpg
 
 from velvetrope.errors import EmailTaken
-from velvetrope.stores.postgres._db import PostgresTable, count, utc
-from velvetrope.stores.records import FailureRecord, SessionRecord, UserRecord
+from velvetrope.stores.postgres._db import PostgresTable, count, maybe_utc, utc
+from velvetrope.stores.records import (
+    FailureRecord,
+    SessionRecord,
+    UserRecord,
+    dump_claims,
+    load_claims,
+)
 
 __all__ = ["PostgresSessionStore", "PostgresThrottleStore", "PostgresUserStore"]
 
 _SESSION_COLUMNS = (
     "id_digest, handle, user_id, created_at, last_seen_at, expires_at, authenticated_at, "
-    "ip, user_agent"
+    "ip, user_agent, email, claims, device_key"
 )
-_USER_COLUMNS = "id, email, password_hash, created_at, disabled"
+_USER_COLUMNS = "id, email, password_hash, created_at, disabled, email_verified_at"
 _EMAIL_CONSTRAINT = "users_email_key"
 
 _GET_SESSION = f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE id_digest = $1"
 _INSERT_SESSION = (
-    f"INSERT INTO sessions ({_SESSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+    f"INSERT INTO sessions ({_SESSION_COLUMNS}) "
+    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
 )
 
 
@@ -37,6 +44,9 @@ def _session(row: asyncpg.Record) -> SessionRecord:
         authenticated_at=utc(row[6]),
         ip=row[7],
         user_agent=row[8],
+        email=row[9],
+        claims=load_claims(row[10]),
+        device_key=row[11],
     )
 
 
@@ -51,6 +61,9 @@ def _session_values(s: SessionRecord) -> tuple[object, ...]:
         s.authenticated_at,
         s.ip,
         s.user_agent,
+        s.email,
+        dump_claims(s.claims) if s.claims else "",
+        s.device_key,
     )
 
 
@@ -61,6 +74,7 @@ def _user(row: asyncpg.Record) -> UserRecord:
         password_hash=row[2],
         created_at=utc(row[3]),
         disabled=row[4],
+        email_verified_at=maybe_utc(row[5]),
     )
 
 
@@ -70,12 +84,13 @@ class PostgresUserStore(PostgresTable):
     async def add(self, user: UserRecord) -> None:
         try:
             await self._write(
-                f"INSERT INTO users ({_USER_COLUMNS}) VALUES ($1, $2, $3, $4, $5)",
+                f"INSERT INTO users ({_USER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)",
                 user.id,
                 user.email,
                 user.password_hash,
                 user.created_at,
                 user.disabled,
+                user.email_verified_at,
             )
         except asyncpg.UniqueViolationError as exc:
             if exc.constraint_name == _EMAIL_CONSTRAINT:
@@ -97,6 +112,9 @@ class PostgresUserStore(PostgresTable):
 
     async def set_disabled(self, user_id: str, disabled: bool) -> None:
         await self._write("UPDATE users SET disabled = $1 WHERE id = $2", disabled, user_id)
+
+    async def set_email_verified(self, user_id: str, at: datetime | None) -> None:
+        await self._write("UPDATE users SET email_verified_at = $1 WHERE id = $2", at, user_id)
 
     async def list(self, *, limit: int = 100, offset: int = 0) -> Sequence[UserRecord]:
         rows = await self._all(
@@ -125,6 +143,13 @@ class PostgresSessionStore(PostgresTable):
         # UPDATE, never upsert: a session deleted meanwhile stays deleted (SESS-09).
         changed = await self._write(
             "UPDATE sessions SET last_seen_at = $1 WHERE id_digest = $2", last_seen_at, id_digest
+        )
+        return changed == 1
+
+    async def bind(self, id_digest: str, device_key: str) -> bool:
+        # UPDATE, never upsert, as touch.
+        changed = await self._write(
+            "UPDATE sessions SET device_key = $1 WHERE id_digest = $2", device_key, id_digest
         )
         return changed == 1
 

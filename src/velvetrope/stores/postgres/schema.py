@@ -113,6 +113,15 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX one_time_by_expiry ON one_time (expires_at);
     """,
+    # 3: what a request needs without a user lookup (email, claims), device binding
+    # (a session's device key, a token family's key thumbprint), email verification.
+    """
+    ALTER TABLE users ADD COLUMN email_verified_at timestamptz;
+    ALTER TABLE sessions ADD COLUMN email text NOT NULL DEFAULT '';
+    ALTER TABLE sessions ADD COLUMN claims text NOT NULL DEFAULT '';
+    ALTER TABLE sessions ADD COLUMN device_key text;
+    ALTER TABLE refresh_families ADD COLUMN jkt text;
+    """,
 )
 
 _VERSIONS_TABLE = """

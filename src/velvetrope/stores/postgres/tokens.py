@@ -31,6 +31,7 @@ _FAMILY_NAMES = (
     "revoked_at",
     "ip",
     "user_agent",
+    "jkt",
 )
 _FAMILY_COLUMNS = ", ".join(_FAMILY_NAMES)
 _FAMILY_COLUMNS_OF_F = ", ".join(f"f.{name}" for name in _FAMILY_NAMES)
@@ -67,6 +68,7 @@ def _family(row: asyncpg.Record, o: int = 0) -> RefreshFamilyRecord:
         revoked_at=maybe_utc(row[o + 8]),
         ip=row[o + 9],
         user_agent=row[o + 10],
+        jkt=row[o + 11],
     )
 
 
@@ -135,7 +137,7 @@ class PostgresRefreshStore(PostgresTable):
         async with self._transaction() as conn:
             await conn.execute(
                 f"INSERT INTO refresh_families ({_FAMILY_COLUMNS}) "
-                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
                 f.id,
                 f.user_id,
                 f.created_at,
@@ -147,6 +149,7 @@ class PostgresRefreshStore(PostgresTable):
                 f.revoked_at,
                 f.ip,
                 f.user_agent,
+                f.jkt,
             )
             await conn.execute(
                 "INSERT INTO refresh_tokens (digest, family_id, generation) VALUES ($1, $2, $3)",

@@ -10,14 +10,16 @@ tag that alone picks the Redis Cluster slot.
 =====================  =======  ==============================================  ===================
 key                    type     holds                                           TTL
 =====================  =======  ==============================================  ===================
-``P s:{D}``            hash     one session: ``h u c l e a ip ua``              until ``expires_at``
+``P s:{D}``            hash     one session: ``h u c l e a ip ua em``,          until ``expires_at``
+                                ``cl`` (claims) and ``dk`` (device key) if set
 ``P u:{U}:s``          set      digests of the user's sessions                  its longest session
 ``P s:exp``            zset     ``[D, U]`` scored by ``expires_at``             none; purge trims
 ``P t:{K}``            hash     failed sign-ins: count ``n``, first ``f``,      until the window
                                 last ``l``                                      ends
 ``P t:last``           zset     throttle keys scored by their last failure      none; purge trims
 ``P f:{F}``            hash     one refresh family: ``u c x a g r l v ip ua``,  until ``expires_at``
-                                and ``d:<D>`` = generation per issued digest
+                                ``k`` (key thumbprint) if set, and ``d:<D>`` =
+                                generation per issued digest
 ``P r:{D}``            string   the family that issued refresh digest ``D``     the family's
 ``P u:{U}:f``          set      ids of the user's unrevoked families            its longest family
 ``P f:exp``            zset     ``[F, U]`` scored by ``expires_at``             none; purge trims

@@ -16,11 +16,11 @@ from redis.commands.core import AsyncScript
 
 __all__ = ["Scripts"]
 
-# touch: record activity on a session that still exists; never re-create it (SESS-09).
-# KEYS: session. ARGV: last_seen_at. Returns 1 if written, 0 if the session is gone.
-_TOUCH = """
+# touch and bind: set one field of a session that still exists; never re-create it
+# (SESS-09). KEYS: session. ARGV: field, value. Returns 1 if written, 0 if it is gone.
+_SET_IF_PRESENT = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('HSET', KEYS[1], 'l', ARGV[1])
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 return 1
 """
 
@@ -191,7 +191,7 @@ class Scripts:
     """Every script, registered with one client (loaded on first use, and again after
     a server restart emptied the script cache)."""
 
-    touch: AsyncScript
+    set_if_present: AsyncScript
     delete_session: AsyncScript
     purge_session: AsyncScript
     take_all: AsyncScript
@@ -210,7 +210,7 @@ class Scripts:
     def register(cls, client: Redis) -> Scripts:
         """Register every script with ``client``; nothing is sent to the server yet."""
         return cls(
-            touch=client.register_script(_TOUCH),
+            set_if_present=client.register_script(_SET_IF_PRESENT),
             delete_session=client.register_script(_DELETE_SESSION),
             purge_session=client.register_script(_PURGE_SESSION),
             take_all=client.register_script(_TAKE_ALL),

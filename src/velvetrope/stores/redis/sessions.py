@@ -16,7 +16,7 @@ from redis.asyncio.client import Pipeline
 from redis.typing import EncodableT, FieldT
 
 from velvetrope.errors import StoreUnavailable
-from velvetrope.stores.records import FailureRecord, SessionRecord
+from velvetrope.stores.records import FailureRecord, SessionRecord, dump_claims, load_claims
 from velvetrope.stores.redis._base import (
     FAILURES,
     PURGE_BATCH,
@@ -35,7 +35,7 @@ MAX_PASSES = 16
 
 
 def _fields(s: SessionRecord) -> dict[FieldT, EncodableT]:
-    return {
+    fields: dict[FieldT, EncodableT] = {
         "h": s.handle,
         "u": s.user_id,
         "c": us(s.created_at),
@@ -44,7 +44,13 @@ def _fields(s: SessionRecord) -> dict[FieldT, EncodableT]:
         "a": us(s.authenticated_at),
         "ip": s.ip,
         "ua": s.user_agent,
+        "em": s.email,
     }
+    if s.claims:
+        fields["cl"] = dump_claims(s.claims)
+    if s.device_key is not None:
+        fields["dk"] = s.device_key
+    return fields
 
 
 def _session(digest: str, f: Mapping[str, str]) -> SessionRecord:
@@ -58,6 +64,9 @@ def _session(digest: str, f: Mapping[str, str]) -> SessionRecord:
         authenticated_at=at(f["a"]),
         ip=f["ip"],
         user_agent=f["ua"],
+        email=f.get("em", ""),
+        claims=load_claims(f.get("cl")),
+        device_key=f.get("dk"),
     )
 
 
@@ -111,8 +120,15 @@ class RedisSessionStore(RedisTable):
 
     async def touch(self, id_digest: str, last_seen_at: datetime) -> bool:
         with guard():
-            written = await self._scripts.touch(
-                keys=[self._keys.session(id_digest)], args=[us(last_seen_at)]
+            written = await self._scripts.set_if_present(
+                keys=[self._keys.session(id_digest)], args=["l", us(last_seen_at)]
+            )
+        return bool(written == 1)
+
+    async def bind(self, id_digest: str, device_key: str) -> bool:
+        with guard():
+            written = await self._scripts.set_if_present(
+                keys=[self._keys.session(id_digest)], args=["dk", device_key]
             )
         return bool(written == 1)
 

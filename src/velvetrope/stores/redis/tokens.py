@@ -31,7 +31,7 @@ from velvetrope.stores.redis.sessions import MAX_PASSES
 
 __all__ = ["RedisOneTimeStore", "RedisRefreshStore", "RedisRevocationStore"]
 
-FIELDS = ("u", "c", "x", "a", "g", "r", "l", "v", "ip", "ua")
+FIELDS = ("u", "c", "x", "a", "g", "r", "l", "v", "ip", "ua", "k")
 """The record's hash fields, in the order :func:`_family` reads them."""
 
 
@@ -49,11 +49,13 @@ def _fields(f: RefreshFamilyRecord) -> dict[FieldT, EncodableT]:
     }
     if f.revoked_at is not None:
         fields["v"] = us(f.revoked_at)
+    if f.jkt is not None:
+        fields["k"] = f.jkt
     return fields
 
 
 def _family(family_id: str, row: Sequence[str | None]) -> RefreshFamilyRecord:
-    user_id, created, expires, authenticated, generation, rotated, used, revoked, ip, ua = row[
+    user_id, created, expires, authenticated, generation, rotated, used, revoked, ip, ua, jkt = row[
         : len(FIELDS)
     ]
     return RefreshFamilyRecord(
@@ -68,6 +70,7 @@ def _family(family_id: str, row: Sequence[str | None]) -> RefreshFamilyRecord:
         revoked_at=None if revoked is None else at(revoked),
         ip=str(ip),
         user_agent=str(ua),
+        jkt=jkt,
     )
 
 

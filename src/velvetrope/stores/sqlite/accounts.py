@@ -9,16 +9,22 @@ from datetime import datetime
 from typing import Any
 
 from velvetrope.errors import EmailTaken
-from velvetrope.stores.records import FailureRecord, SessionRecord, UserRecord
+from velvetrope.stores.records import (
+    FailureRecord,
+    SessionRecord,
+    UserRecord,
+    dump_claims,
+    load_claims,
+)
 from velvetrope.stores.sqlite._db import Database, SQLiteTable, dt, ts
 
 __all__ = ["SQLiteSessionStore", "SQLiteThrottleStore", "SQLiteUserStore"]
 
 _SESSION_COLUMNS = (
     "id_digest, handle, user_id, created_at, last_seen_at, expires_at, authenticated_at, "
-    "ip, user_agent"
+    "ip, user_agent, email, claims, device_key"
 )
-_USER_COLUMNS = "id, email, password_hash, created_at, disabled"
+_USER_COLUMNS = "id, email, password_hash, created_at, disabled, email_verified_at"
 
 
 def _session(row: Sequence[Any]) -> SessionRecord:
@@ -32,6 +38,9 @@ def _session(row: Sequence[Any]) -> SessionRecord:
         authenticated_at=dt(row[6]),
         ip=row[7],
         user_agent=row[8],
+        email=row[9],
+        claims=load_claims(row[10]),
+        device_key=row[11],
     )
 
 
@@ -42,6 +51,7 @@ def _user(row: Sequence[Any]) -> UserRecord:
         password_hash=row[2],
         created_at=dt(row[3]),
         disabled=bool(row[4]),
+        email_verified_at=None if row[5] is None else dt(row[5]),
     )
 
 
@@ -51,8 +61,15 @@ class SQLiteUserStore(SQLiteTable):
     async def add(self, user: UserRecord) -> None:
         try:
             self._write(
-                f"INSERT INTO users ({_USER_COLUMNS}) VALUES (?, ?, ?, ?, ?)",
-                (user.id, user.email, user.password_hash, ts(user.created_at), user.disabled),
+                f"INSERT INTO users ({_USER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    user.id,
+                    user.email,
+                    user.password_hash,
+                    ts(user.created_at),
+                    user.disabled,
+                    None if user.email_verified_at is None else ts(user.email_verified_at),
+                ),
             )
         except sqlite3.IntegrityError as exc:
             raise EmailTaken from exc
@@ -70,6 +87,10 @@ class SQLiteUserStore(SQLiteTable):
 
     async def set_disabled(self, user_id: str, disabled: bool) -> None:
         self._write("UPDATE users SET disabled = ? WHERE id = ?", (disabled, user_id))
+
+    async def set_email_verified(self, user_id: str, at: datetime | None) -> None:
+        verified = None if at is None else ts(at)
+        self._write("UPDATE users SET email_verified_at = ? WHERE id = ?", (verified, user_id))
 
     async def list(self, *, limit: int = 100, offset: int = 0) -> Sequence[UserRecord]:
         rows = self._all(
@@ -115,7 +136,7 @@ class SQLiteSessionStore(SQLiteTable):
 
     def _insert(self, s: SessionRecord) -> None:
         self._write(
-            f"INSERT INTO sessions ({_SESSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO sessions ({_SESSION_COLUMNS}) VALUES ({', '.join('?' * 12)})",
             (
                 s.id_digest,
                 s.handle,
@@ -126,6 +147,9 @@ class SQLiteSessionStore(SQLiteTable):
                 ts(s.authenticated_at),
                 s.ip,
                 s.user_agent,
+                s.email,
+                dump_claims(s.claims) if s.claims else "",
+                s.device_key,
             ),
         )
 
@@ -152,6 +176,16 @@ class SQLiteSessionStore(SQLiteTable):
         cached = self._cache.pop(id_digest, None)
         if changed == 1 and cached is not None:
             self._cache[id_digest] = dataclasses.replace(cached, last_seen_at=last_seen_at)
+        return changed == 1
+
+    async def bind(self, id_digest: str, device_key: str) -> bool:
+        # UPDATE, never upsert, as touch.
+        changed = self._write(
+            "UPDATE sessions SET device_key = ? WHERE id_digest = ?", (device_key, id_digest)
+        )
+        cached = self._cache.pop(id_digest, None)
+        if changed == 1 and cached is not None:
+            self._cache[id_digest] = dataclasses.replace(cached, device_key=device_key)
         return changed == 1
 
     async def rotate(self, old_digest: str, new: SessionRecord) -> bool:

@@ -97,6 +97,15 @@ MIGRATIONS: tuple[str, ...] = (
     ) WITHOUT ROWID;
     CREATE INDEX one_time_by_expiry ON one_time (expires_at);
     """,
+    # 4: what a request needs without a user lookup (email, claims), device binding
+    # (a session's device key, a token family's key thumbprint), email verification.
+    """
+    ALTER TABLE users ADD COLUMN email_verified_at REAL;
+    ALTER TABLE sessions ADD COLUMN email TEXT NOT NULL DEFAULT '';
+    ALTER TABLE sessions ADD COLUMN claims TEXT NOT NULL DEFAULT '';
+    ALTER TABLE sessions ADD COLUMN device_key TEXT;
+    ALTER TABLE refresh_families ADD COLUMN jkt TEXT;
+    """,
 )
 
 

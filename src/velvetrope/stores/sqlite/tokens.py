@@ -14,7 +14,7 @@ __all__ = ["SQLiteKeyStore", "SQLiteOneTimeStore", "SQLiteRefreshStore", "SQLite
 _KEY_COLUMNS = "kid, purpose, alg, private_jwk, created_at, retired_at, expires_at"
 _FAMILY_COLUMNS = (
     "id, user_id, created_at, last_used_at, expires_at, authenticated_at, generation, "
-    "rotated_at, revoked_at, ip, user_agent"
+    "rotated_at, revoked_at, ip, user_agent, jkt"
 )
 
 
@@ -51,6 +51,7 @@ def _family(row: Sequence[Any]) -> RefreshFamilyRecord:
         revoked_at=_maybe_dt(row[8]),
         ip=row[9],
         user_agent=row[10],
+        jkt=row[11],
     )
 
 
@@ -111,7 +112,7 @@ class SQLiteRefreshStore(SQLiteTable):
         with self._transaction() as conn:
             conn.execute(
                 f"INSERT INTO refresh_families ({_FAMILY_COLUMNS}) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     f.id,
                     f.user_id,
@@ -124,6 +125,7 @@ class SQLiteRefreshStore(SQLiteTable):
                     _maybe_ts(f.revoked_at),
                     f.ip,
                     f.user_agent,
+                    f.jkt,
                 ),
             )
             conn.execute(

@@ -216,9 +216,9 @@ async def make_forger(service: AuthService, email: str) -> Forger:
 ServiceFactory = Callable[..., Awaitable[AuthService]]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def rsa_jwk() -> Jwk:
-    """One RSA key (3072 bits, slow to make) per module, seeded into every RS256 ring."""
+    """One RSA key (3072 bits, slow to make) per run, seeded into every RS256 ring."""
     return codec.generate_jwk("RS256")
 
 

@@ -3,7 +3,7 @@
 :class:`OriginPolicy` on raw scopes (Go's ``net/http`` CrossOriginProtection table,
 ported), then the :class:`OriginCheck` middleware: which methods it checks, which
 cookies make a header-less request suspicious, the Bearer exemption, ``Vary``.
-End-to-end cases over the whole app are in ``test_csrf.py``.
+End-to-end cases over the whole app are in ``tests/web/csrf``.
 """
 
 from __future__ import annotations

@@ -1,0 +1,75 @@
+"""CSRF fixtures: the browser credential mode, a signed-in browser, a CORS-allowlisting
+app, a bearer token. The store does not change what these checks decide, so the tests
+run on the memory backend unless they say otherwise."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from tests.support.services import ORIGIN, PASSWORD
+from tests.web.csrf.helpers import TRUSTED, Browser, Mode, other_client, second_device, sign_in
+from velvetrope import AuthService, Settings, Velvetrope, create_app
+
+
+@pytest.fixture
+def backend() -> str:
+    """The memory store, unless a test parametrises ``backend`` itself."""
+    return "memory"
+
+
+@pytest.fixture
+def mode() -> Mode:
+    """Session mode, unless a test parametrises ``mode`` itself."""
+    return "session"
+
+
+@pytest.fixture
+def settings(mode: Mode) -> Settings:
+    return Settings(
+        database_url="memory://", public_origin=ORIGIN, browser_credentials=mode, _env_file=None
+    )
+
+
+@pytest.fixture
+async def browser(
+    bare_client: httpx.AsyncClient, service: AuthService, user_email: str, mode: Mode
+) -> Browser:
+    handle, alive = await second_device(service, user_email, mode)
+    token = await sign_in(bare_client, user_email)
+    return Browser(bare_client, token, user_email, handle, alive)
+
+
+@pytest.fixture
+def cors_settings(mode: Mode) -> Settings:
+    return Settings(
+        database_url="memory://",
+        public_origin=ORIGIN,
+        browser_credentials=mode,
+        cors_origins=f"{TRUSTED}, https://admin.example.com",
+        _env_file=None,
+    )
+
+
+@pytest.fixture
+async def cors_browser(
+    cors_settings: Settings, service: AuthService, user_email: str
+) -> AsyncIterator[Browser]:
+    vr = Velvetrope(cors_settings, service=service)
+    transport = httpx.ASGITransport(app=create_app(velvetrope=vr))
+    async with httpx.AsyncClient(transport=transport, base_url=ORIGIN) as http:
+        handle, alive = await second_device(service, user_email, cors_settings.browser_credentials)
+        yield Browser(http, await sign_in(http, user_email), user_email, handle, alive)
+
+
+@pytest.fixture
+async def bearer(bare_client: httpx.AsyncClient, user_email: str) -> str:
+    async with other_client(bare_client) as api:
+        response = await api.post(
+            "/auth/token",
+            data={"grant_type": "password", "username": user_email, "password": PASSWORD},
+        )
+    assert response.status_code == 200, response.text
+    return str(response.json()["access_token"])

@@ -34,9 +34,13 @@ from velvetrope.errors import (
     SessionInvalid,
     SessionNotFound,
 )
-from velvetrope.stores.cached_sessions import SessionCacheStatus
 from velvetrope.stores.protocols import Stores
-from velvetrope.stores.records import RefreshFamilyRecord, SessionRecord, UserRecord
+from velvetrope.stores.records import (
+    RefreshFamilyRecord,
+    SessionCacheStatus,
+    SessionRecord,
+    UserRecord,
+)
 
 __all__ = ["AuthService", "ServiceStatus", "SignIn"]
 

@@ -97,7 +97,8 @@ class AccessTokenStrategy:
 
     async def authenticate(self, credential: str, *, method: str) -> Principal:
         """Verify the token's signature and claims, then the in-process revocations."""
-        return await self._tokens.authenticate(credential, method=method)
+        claims = await self._tokens.verify(credential)
+        return Principal(user_id=claims.sub, method=method, handle=claims.sid, token=claims)
 
     async def destroy(self, principal: Principal) -> None:
         """Revoke the principal's family (the device) and deny its token at once."""

@@ -1,4 +1,4 @@
-"""The one module that touches the JOSE library (STYLE.md rule 5).
+"""The one module that touches the JOSE library (docs/style.md rule 5).
 
 Everything a token must satisfy before its signature is even checked is checked
 here, strictly and by us, because the libraries leave it to the caller (checklist

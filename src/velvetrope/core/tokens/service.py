@@ -10,8 +10,8 @@ from datetime import datetime, timedelta
 from velvetrope.clock import Clock, system_clock
 from velvetrope.core.events import SecurityEvents
 from velvetrope.core.ids import TokenSource
-from velvetrope.core.principal import Principal
 from velvetrope.core.tokens.access import AccessTokens, TokenPolicy
+from velvetrope.core.tokens.claims import AccessClaims
 from velvetrope.core.tokens.keys import KeyRing, SigningKey
 from velvetrope.core.tokens.refresh import RefreshGrant, RefreshTokens
 from velvetrope.core.tokens.revocation import TOPIC as REVOCATIONS_TOPIC
@@ -125,13 +125,13 @@ class TokenService:
     def _family_until(self) -> datetime:
         return self._now() + self.policy.access_ttl + self.policy.leeway
 
-    async def authenticate(self, access_token: str, *, method: str = "bearer") -> Principal:
+    async def verify(self, access_token: str) -> AccessClaims:
         """Verify an access token: the per-request check for API clients.
-
-        ``method`` says how it travelled (``bearer``, or ``jwt-cookie`` for a browser).
 
         Raises:
             InvalidToken: Not a valid, unrevoked access token of ours.
+            StoreUnavailable: The revocation state is stale and cannot be read (fail
+                closed, TERM-05).
         """
         claims = await self.access.verify(access_token)
         staleness = self.revocations.staleness()
@@ -139,7 +139,7 @@ class TokenService:
             await self.revocations.sync()  # StoreUnavailable -> 503: fail closed (TERM-05)
             if self.revocations.is_revoked(claims):
                 raise InvalidToken("revoked")
-        return Principal(user_id=claims.sub, method=method, handle=claims.sid, token=claims)
+        return claims
 
     async def revoke_family(self, family_id: str) -> bool:
         """End a device: its refresh tokens and every access token it holds."""

@@ -7,9 +7,8 @@ and sessions, refresh families, the revocation feed and login counters in Redis:
 
 from __future__ import annotations
 
-from typing import Protocol
-
 from velvetrope.stores.protocols import (
+    FastStores,
     KeyStore,
     Notifier,
     OneTimeStore,
@@ -22,37 +21,7 @@ from velvetrope.stores.protocols import (
 )
 from velvetrope.stores.records import SchemaVersion, SessionCacheStatus
 
-__all__ = ["CompositeStores", "FastStores"]
-
-
-class FastStores(Protocol):
-    """A backend for the per-request and per-token state (e.g. Redis)."""
-
-    @property
-    def sessions(self) -> SessionStore: ...
-
-    @property
-    def throttle(self) -> ThrottleStore: ...
-
-    @property
-    def refresh(self) -> RefreshStore: ...
-
-    @property
-    def revocations(self) -> RevocationStore: ...
-
-    @property
-    def one_time(self) -> OneTimeStore: ...
-
-    @property
-    def notifier(self) -> Notifier | None: ...
-
-    def session_cache_status(self) -> SessionCacheStatus | None: ...
-
-    async def start(self) -> None: ...
-
-    async def ping(self) -> None: ...
-
-    async def aclose(self) -> None: ...
+__all__ = ["CompositeStores"]
 
 
 class CompositeStores:

@@ -30,6 +30,7 @@ from velvetrope.stores.records import (
 )
 
 __all__ = [
+    "FastStores",
     "KeyStore",
     "Notifier",
     "OneTimeStore",
@@ -258,8 +259,9 @@ class Notifier(Protocol):
         """
 
 
-class Stores(Protocol):
-    """One backend's set of stores, opened and closed together.
+class FastStores(Protocol):
+    """The per-request and per-token state: what a fast backend (Redis) holds next to a
+    primary database (see :class:`~velvetrope.stores.composite.CompositeStores`).
 
     Lifecycle, the same for every backend: constructing opens nothing (build one with
     the backend's ``from_url``); :meth:`start` connects (or opens the file) and
@@ -268,16 +270,10 @@ class Stores(Protocol):
     """
 
     @property
-    def users(self) -> UserStore: ...
-
-    @property
     def sessions(self) -> SessionStore: ...
 
     @property
     def throttle(self) -> ThrottleStore: ...
-
-    @property
-    def keys(self) -> KeyStore: ...
 
     @property
     def refresh(self) -> RefreshStore: ...
@@ -292,6 +288,9 @@ class Stores(Protocol):
     def notifier(self) -> Notifier | None:
         """Push between nodes, or ``None`` for single-process backends (they poll)."""
 
+    def session_cache_status(self) -> SessionCacheStatus | None:
+        """This node's session near-cache, or ``None`` where lookups are local."""
+
     async def start(self) -> None:
         """Connect (or open the file) and apply pending migrations; a no-op if started.
 
@@ -299,18 +298,6 @@ class Stores(Protocol):
             StoreUnavailable: The backend cannot be reached.
             ConfigurationError: The database's schema is newer than this velvetrope.
         """
-
-    async def migrate(self) -> SchemaVersion | None:
-        """Start (which migrates) and report the schema version before and after.
-
-        ``None`` for backends without a schema (memory).
-
-        Raises:
-            StoreUnavailable, ConfigurationError: As :meth:`start`.
-        """
-
-    def session_cache_status(self) -> SessionCacheStatus | None:
-        """This node's session near-cache, or ``None`` where lookups are local."""
 
     async def ping(self) -> None:
         """Check the backend answers.
@@ -321,3 +308,23 @@ class Stores(Protocol):
 
     async def aclose(self) -> None:
         """Release connections."""
+
+
+class Stores(FastStores, Protocol):
+    """One backend's set of stores, opened and closed together: the fast-moving state
+    plus accounts and signing keys."""
+
+    @property
+    def users(self) -> UserStore: ...
+
+    @property
+    def keys(self) -> KeyStore: ...
+
+    async def migrate(self) -> SchemaVersion | None:
+        """Start (which migrates) and report the schema version before and after.
+
+        ``None`` for backends without a schema (memory).
+
+        Raises:
+            StoreUnavailable, ConfigurationError: As :meth:`start`.
+        """

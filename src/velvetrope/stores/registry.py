@@ -26,8 +26,8 @@ from urllib.parse import urlsplit
 
 from velvetrope.errors import ConfigurationError
 from velvetrope.stores.cached_sessions import DEFAULT_TTL
-from velvetrope.stores.composite import CompositeStores, FastStores
-from velvetrope.stores.protocols import Stores
+from velvetrope.stores.composite import CompositeStores
+from velvetrope.stores.protocols import FastStores, Stores
 
 __all__ = [
     "FAST",

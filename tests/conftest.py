@@ -1,4 +1,8 @@
-"""Shared fixtures: a frozen clock, every store backend, the service, an ASGI client."""
+"""Shared fixtures: a frozen clock, the store, the service, an ASGI client.
+
+Tests run on the memory store; those about store behaviour run on every backend
+(see :mod:`tests.support.stores`).
+"""
 
 from __future__ import annotations
 
@@ -32,10 +36,25 @@ def hasher() -> PasswordHasher:
     return PasswordHasher("test-only")
 
 
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest) -> str:
-    """The name of each store backend in turn; tests using it run once per backend."""
-    return str(request.param)
+@pytest.fixture
+def backend() -> str:
+    """The store backend of the test's ``stores`` and ``service``: memory, unless the test
+    is marked ``every_backend`` (or lives in ``tests/stores``) and runs on each in turn."""
+    return "memory"
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run tests marked ``every_backend`` once per backend, unless they choose their
+    backends themselves with ``@pytest.mark.parametrize("backend", ...)``."""
+    if "backend" not in metafunc.fixturenames:
+        return
+    if metafunc.definition.get_closest_marker("every_backend") is None:
+        return
+    for mark in metafunc.definition.iter_markers("parametrize"):
+        names = mark.args[0]
+        if "backend" in (names.replace(" ", "").split(",") if isinstance(names, str) else names):
+            return
+    metafunc.parametrize("backend", BACKENDS)
 
 
 @pytest.fixture

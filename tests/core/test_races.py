@@ -1,4 +1,8 @@
-"""Races and abuse found in review: each test pins one fixed hole."""
+"""Races and abuse found in review: each test pins one fixed hole.
+
+Every backend: a concurrent guess, a grant in flight during a password change, a
+store that goes away; whether the hole stays shut depends on each store's atomicity.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ from tests.support.services import (
     new_service,
     started_service,
 )
+from tests.support.stores import every_backend
 from velvetrope import (
     AuthService,
     FrozenClock,
@@ -31,6 +36,8 @@ from velvetrope.errors import (
     TooManyAttempts,
 )
 from velvetrope.stores import MemoryStores, SQLiteStores
+
+pytestmark = every_backend  # races are won or lost in the store
 
 
 async def test_PW_07_concurrent_guesses_cannot_outrun_the_throttle(service: AuthService) -> None:

@@ -1,4 +1,8 @@
-"""Session lifecycle in the core service, against every backend, on a frozen clock."""
+"""Session lifecycle in the core service, against every backend, on a frozen clock.
+
+Every backend: deadlines, touches, limits and purges are kept by the session store
+(behind a near-cache on Redis and PostgreSQL), so each must give the same answers.
+"""
 
 from __future__ import annotations
 
@@ -11,11 +15,14 @@ from datetime import timedelta
 import pytest
 
 from tests.support.services import PASSWORD, SESSION_POLICY
+from tests.support.stores import every_backend
 from velvetrope import AuthService, FrozenClock, SessionPolicy
 from velvetrope.core.ids import is_well_formed_secret, secret_digest
 from velvetrope.core.sessions import SessionService
 from velvetrope.errors import SessionExpired, SessionInvalid, SessionNotFound
 from velvetrope.stores import Stores
+
+pytestmark = every_backend  # the session store, and the near-cache over Redis and PostgreSQL
 
 
 async def sign_in(service: AuthService, email: str = "ann@example.com") -> str:

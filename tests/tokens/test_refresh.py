@@ -1,4 +1,8 @@
-"""Refresh-token families: rotation, reuse detection, grace window (RT-01..RT-07)."""
+"""Refresh-token families: rotation, reuse detection, grace window (RT-01..RT-07).
+
+Every backend: rotation must be atomic (RT-05), a rotated token must stay findable for
+reuse detection and the grace window, and expiry is read from stored timestamps.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +13,13 @@ from datetime import timedelta
 import pytest
 
 from tests.support.services import PASSWORD, TOKEN_POLICY
+from tests.support.stores import every_backend
 from velvetrope import AuthService, FrozenClock
 from velvetrope.core.ids import is_well_formed_secret, secret_digest
 from velvetrope.core.tokens.service import TokenPair
 from velvetrope.errors import InvalidGrant, InvalidToken
+
+pytestmark = every_backend  # rotation, reuse and grace are the refresh store's semantics
 
 
 async def pair(service: AuthService) -> TokenPair:

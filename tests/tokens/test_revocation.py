@@ -1,4 +1,8 @@
-"""Revocation state across processes sharing one store, and its fast path."""
+"""Revocation state across processes sharing one store, and its fast path.
+
+Every backend for the tests on the ``service`` fixture: the revocation feed and the key
+ring are read back from the store.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +12,12 @@ from pathlib import Path
 import pytest
 
 from tests.support.services import ORIGIN, PASSWORD, TOKEN_POLICY, started_service
+from tests.support.stores import every_backend
 from velvetrope import AuthService, FrozenClock, MemoryStores, PasswordHasher, TokenPolicy
 from velvetrope.errors import InvalidToken
 from velvetrope.stores import SQLiteStores
+
+pytestmark = every_backend  # revocations and keys are shared through the store
 
 
 async def open_node(path: Path, clock: FrozenClock, hasher: PasswordHasher) -> AuthService:

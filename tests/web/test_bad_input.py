@@ -2,6 +2,8 @@
 
 Whatever arrives, the answer is a 4xx in the house shape ``{"error": code, "detail":
 sentence}``, never a 500, and no session row appears that the server did not issue.
+Hostile session IDs (SESS-05, SESS-08) reach a store lookup, so those tests run on every
+backend; the rest are refused at the edge and run on the memory store.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from hypothesis import strategies as st
 from tests.support.postgres import postgres_rows
 from tests.support.redis import RedisTestStores, count_sessions
 from tests.support.services import PASSWORD
+from tests.support.stores import every_backend
 from velvetrope import AuthService, MemoryStores, SQLiteStores
 from velvetrope.stores import PostgresStores, Stores
 
@@ -268,6 +271,7 @@ async def _probe_all(client: httpx.AsyncClient, header: bytes) -> None:
     assert logout.status_code == 204
 
 
+@every_backend
 @pytest.mark.parametrize("value", HOSTILE_IDS.values(), ids=HOSTILE_IDS.keys())
 async def test_SESS_08_hostile_session_id_is_401_and_creates_nothing(
     client: httpx.AsyncClient, session_rows: Rows, value: bytes
@@ -276,6 +280,7 @@ async def test_SESS_08_hostile_session_id_is_401_and_creates_nothing(
     assert session_rows() == 0
 
 
+@every_backend
 async def test_SESS_05_random_well_formed_ids_are_never_adopted(
     client: httpx.AsyncClient, session_rows: Rows, user_email: str, service: AuthService
 ) -> None:
@@ -306,6 +311,7 @@ LIVE_VARIANTS: dict[str, Callable[[str], str]] = {
 }
 
 
+@every_backend
 @pytest.mark.parametrize("variant", LIVE_VARIANTS)
 async def test_SESS_08_near_misses_of_a_live_id_are_401(
     signed_in: httpx.AsyncClient, session_rows: Rows, variant: str
@@ -643,6 +649,7 @@ async def test_fuzz_json_documents_never_5xx(
 COOKIE_VALUES = st.binary(max_size=300) | st.text(max_size=100).map(str.encode)
 
 
+@every_backend
 @FUZZ
 @given(raw=COOKIE_VALUES, named=st.booleans())
 async def test_fuzz_cookie_header_never_5xx_and_creates_nothing(

@@ -1,13 +1,17 @@
 """``/ready`` reports the node's caches: the revocation feed's age and the session cache.
 
-Runs once per backend (``tests.conftest.BACKENDS``): Redis and PostgreSQL sessions sit
-behind a near-cache, memory and SQLite ones do not.
+Runs once per backend (``tests.support.stores.BACKENDS``): Redis and PostgreSQL sessions
+sit behind a near-cache, memory and SQLite ones do not.
 """
 
 from __future__ import annotations
 
 import httpx
 import pytest
+
+from tests.support.stores import every_backend
+
+pytestmark = every_backend  # /ready reports the store itself
 
 CACHED = {"redis", "postgres"}
 

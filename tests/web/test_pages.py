@@ -39,12 +39,6 @@ TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
 DEVICE_ACTION = re.compile(r'action="/account/devices/([^/"]+)/signout"')
 
 
-@pytest.fixture
-def backend() -> str:
-    """Pages are store-agnostic: the memory store is enough (the contract suite does the rest)."""
-    return "memory"
-
-
 @pytest.fixture(params=["session", "jwt-cookie"])
 def settings(request: pytest.FixtureRequest) -> Settings:
     return Settings(

@@ -1,5 +1,5 @@
 """Attack fixtures: genuine EdDSA and ES256 tokens to mutate, on the memory backend
-(tests whose outcome depends on stored state are marked ``EVERY_BACKEND``)."""
+(tests whose outcome depends on stored state are marked ``every_backend``)."""
 
 from __future__ import annotations
 
@@ -8,14 +8,6 @@ import pytest
 from tests.tokens.attacks.helpers import forger_on
 from tests.tokens.conftest import Forger, ServiceFactory, make_forger
 from velvetrope import AuthService
-
-
-@pytest.fixture
-def backend() -> str:
-    """The forging matrix never reaches the store, so it runs on memory only; tests whose
-    outcome depends on stored state (revocation, rotation, key reloads) are marked
-    ``EVERY_BACKEND`` and run once per backend."""
-    return "memory"
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePrivateKey
@@ -16,14 +15,12 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 from cryptography.x509.oid import NameOID
 
 from tests.support.services import PASSWORD
-from tests.support.stores import BACKENDS
 from tests.tokens.conftest import P256_ORDER, Forger, b64url, hmac_sign, make_forger, segment
 from velvetrope import AuthService
 
 EMAIL = "eve@example.com"
 COOKIE = "__Host-velvetrope-session"
 N = P256_ORDER
-EVERY_BACKEND = pytest.mark.parametrize("backend", BACKENDS)
 
 
 async def forger_on(service: AuthService) -> Forger:

@@ -15,7 +15,8 @@ from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePrivateKey
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
-from tests.tokens.attacks.helpers import EVERY_BACKEND, forger_on, hmac_token, self_signed_cert
+from tests.support.stores import every_backend
+from tests.tokens.attacks.helpers import forger_on, hmac_token, self_signed_cert
 from tests.tokens.conftest import (
     Case,
     Forger,
@@ -38,7 +39,7 @@ from velvetrope.core.tokens.codec import Jwk
 # --- positive controls ------------------------------------------------------------------------
 
 
-@EVERY_BACKEND
+@every_backend
 async def test_hand_signed_copy_of_a_genuine_token_is_accepted(
     forger: Forger, client: httpx.AsyncClient
 ) -> None:

@@ -9,7 +9,8 @@ import httpx
 import pytest
 
 from tests.support.services import ORIGIN
-from tests.tokens.attacks.helpers import EVERY_BACKEND, forger_on, raw_json
+from tests.support.stores import every_backend
+from tests.tokens.attacks.helpers import forger_on, raw_json
 from tests.tokens.conftest import (
     Case,
     Forger,
@@ -256,7 +257,7 @@ async def test_JWT_14_JWT_15_identity_claims_must_be_non_empty_strings(
     await reject_each(forger.service, client, cases)
 
 
-@EVERY_BACKEND
+@every_backend
 async def test_JWT_14_TERM_04_token_of_a_disabled_user_is_rejected(
     forger: Forger, client: httpx.AsyncClient
 ) -> None:
@@ -321,7 +322,7 @@ async def test_JWT_13_refresh_token_is_not_a_bearer_token(
     await assert_rejected(forger.service, client, forger.refresh_token, "not a compact JWS")
 
 
-@EVERY_BACKEND
+@every_backend
 async def test_JWT_13_access_token_is_not_a_refresh_token(
     forger: Forger, client: httpx.AsyncClient
 ) -> None:

@@ -9,7 +9,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
 from tests.support.services import ORIGIN, PASSWORD
-from tests.tokens.attacks.helpers import EVERY_BACKEND, forger_on
+from tests.support.stores import every_backend
+from tests.tokens.attacks.helpers import forger_on
 from tests.tokens.conftest import ServiceFactory, b64url, decode_part, http_client, unb64url
 from velvetrope import AuthService
 from velvetrope.core.tokens import codec
@@ -65,7 +66,7 @@ def assert_well_formed_access_token(token: str, service: AuthService) -> None:
     assert len(unb64url(claims["jti"])) >= 16  # 128 bits (JWT-15)
 
 
-@EVERY_BACKEND
+@every_backend
 async def test_KEY_05_issued_eddsa_tokens_carry_every_claim(
     service: AuthService, client: httpx.AsyncClient, user_email: str
 ) -> None:

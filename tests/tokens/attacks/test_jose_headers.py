@@ -21,7 +21,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from tests.tokens.attacks.helpers import EVERY_BACKEND, hmac_token, self_signed_cert
+from tests.support.stores import every_backend
+from tests.tokens.attacks.helpers import hmac_token, self_signed_cert
 from tests.tokens.conftest import Case, Forger, b64url, reject_each, segment, without
 from velvetrope import FrozenClock
 from velvetrope.core.tokens.access import ACCESS_TYP
@@ -96,7 +97,7 @@ def _unknown_kid_tokens(forger: Forger, count: int, prefix: str) -> list[str]:
     ]
 
 
-@EVERY_BACKEND
+@every_backend
 async def test_JWT_04_KID_unknown_kids_reload_the_ring_at_most_once_per_interval(
     forger: Forger, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -121,7 +122,7 @@ async def test_JWT_04_KID_unknown_kids_reload_the_ring_at_most_once_per_interval
     assert spy.calls == 2
 
 
-@EVERY_BACKEND
+@every_backend
 async def test_JWT_04_KID_concurrent_unknown_kids_do_not_stampede_a_slow_key_store(
     forger: Forger, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:

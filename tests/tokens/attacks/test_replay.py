@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from tests.support.services import PASSWORD
-from tests.tokens.attacks.helpers import EVERY_BACKEND
+from tests.support.stores import every_backend
 from tests.tokens.conftest import Forger, assert_http_accepted, assert_rejected, bearer, reject_each
 from velvetrope import FrozenClock
 from velvetrope.errors import InvalidGrant
@@ -16,7 +16,7 @@ from velvetrope.errors import InvalidGrant
 # --- REPLAY: revocation and rotation at the HTTP edge (TERM-01..03, JWT-15, RT-02, RT-03) -----
 
 
-@EVERY_BACKEND
+@every_backend
 async def test_JWT_15_REPLAY_revoked_access_token_is_rejected(
     forger: Forger, client: httpx.AsyncClient
 ) -> None:
@@ -26,7 +26,7 @@ async def test_JWT_15_REPLAY_revoked_access_token_is_rejected(
     await assert_rejected(forger.service, client, forger.genuine, "revoked")
 
 
-@EVERY_BACKEND
+@every_backend
 async def test_TERM_01_REPLAY_tokens_are_useless_after_bearer_logout(
     forger: Forger, client: httpx.AsyncClient
 ) -> None:
@@ -40,7 +40,7 @@ async def test_TERM_01_REPLAY_tokens_are_useless_after_bearer_logout(
     assert refreshed.json()["error"] == "invalid_grant"
 
 
-@EVERY_BACKEND
+@every_backend
 async def test_TERM_03_REPLAY_password_change_ends_every_token(
     forger: Forger, client: httpx.AsyncClient, user_email: str
 ) -> None:
@@ -61,7 +61,7 @@ async def test_TERM_03_REPLAY_password_change_ends_every_token(
             await forger.service.tokens.refresh_grant(refresh)
 
 
-@EVERY_BACKEND
+@every_backend
 async def test_RT_02_RT_03_REPLAY_reused_refresh_token_revokes_the_family(
     forger: Forger, client: httpx.AsyncClient, clock: FrozenClock
 ) -> None:

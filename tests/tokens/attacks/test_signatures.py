@@ -7,7 +7,8 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
-from tests.tokens.attacks.helpers import EVERY_BACKEND, N
+from tests.support.stores import every_backend
+from tests.tokens.attacks.helpers import N
 from tests.tokens.conftest import (
     Case,
     Forger,
@@ -124,7 +125,7 @@ async def test_MALL_high_s_twin_is_a_different_string_that_verifies(es256_forger
     assert claims.jti == es256_forger.claims["jti"]
 
 
-@EVERY_BACKEND
+@every_backend
 @pytest.mark.parametrize("how", ["revoke-endpoint", "logout", "core-revoke"])
 async def test_TERM_02_MALL_high_s_twin_is_rejected_once_the_original_is_revoked(
     es256_forger: Forger, how: str
@@ -147,7 +148,7 @@ async def test_TERM_02_MALL_high_s_twin_is_rejected_once_the_original_is_revoked
         )
 
 
-@EVERY_BACKEND
+@every_backend
 async def test_TERM_02_revoking_the_twin_also_kills_the_original(es256_forger: Forger) -> None:
     service, original = es256_forger.service, es256_forger.genuine
     twin = high_s_twin(original)

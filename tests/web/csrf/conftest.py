@@ -15,12 +15,6 @@ from velvetrope import AuthService, Settings, Velvetrope, create_app
 
 
 @pytest.fixture
-def backend() -> str:
-    """The memory store, unless a test parametrises ``backend`` itself."""
-    return "memory"
-
-
-@pytest.fixture
 def mode() -> Mode:
     """Session mode, unless a test parametrises ``mode`` itself."""
     return "session"

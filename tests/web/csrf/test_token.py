@@ -7,7 +7,6 @@ import httpx
 import pytest
 
 from tests.support.services import PASSWORD
-from tests.support.stores import BACKENDS
 from tests.web.csrf.helpers import (
     ENDPOINTS,
     FORGED,
@@ -33,7 +32,6 @@ from velvetrope.core.ids import secret_digest
 # --- CSRF-01: a cookie alone never authorises a state change ----------------------------------
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize(("mode", "name"), ENDPOINTS)
 async def test_CSRF_01_a_valid_cookie_without_a_token_is_refused_and_changes_nothing(
     browser: Browser, service: AuthService, name: str
@@ -87,7 +85,6 @@ async def test_CSRF_01_with_the_token_the_same_requests_succeed(
 # --- CSRF-02: bound to the credential ---------------------------------------------------------
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("mode", MODES)
 async def test_CSRF_02_a_token_of_session_a_is_refused_on_session_b(
     browser: Browser, service: AuthService
@@ -151,7 +148,6 @@ async def test_CSRF_02_a_token_for_another_kind_of_binding_is_refused(
 # --- CSRF-04: a new sign-in, a new token ------------------------------------------------------
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("mode", MODES)
 async def test_CSRF_04_a_pre_session_token_is_no_session_token_after_login(
     bare_client: httpx.AsyncClient, user_email: str

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
-from tests.support.services import ORIGIN, PASSWORD
-from velvetrope import AuthService
+from tests.support.services import ORIGIN, PASSWORD, app_settings
+from velvetrope import AuthService, MemoryStores, PasswordHasher, Velvetrope, create_app
 from velvetrope.errors import AuthError
 
 Mode = Literal["session", "jwt-cookie"]
@@ -126,6 +129,17 @@ def cookie_header(http: httpx.AsyncClient) -> str:
     return "; ".join(f"{c.name}={c.value}" for c in http.cookies.jar)
 
 
+def assert_route_refusal(response: httpx.Response, path: str, *, mentions: str) -> None:
+    """The refusal of a request to ``path``: a page for people says so in a 403 page, the
+    API answers with :func:`assert_csrf_refusal`."""
+    if is_page(path):
+        assert response.status_code == 403, response.text
+        assert response.headers["content-type"].startswith("text/html")
+        assert "did not come from this site" in response.text
+    else:
+        assert_csrf_refusal(response, mentions=mentions)
+
+
 def assert_csrf_refusal(response: httpx.Response, *, mentions: str | None = None) -> None:
     """403 ``csrf_failed`` in the house shape, with a sentence, setting no cookie."""
     assert response.status_code == 403, response.text
@@ -143,6 +157,93 @@ def assert_csrf_refusal(response: httpx.Response, *, mentions: str | None = None
 
 # --- the unsafe endpoints a cookie authenticates ----------------------------------------------
 
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def routes_of(app: FastAPI) -> list[tuple[str, frozenset[str]]]:
+    """Every route of ``app`` (through included routers): its path and its methods."""
+    found: list[tuple[str, frozenset[str]]] = []
+
+    def walk(routes: Any) -> None:
+        for route in routes:
+            if hasattr(route, "effective_route_contexts"):  # FastAPI's included routers
+                walk(route.effective_route_contexts())
+            elif hasattr(route, "routes") and not getattr(route, "methods", None):
+                walk(route.routes)  # a plain Router or Mount with routes of its own
+            elif getattr(route, "methods", None):
+                found.append((route.path, frozenset(route.methods)))
+
+    walk(app.routes)
+    return found
+
+
+def route_table(app: FastAPI) -> dict[str, set[str]]:
+    """Each path with every method some route answers on it."""
+    table: dict[str, set[str]] = {}
+    for path, methods in routes_of(app):
+        table.setdefault(path, set()).update(methods)
+    return table
+
+
+def unsafe_routes(app: FastAPI) -> list[tuple[str, str]]:
+    """``(method, path)`` of every route of ``app`` that answers an unsafe method."""
+    return sorted(
+        {(method, path) for path, methods in routes_of(app) for method in methods & UNSAFE_METHODS}
+    )
+
+
+@functools.cache
+def server_app(mode: Mode) -> FastAPI:
+    """The auth server's app in browser-credential ``mode`` (built, never started)."""
+    service = AuthService(MemoryStores(), hasher=PasswordHasher("test-only"))
+    return create_app(
+        velvetrope=Velvetrope(app_settings(browser_credentials=mode), service=service)
+    )
+
+
+def is_page(path: str) -> bool:
+    """Whether ``path`` is one of the pages for people (HTML), not the JSON API."""
+    return not path.startswith(("/auth/", "/.well-known/"))
+
+
+TOKEN_FREE: dict[tuple[str, str], str] = {
+    ("POST", "/auth/login"): (
+        "sign-in: there is no session to bind a token to yet; JSON needs a CORS preflight "
+        "and form sign-ins need the pre-session pair (test_login_csrf.py)"
+    ),
+    ("POST", "/auth/register"): "sign-up: as sign-in, no session yet",
+    ("POST", "/auth/token"): (
+        "the OAuth token endpoint: the credential (password or refresh token) is in the "
+        "body, never a cookie"
+    ),
+    ("POST", "/auth/revoke"): (
+        "RFC 7009 revocation: the token to revoke is in the body; it ends only what the "
+        "caller already holds"
+    ),
+}
+"""The unsafe routes a same-origin request may call without a CSRF token, and why. Every
+other unsafe route of the app must refuse a cookie without its token; every unsafe route
+at all must refuse a cross-site request."""
+
+SERVER_ROUTES = [
+    pytest.param(mode, method, path, id=f"{mode}-{method} {path}")
+    for mode in MODES
+    for method, path in unsafe_routes(server_app(mode))
+]
+"""``(mode, method, path)`` for every unsafe route of the server app, walked from the app
+itself: a route added to ``create_app`` is in here without anyone listing it."""
+
+COOKIE_ROUTES = [p for p in SERVER_ROUTES if tuple(p.values[1:]) not in TOKEN_FREE]
+""":data:`SERVER_ROUTES` but the :data:`TOKEN_FREE` ones."""
+
+UNSAFE_ONLY_PATHS = [
+    pytest.param(mode, path, id=f"{mode}-{path}")
+    for mode in MODES
+    for path, methods in sorted(route_table(server_app(mode)).items())
+    if methods & UNSAFE_METHODS and not methods & {"GET", "HEAD"}
+]
+"""``(mode, path)`` for every path of the server app that only changes things: no page
+or resource answers a safe method there."""
 
 UNSAFE: dict[str, tuple[str, str, dict[str, str] | None]] = {
     "logout": ("POST", "/auth/logout", None),
@@ -153,9 +254,11 @@ UNSAFE: dict[str, tuple[str, str, dict[str, str] | None]] = {
         "/auth/password",
         {"current_password": PASSWORD, "new_password": NEW_PASSWORD},
     ),
-    "end-session": ("DELETE", "/auth/sessions/{other}", None),
+    "end-session": ("DELETE", "/auth/sessions/{handle}", None),
     "refresh": ("POST", "/auth/refresh", None),
 }
+"""The unsafe API endpoints a cookie authenticates, by name, with a body that makes the
+call succeed when the CSRF checks pass (every such route of the app must be listed)."""
 
 
 ENDPOINTS = [
@@ -178,10 +281,27 @@ async def send(
     method, path, body = UNSAFE[name]
     return await browser.http.request(
         method,
-        path.format(other=browser.other),
+        fill(path, browser),
         json=json if json is not None else body,
         headers=dict(headers),
         params=params,
+    )
+
+
+def fill(path: str, browser: Browser) -> str:
+    """``path`` with every ``{parameter}`` set to the browser's other device (for
+    ``/auth/sessions/{handle}``, the worst case: ending another device)."""
+    return re.sub(r"\{[^}]+\}", lambda _: browser.other, path)
+
+
+async def send_to_route(
+    browser: Browser, method: str, path: str, headers: Mapping[str, str]
+) -> httpx.Response:
+    """Call the route ``method path`` with ``headers``, and with its body in
+    :data:`UNSAFE` if it has one there (else none)."""
+    bodies = {(m, p): body for m, p, body in UNSAFE.values()}
+    return await browser.http.request(
+        method, fill(path, browser), json=bodies.get((method, path)), headers=dict(headers)
     )
 
 

@@ -8,15 +8,20 @@ import pytest
 
 from tests.support.services import ORIGIN, PASSWORD
 from tests.web.csrf.helpers import (
+    CROSS_SITE,
     MODES,
     SAME_ORIGIN,
+    SERVER_ROUTES,
     TRUSTED,
     Browser,
     assert_csrf_refusal,
     other_client,
+    password_unchanged,
     send,
+    send_to_route,
     vary_of,
 )
+from velvetrope import AuthService
 
 # --- CSRF-05 / CSRF-06: where the request comes from (Go's CrossOriginProtection table) -------
 
@@ -132,6 +137,19 @@ async def test_CSRF_05_CSRF_06_origin_truth_table_for_sign_in_without_cookies(
     else:
         assert_csrf_refusal(response)
         assert not bare_client.cookies.jar
+
+
+@pytest.mark.parametrize(("mode", "method", "path"), SERVER_ROUTES)
+async def test_CSRF_05_every_unsafe_route_refuses_a_cross_site_request_even_with_the_token(
+    browser: Browser, service: AuthService, method: str, path: str
+) -> None:
+    """Every unsafe route of the app, walked from it: pages, token-free routes included."""
+    before = await browser.state()
+    headers = {**CROSS_SITE, "X-CSRF-Token": browser.token}
+    response = await send_to_route(browser, method, path, headers)
+    assert_csrf_refusal(response, mentions="cross-site")
+    assert await browser.state() == before
+    assert await password_unchanged(service, browser.email)
 
 
 @pytest.mark.parametrize("mode", MODES)

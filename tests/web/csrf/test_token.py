@@ -8,6 +8,7 @@ import pytest
 
 from tests.support.services import PASSWORD
 from tests.web.csrf.helpers import (
+    COOKIE_ROUTES,
     ENDPOINTS,
     FORGED,
     MODES,
@@ -18,11 +19,13 @@ from tests.web.csrf.helpers import (
     Browser,
     Mode,
     assert_csrf_refusal,
+    assert_route_refusal,
     browser_cookie,
     cookie_header,
     other_client,
     password_unchanged,
     send,
+    send_to_route,
     sign_in,
 )
 from velvetrope import AuthService, Velvetrope
@@ -32,14 +35,16 @@ from velvetrope.core.ids import secret_digest
 # --- CSRF-01: a cookie alone never authorises a state change ----------------------------------
 
 
-@pytest.mark.parametrize(("mode", "name"), ENDPOINTS)
+@pytest.mark.parametrize(("mode", "method", "path"), COOKIE_ROUTES)
 async def test_CSRF_01_a_valid_cookie_without_a_token_is_refused_and_changes_nothing(
-    browser: Browser, service: AuthService, name: str
+    browser: Browser, service: AuthService, method: str, path: str
 ) -> None:
-    before = await browser.state()
-    response = await send(browser, name, browser.headers(token=None))
-    assert_csrf_refusal(response, mentions="X-CSRF-Token")
-    assert await browser.state() == before
+    """Every unsafe route of the app (walked from it, pages included) but the token-free
+    ones (``TOKEN_FREE``, each with its reason)."""
+    before = await browser.state(credentials_only=True)
+    response = await send_to_route(browser, method, path, browser.headers(token=None))
+    assert_route_refusal(response, path, mentions="X-CSRF-Token")
+    assert await browser.state(credentials_only=True) == before
     assert await password_unchanged(service, browser.email)
 
 

@@ -23,7 +23,7 @@ def test_OPS_04_libraries_with_open_advisories_are_not_installed(package: str) -
 
 
 def test_only_one_module_imports_the_jose_library() -> None:
-    """STYLE.md rule 5: every decode goes through velvetrope.core.tokens.codec."""
+    """docs/style.md rule 5: every decode goes through velvetrope.core.tokens.codec."""
     import velvetrope  # noqa: PLC0415
 
     root = importlib.resources.files(velvetrope)

@@ -1,4 +1,4 @@
-"""The public surface is explicit, sorted and importable (STYLE.md rule 19)."""
+"""The public surface is explicit, sorted and importable (docs/style.md rule 19)."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def test_no_module_in_src_imports_random() -> None:
 
 
 def test_core_never_imports_the_web_framework() -> None:
-    """ARCHITECTURE.md: core code has no web framework imports."""
+    """docs/architecture.md: core code has no web framework imports."""
     root = importlib.resources.files("velvetrope")
     offenders = []
     for sub in ("core", "stores"):

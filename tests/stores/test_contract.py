@@ -1,4 +1,4 @@
-"""One contract suite, run against every store backend (STYLE.md rule 4).
+"""One contract suite, run against every store backend (docs/style.md rule 4).
 
 Each test runs once per backend in ``tests.conftest.BACKENDS``.
 """

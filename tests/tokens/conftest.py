@@ -51,13 +51,13 @@ P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 # A rejection should cost microseconds; one second is "something fetched, slept or hung".
 QUICK = 1.0
 
-# tests/tokens/conftest.py -> parents[2] is the repository root; the shared checkout is
-# its sibling (in CI: a clean clone next to ../shared).
-WYCHEPROOF_DIR = Path(__file__).resolve().parents[2] / ".." / "shared" / "testdata" / "wycheproof"
+WYCHEPROOF_DIR = Path(__file__).resolve().parents[1] / "data" / "wycheproof"
+"""The Wycheproof JOSE vectors, kept in the repository (``SOURCE.txt`` says which commit
+of C2SP/wycheproof; Apache 2.0, ``LICENSE``)."""
 
 
 def load_wycheproof(name: str) -> dict[str, Any] | None:
-    """The parsed vector file, or ``None`` when the shared checkout is absent."""
+    """The parsed vector file, or ``None`` when it is missing."""
     path = WYCHEPROOF_DIR / name
     if not path.is_file():
         return None
@@ -71,8 +71,7 @@ def require_wycheproof(name: str) -> None:
     path = (WYCHEPROOF_DIR / name).resolve()
     if not path.is_file():
         missing(
-            f"Wycheproof vectors not found at {path}: check out the shared repository next "
-            "to this one (../shared/testdata/wycheproof/)"
+            f"Wycheproof vectors not found at {path} (tests/data/wycheproof/ in the repository)"
         )
 
 

@@ -160,7 +160,8 @@ JWS_PARAMS = [
 
 
 def test_wycheproof_vectors_are_present() -> None:
-    """Skips locally, fails in CI (``CI`` set), when ../shared is not checked out."""
+    """The vectors ship in tests/data/wycheproof; without them this skips locally and
+    fails in CI (``CI`` set)."""
     require_wycheproof(JWS_FILE)
     require_wycheproof(JWK_FILE)
     assert JWS is not None

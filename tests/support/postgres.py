@@ -91,13 +91,18 @@ def new_schema_name() -> str:
     return f"{SCHEMA_PREFIX}{int(time.time())}_{secrets.token_hex(6)}"
 
 
-async def drop_schema(name: str) -> None:
-    """Drop schema ``name`` and everything in it, if it exists."""
-    conn = await asyncpg.connect(ADMIN_URL)
+async def _execute(sql: str, admin_url: str = ADMIN_URL) -> None:
+    """Run one statement on a connection of its own to ``admin_url``."""
+    conn = await asyncpg.connect(admin_url)
     try:
-        await conn.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
+        await conn.execute(sql)
     finally:
         await conn.close()
+
+
+async def drop_schema(name: str) -> None:
+    """Drop schema ``name`` and everything in it, if it exists."""
+    await _execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
 
 
 async def _sweep_stale_schemas() -> None:
@@ -257,22 +262,14 @@ def database_url(name: str, admin_url: str = ADMIN_URL) -> str:
 async def create_database(name: str, admin_url: str = ADMIN_URL) -> str:
     """Create the empty database ``name`` on ``admin_url``'s server; return its URL."""
     assert name.isidentifier(), name
-    conn = await asyncpg.connect(admin_url)
-    try:
-        await conn.execute(f"CREATE DATABASE {name}")
-    finally:
-        await conn.close()
+    await _execute(f"CREATE DATABASE {name}", admin_url)
     return database_url(name, admin_url)
 
 
 async def drop_database(name: str, admin_url: str = ADMIN_URL) -> None:
     """Drop database ``name`` if it exists, ending any connection still open to it."""
     assert name.isidentifier(), name
-    conn = await asyncpg.connect(admin_url)
-    try:
-        await conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-    finally:
-        await conn.close()
+    await _execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)", admin_url)
 
 
 async def _sweep_stale_databases(admin_url: str) -> None:

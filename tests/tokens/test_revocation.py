@@ -6,12 +6,20 @@ ring are read back from the store.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from tests.support.services import ORIGIN, PASSWORD, TOKEN_POLICY, started_service
+from tests.support.services import (
+    ORIGIN,
+    PASSWORD,
+    TOKEN_POLICY,
+    new_service,
+    running,
+    started_service,
+)
 from tests.support.stores import every_backend
 from velvetrope import AuthService, FrozenClock, MemoryStores, PasswordHasher, TokenPolicy
 from velvetrope.errors import InvalidToken
@@ -20,68 +28,62 @@ from velvetrope.stores import SQLiteStores
 pytestmark = every_backend  # revocations and keys are shared through the store
 
 
-async def open_node(path: Path, clock: FrozenClock, hasher: PasswordHasher) -> AuthService:
-    """A node (a server, the CLI) on the SQLite file at ``path``, started."""
-    return await started_service(SQLiteStores(path), clock=clock, hasher=hasher)
+@pytest.fixture
+async def nodes(
+    tmp_path: Path, clock: FrozenClock, hasher: PasswordHasher
+) -> AsyncIterator[tuple[AuthService, AuthService]]:
+    """Two processes (a server, the CLI) on one SQLite file, started in this order and
+    closed after the test."""
+    path = tmp_path / "vr.db"
+    async with (
+        running(new_service(SQLiteStores(path), clock=clock, hasher=hasher)) as first,
+        running(new_service(SQLiteStores(path), clock=clock, hasher=hasher)) as second,
+    ):
+        yield first, second
 
 
 async def test_TERM_02_revocations_made_elsewhere_arrive_with_the_next_sync(
-    tmp_path: Path, clock: FrozenClock, hasher: PasswordHasher
+    nodes: tuple[AuthService, AuthService],
 ) -> None:
     """Two processes on one SQLite file: the CLI (B) disables a user the server (A) serves."""
-    server = await open_node(tmp_path / "vr.db", clock, hasher)
-    cli = await open_node(tmp_path / "vr.db", clock, hasher)
-    try:
-        user = await server.register("ann@example.com", PASSWORD)
-        pair = await server.token_login("ann@example.com", PASSWORD)
-        await server.authenticate_bearer(pair.access_token)  # now cached on the server
-        await cli.disable_user(user.id)
-        await server.tokens.sync()
-        with pytest.raises(InvalidToken):
-            await server.authenticate_bearer(pair.access_token)
-    finally:
-        await server.aclose()
-        await cli.aclose()
+    server, cli = nodes
+    user = await server.register("ann@example.com", PASSWORD)
+    pair = await server.token_login("ann@example.com", PASSWORD)
+    await server.authenticate_bearer(pair.access_token)  # now cached on the server
+    await cli.disable_user(user.id)
+    await server.tokens.sync()
+    with pytest.raises(InvalidToken):
+        await server.authenticate_bearer(pair.access_token)
 
 
 async def test_a_key_rotated_elsewhere_verifies_and_signs_after_sync(
-    tmp_path: Path, clock: FrozenClock, hasher: PasswordHasher
+    nodes: tuple[AuthService, AuthService], clock: FrozenClock
 ) -> None:
-    server = await open_node(tmp_path / "vr.db", clock, hasher)
-    cli = await open_node(tmp_path / "vr.db", clock, hasher)
-    try:
-        await server.register("ann@example.com", PASSWORD)
-        old = await server.token_login("ann@example.com", PASSWORD)
-        new_key = await cli.tokens.keys.rotate()
-        from_cli = await cli.token_login("ann@example.com", PASSWORD)
-        # unknown kid: the server reloads its ring (rate-limited) and accepts it
-        clock.advance(timedelta(seconds=10))
-        await server.authenticate_bearer(from_cli.access_token)
-        await server.tokens.sync()
-        assert server.tokens.keys.signing_key.kid == new_key.kid
-        await server.authenticate_bearer(old.access_token)  # the old key still verifies
-    finally:
-        await server.aclose()
-        await cli.aclose()
+    server, cli = nodes
+    await server.register("ann@example.com", PASSWORD)
+    old = await server.token_login("ann@example.com", PASSWORD)
+    new_key = await cli.tokens.keys.rotate()
+    from_cli = await cli.token_login("ann@example.com", PASSWORD)
+    # unknown kid: the server reloads its ring (rate-limited) and accepts it
+    clock.advance(timedelta(seconds=10))
+    await server.authenticate_bearer(from_cli.access_token)
+    await server.tokens.sync()
+    assert server.tokens.keys.signing_key.kid == new_key.kid
+    await server.authenticate_bearer(old.access_token)  # the old key still verifies
 
 
 async def test_a_key_added_elsewhere_just_after_this_node_loaded_verifies_at_once(
-    tmp_path: Path, clock: FrozenClock, hasher: PasswordHasher
+    nodes: tuple[AuthService, AuthService],
 ) -> None:
     """Nodes starting together: B loads its ring, then A adds a newer key and signs with
     it. B's first sight of that kid must reload the ring, not wait out an interval that
     its own start-up load began (a 401 for a valid token seen in the multi-node test)."""
-    node_b = await open_node(tmp_path / "vr.db", clock, hasher)
-    node_a = await open_node(tmp_path / "vr.db", clock, hasher)
-    try:
-        await node_a.register("ann@example.com", PASSWORD)
-        await node_a.tokens.keys.rotate()  # a key B has never seen, no time passing
-        pair = await node_a.token_login("ann@example.com", PASSWORD)
-        principal = await node_b.authenticate_bearer(pair.access_token)
-        assert principal.user_id == pair.family.user_id
-    finally:
-        await node_a.aclose()
-        await node_b.aclose()
+    node_b, node_a = nodes
+    await node_a.register("ann@example.com", PASSWORD)
+    await node_a.tokens.keys.rotate()  # a key B has never seen, no time passing
+    pair = await node_a.token_login("ann@example.com", PASSWORD)
+    principal = await node_b.authenticate_bearer(pair.access_token)
+    assert principal.user_id == pair.family.user_id
 
 
 async def test_JWT_04_unknown_kids_reload_the_ring_at_most_once_per_interval(

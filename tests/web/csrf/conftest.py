@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from tests.support.services import ORIGIN, PASSWORD
+from tests.support.services import PASSWORD, app_settings, asgi_client
 from tests.web.csrf.helpers import TRUSTED, Browser, Mode, other_client, second_device, sign_in
 from velvetrope import AuthService, Settings, Velvetrope, create_app
 
@@ -22,9 +22,7 @@ def mode() -> Mode:
 
 @pytest.fixture
 def settings(mode: Mode) -> Settings:
-    return Settings(
-        database_url="memory://", public_origin=ORIGIN, browser_credentials=mode, _env_file=None
-    )
+    return app_settings(browser_credentials=mode)
 
 
 @pytest.fixture
@@ -38,12 +36,8 @@ async def browser(
 
 @pytest.fixture
 def cors_settings(mode: Mode) -> Settings:
-    return Settings(
-        database_url="memory://",
-        public_origin=ORIGIN,
-        browser_credentials=mode,
-        cors_origins=f"{TRUSTED}, https://admin.example.com",
-        _env_file=None,
+    return app_settings(
+        browser_credentials=mode, cors_origins=f"{TRUSTED}, https://admin.example.com"
     )
 
 
@@ -52,8 +46,7 @@ async def cors_browser(
     cors_settings: Settings, service: AuthService, user_email: str
 ) -> AsyncIterator[Browser]:
     vr = Velvetrope(cors_settings, service=service)
-    transport = httpx.ASGITransport(app=create_app(velvetrope=vr))
-    async with httpx.AsyncClient(transport=transport, base_url=ORIGIN) as http:
+    async with asgi_client(create_app(velvetrope=vr)) as http:
         handle, alive = await second_device(service, user_email, cors_settings.browser_credentials)
         yield Browser(http, await sign_in(http, user_email), user_email, handle, alive)
 

@@ -8,9 +8,6 @@ authenticates, is exempt from CSRF (a browser never sends the header on its own)
 in the device list, can be signed out and ended like any device, and gets its own 401
 challenge; a route of one's own behind ``AuthMiddleware`` or ``Depends(vr.principal)``
 accepts it too.
-
-The challenge tests are expected to fail (strict ``xfail``) until the web layer's error
-table sends the challenge the authenticator chose (see ``CHALLENGE_NOT_SENT``).
 """
 
 from __future__ import annotations
@@ -313,15 +310,6 @@ async def test_the_api_key_is_in_the_device_list_and_can_be_ended_from_elsewhere
 
 # --- it gets the right challenge ----------------------------------------------------------------
 
-CHALLENGE_NOT_SENT = pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "src bug: the error table in src/velvetrope/web/errors.py (STATUS) always sends "
-        '\'Bearer realm="velvetrope"\' (with error="invalid_token" for InvalidToken) and '
-        "never reads NotAuthenticated.challenge, which Authenticator sets per backend"
-    ),
-)
-
 
 async def answers_without(api: httpx.AsyncClient, headers: dict[str, str]) -> list[httpx.Response]:
     """The refusals of ``/auth/me``, a ``Depends(vr.principal)`` route and an
@@ -346,7 +334,6 @@ async def test_a_bad_api_key_is_refused_as_an_invalid_token(
         assert response.json()["error"] == "invalid_token"
 
 
-@CHALLENGE_NOT_SENT
 @pytest.mark.parametrize("key", BAD_KEYS)
 async def test_a_bad_api_key_gets_the_api_key_challenge(
     api: httpx.AsyncClient, ann: Ann, key: str
@@ -362,7 +349,6 @@ async def test_no_credential_at_all_is_refused(api: httpx.AsyncClient) -> None:
         assert response.json()["error"] == "not_authenticated"
 
 
-@CHALLENGE_NOT_SENT
 async def test_no_credential_at_all_gets_every_non_ambient_challenge(
     api: httpx.AsyncClient,
 ) -> None:

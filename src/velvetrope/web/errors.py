@@ -74,6 +74,16 @@ class HeaderTooLarge(InvalidInput):
     default_detail = "The request's cookies are too large."
 
 
+def _challenge(default: str) -> Callable[[AuthError], Mapping[str, str]]:
+    """``WWW-Authenticate``: the challenge of the way in that refused, else ``default``."""
+
+    def headers(exc: AuthError) -> Mapping[str, str]:
+        chosen = exc.challenge if isinstance(exc, NotAuthenticated) else None
+        return {"WWW-Authenticate": chosen or default}
+
+    return headers
+
+
 def _retry_after(exc: AuthError) -> dict[str, str]:
     assert isinstance(exc, TooManyAttempts)  # noqa: S101 - the table pairs them
     return {"Retry-After": str(max(1, int(exc.retry_after.total_seconds() + 0.999)))}
@@ -89,10 +99,10 @@ STATUS: tuple[tuple[type[AuthError], int, Headers | None], ...] = (
     (HeaderTooLarge, 431, None),
     (InvalidInput, 422, None),
     (OAuthError, 400, None),
-    (InvalidToken, 401, lambda _: {"WWW-Authenticate": INVALID_TOKEN_CHALLENGE}),
+    (InvalidToken, 401, _challenge(INVALID_TOKEN_CHALLENGE)),
     (EmailTaken, 409, None),
     (InvalidCredentials, 401, lambda _: {"WWW-Authenticate": CHALLENGE}),
-    (NotAuthenticated, 401, lambda _: {"WWW-Authenticate": CHALLENGE}),
+    (NotAuthenticated, 401, _challenge(CHALLENGE)),
     (AccountDisabled, 403, None),
     (ReauthRequired, 403, None),
     (CsrfFailed, 403, None),

@@ -569,7 +569,7 @@ async def test_a_blocked_statement_and_an_exhausted_pool_fail_closed_in_time(
             await asyncio.sleep(0.05)  # the stuck call holds the only connection
             with pytest.raises(StoreUnavailable, match="TimeoutError"):
                 await node.users.get("u1")
-            assert time.monotonic() - started < 0.4  # before the stuck call gave up
+            assert not stuck.done()  # the acquire timeout fired first, not the stuck call's
             with pytest.raises(StoreUnavailable, match="TimeoutError"):
                 await stuck
             assert time.monotonic() - started < QUICKLY

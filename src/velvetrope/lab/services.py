@@ -273,7 +273,15 @@ http {{
         log = root / "stdout.log"
         with log.open("wb") as out:
             self.proc = subprocess.Popen(
-                ["nginx", "-p", str(root), "-c", str(root / "nginx.conf")],
+                [
+                    "nginx",
+                    "-p",
+                    str(root),
+                    "-e",
+                    str(root / "error.log"),
+                    "-c",
+                    str(root / "nginx.conf"),
+                ],
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,

@@ -9,6 +9,9 @@ each level (1k, 10k, 100k in a full run). At each level the store's size is read
 * Redis: ``used_memory`` from ``INFO memory``;
 * PostgreSQL: the total size (heap, indexes, TOAST) of the schema's tables.
 
+Sessions are written to the store as ``SessionService.start`` writes them, without its
+per-user limit check (a read); families through ``RefreshTokens.start`` itself.
+
 The figure is (size at the level - size before) / records: the bytes one record costs,
 indexes and per-user sets included.
 """
@@ -19,16 +22,17 @@ import asyncio
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from velvetrope.core.ids import new_handle, new_secret, secret_digest
 from velvetrope.core.service import AuthService
 from velvetrope.lab.cells.verify import lab_settings, started_service
 from velvetrope.lab.context import LabContext
 from velvetrope.lab.model import CellResult, Figure, Series, not_available
 from velvetrope.lab.services import ServiceUnavailable
 from velvetrope.lab.stores import astore_env
-from velvetrope.stores.records import UserRecord
+from velvetrope.stores.records import SessionRecord, UserRecord
 
 __all__ = ["measure"]
 
@@ -38,7 +42,7 @@ USER_AGENT = (
 )
 IP = "203.0.113.7"
 PER_USER = 10
-BATCH = 50
+BATCH = 32  # concurrent writes: within every store's connection pool
 Meter = Callable[[], Awaitable[int]]
 
 
@@ -108,6 +112,23 @@ async def _users(service: AuthService, count: int) -> list[str]:
     return ids
 
 
+def _session(user_id: str, lifetime: timedelta) -> SessionRecord:
+    """A session record exactly as ``SessionService.start`` makes one (without its
+    per-user limit check, which reads and costs time but stores nothing)."""
+    now = datetime.now(UTC)
+    return SessionRecord(
+        id_digest=secret_digest(new_secret()),
+        handle=new_handle(),
+        user_id=user_id,
+        created_at=now,
+        last_seen_at=now,
+        expires_at=now + lifetime,
+        authenticated_at=now,
+        ip=IP,
+        user_agent=USER_AGENT,
+    )
+
+
 async def _fill(
     make: Callable[[str], Awaitable[object]], users: list[str], done: int, upto: int
 ) -> None:
@@ -124,10 +145,11 @@ async def _store(ctx: LabContext, result: CellResult, store: str, levels: list[i
         "redis": lambda: _redis_meter(env.get("VELVETROPE_REDIS_URL", "")),
         "postgres": lambda: _postgres_meter(env["VELVETROPE_DATABASE_URL"]),
     }[store]()
+    lifetime = service.sessions.policy.absolute_lifetime
     try:
         users = await _users(service, levels[-1] // PER_USER + 1)
         kinds: dict[str, Callable[[str], Awaitable[object]]] = {
-            "session": lambda u: service.sessions.start(u, ip=IP, user_agent=USER_AGENT),
+            "session": lambda u: service.stores.sessions.add(_session(u, lifetime)),
             "family": lambda u: service.tokens.refresh.start(u, ip=IP, user_agent=USER_AGENT),
         }
         for kind, make in kinds.items():

@@ -193,7 +193,7 @@ async def _landing(setup: _Setup) -> None:
 
 async def _measure(ctx: LabContext, result: CellResult) -> None:
     budget = ctx.pick(
-        Budget(rounds=2, warmup=20, calls=150), Budget(rounds=5, warmup=200, calls=2000)
+        Budget(rounds=2, warmup=20, calls=150), Budget(rounds=5, warmup=100, calls=1000)
     )
     setup = _Setup()
     try:

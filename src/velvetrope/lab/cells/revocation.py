@@ -35,6 +35,7 @@ __all__ = ["measure"]
 
 WAYS = ("session", "jwt")
 WAIT_LIMIT = 15.0  # seconds a refusal may take before the trial gives up
+MAX_POLLS = 20_000  # and requests (or plain checks) it may send meanwhile
 
 
 class _NeverRefused(Exception):
@@ -61,7 +62,9 @@ def _trial(a: Node, b: Node, way: str, origin: str) -> float:
         if on_a.request("POST", "/auth/logout", headers=sign_out).status != 204:
             raise ServiceUnavailable("the sign-out was not accepted")
         signed_out = time.perf_counter()
-        while time.perf_counter() - signed_out < WAIT_LIMIT:
+        for _ in range(MAX_POLLS):
+            if time.perf_counter() - signed_out > WAIT_LIMIT:
+                break
             if on_b.request("GET", "/auth/me", headers=headers).status == 401:
                 return time.perf_counter() - signed_out
         raise _NeverRefused(f"node B still accepted the credential {WAIT_LIMIT:.0f} s later")
@@ -124,7 +127,9 @@ async def _plain_verifier(env: dict[str, str], token: str, signed_out: float) ->
     await service.start(rotate_keys=False)
     try:
         keys = service.tokens.access.keys
-        while time.time() - signed_out < WAIT_LIMIT + 60:
+        for _ in range(MAX_POLLS):
+            if time.time() - signed_out > WAIT_LIMIT + 60:
+                break
             try:
                 decoded = codec.decode_compact(token, keys.lookup, typ=ACCESS_TYP)
                 if time.time() >= decoded.claims["exp"]:

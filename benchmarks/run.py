@@ -40,6 +40,7 @@ import contextlib
 import dataclasses
 import http.client
 import importlib.metadata
+import importlib.resources
 import json
 import os
 import platform
@@ -63,7 +64,14 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Final
 
-from app import BODY, FLOOR_PATH, GUARDED_PATH, OPEN_PATH, PROTECTED_PATH
+from velvetrope.lab import wrk as lab_wrk
+from velvetrope.lab.benchapp import BODY, FLOOR_PATH, GUARDED_PATH, OPEN_PATH, PROTECTED_PATH
+from velvetrope.lab.machine import machine_busy
+from velvetrope.lab.servers import node_command
+from velvetrope.lab.services import stop_process
+
+WrkResult = lab_wrk.WrkResult
+LAB_DATA: Final = importlib.resources.files("velvetrope.lab") / "data"
 
 HERE: Final = Path(__file__).resolve().parent
 RESULTS_DIR: Final = HERE / "results"
@@ -90,7 +98,7 @@ ENDPOINTS: Final = {
 CHECKED: Final = ("protected", "guarded")  # endpoints that require the credential
 TARGET_ENDPOINT: Final = "guarded"  # the verdict: AuthMiddleware, the hot-path integration
 
-ROTATION_SCRIPT: Final = HERE / "rotating_bearer.lua"  # wrk: next token on each request
+ROTATION_SCRIPT: Final = Path(LAB_DATA.joinpath("rotating_bearer.lua"))  # wrk: next token each time
 COLD_TOKENS: Final = 60_000  # 6x the server's verified-token cache (TokenPolicy.cache_size)
 MAX_TOKENS_FILE_BYTES: Final = 64 * 1024 * 1024  # each wrk thread loads the whole file
 EXPIRY_MARGIN: Final = 30.0  # seconds a token must outlive a wrk run by
@@ -544,32 +552,9 @@ def pinned(cpus: Sequence[int]) -> list[str]:
 
 
 def server_command(port: int, cpus: Sequence[int]) -> list[str]:
-    """Uvicorn as ``velvetrope serve`` configures it: one worker, no access log."""
-    return [
-        *pinned(cpus),
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "app:build_app",
-        "--factory",
-        "--app-dir",
-        str(HERE),
-        "--host",
-        HOST,
-        "--port",
-        str(port),
-        "--http",
-        "httptools",
-        "--lifespan",
-        "on",
-        "--log-level",
-        "warning",
-        "--no-access-log",
-        "--no-server-header",
-        "--proxy-headers",
-        "--forwarded-allow-ips",
-        HOST,
-    ]
+    """Uvicorn as ``velvetrope serve`` configures it: one worker, no access log (the lab's
+    node command, :func:`velvetrope.lab.servers.node_command`)."""
+    return [*pinned(cpus), *node_command(port)]
 
 
 def server_env(case: Case, stores: Mapping[str, str], port: int) -> dict[str, str]:
@@ -608,14 +593,7 @@ def wait_until_healthy(server: Server, proc: subprocess.Popen[bytes], log: Path)
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
     """Stop the server: SIGTERM (uvicorn shuts down gracefully), then SIGKILL."""
-    if proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=SHUTDOWN_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=SHUTDOWN_TIMEOUT)
+    stop_process(proc, timeout=SHUTDOWN_TIMEOUT)
 
 
 @contextlib.contextmanager
@@ -702,76 +680,12 @@ def verify(server: Server, credential: Credential) -> None:
 # --- wrk ------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class WrkResult:
-    """What one wrk run reported. Times are in milliseconds."""
-
-    endpoint: str
-    requests: int
-    seconds: float
-    rps: float
-    latency_avg_ms: float
-    latency_stdev_ms: float
-    latency_max_ms: float
-    latency_p50_ms: float
-    latency_p75_ms: float
-    latency_p90_ms: float
-    latency_p99_ms: float
-    non_2xx: int
-    socket_errors: dict[str, int]
-    server_cpu_us_per_request: float | None = None
-    # Percent of one CPU over the run: the server (100 = it saturates its core), wrk,
-    # and everything else on the machine (noise: other processes, this script).
-    server_cpu_pct: float | None = None
-    wrk_cpu_pct: float | None = None
-    other_cpu_pct: float | None = None
-
-
-_UNIT_MS: Final = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
-_TIME: Final = r"([\d.]+)(us|ms|s|m|h)"
-
-
-def _ms(value: str, unit: str) -> float:
-    return float(value) * _UNIT_MS[unit]
-
-
-def _search(pattern: str, text: str) -> re.Match[str]:
-    match = re.search(pattern, text, flags=re.MULTILINE)
-    if match is None:
-        raise BenchError(f"unexpected wrk output (no match for {pattern!r}):\n{text}")
-    return match
-
-
 def parse_wrk(endpoint: str, text: str) -> WrkResult:
-    """Parse the report ``wrk --latency`` prints."""
-    done = _search(rf"^\s*(\d+) requests in {_TIME}", text)
-    latency = _search(rf"^\s*Latency\s+{_TIME}\s+{_TIME}\s+{_TIME}", text)
-    percentile = {p: _ms(*_search(rf"^\s*{p}%\s+{_TIME}", text).groups()) for p in (50, 75, 90, 99)}
-    non_2xx = re.search(r"Non-2xx or 3xx responses:\s*(\d+)", text)
-    errors = re.search(
-        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text
-    )
-    return WrkResult(
-        endpoint=endpoint,
-        requests=int(done.group(1)),
-        seconds=_ms(done.group(2), done.group(3)) / 1000.0,
-        rps=float(_search(r"^Requests/sec:\s*([\d.]+)", text).group(1)),
-        latency_avg_ms=_ms(latency.group(1), latency.group(2)),
-        latency_stdev_ms=_ms(latency.group(3), latency.group(4)),
-        latency_max_ms=_ms(latency.group(5), latency.group(6)),
-        latency_p50_ms=percentile[50],
-        latency_p75_ms=percentile[75],
-        latency_p90_ms=percentile[90],
-        latency_p99_ms=percentile[99],
-        non_2xx=int(non_2xx.group(1)) if non_2xx else 0,
-        socket_errors=dict(
-            zip(
-                ("connect", "read", "write", "timeout"),
-                (int(n) for n in errors.groups()) if errors else (0, 0, 0, 0),
-                strict=True,
-            )
-        ),
-    )
+    """Parse the report ``wrk --latency`` prints (:func:`velvetrope.lab.wrk.parse_wrk`)."""
+    try:
+        return lab_wrk.parse_wrk(endpoint, text)
+    except lab_wrk.WrkOutputError as exc:
+        raise BenchError(str(exc)) from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -804,17 +718,6 @@ def wait_for_quiet(budget: int) -> float | None:
         if busy_pct < QUIET_PCT:
             break
     return busy_pct
-
-
-def machine_busy() -> float | None:
-    """CPU seconds all processors have spent busy since boot (Linux ``/proc/stat``)."""
-    try:
-        first = Path("/proc/stat").read_text().splitlines()[0].split()
-    except (OSError, IndexError):
-        return None
-    # cpu user nice system idle iowait irq softirq steal ...: everything but idle/iowait.
-    ticks = [int(x) for x in first[1:9]]
-    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
 
 
 def children_cpu() -> float:

@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.lab import LabRun, require_lab_tools, run_quick_lab
 from tests.support.services import (
     ORIGIN,
     PASSWORD,
@@ -136,3 +137,10 @@ def no_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for key in list(os.environ):
         if key.startswith("VELVETROPE_"):
             monkeypatch.delenv(key)
+
+
+@pytest.fixture(scope="session")
+def quick_lab(tmp_path_factory: pytest.TempPathFactory) -> LabRun:
+    """One ``velvetrope lab --quick`` run for the whole session (about a minute)."""
+    require_lab_tools()
+    return run_quick_lab(tmp_path_factory.mktemp("lab"))

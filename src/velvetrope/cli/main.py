@@ -1,4 +1,4 @@
-"""Entry point: ``velvetrope serve | users | sessions | version``."""
+"""Entry point: ``velvetrope serve | migrate | lab | users | sessions | keys | version``."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import typer
 
 from velvetrope._version import __version__
 from velvetrope.cli.keys import keys_app
+from velvetrope.cli.lab import lab
 from velvetrope.cli.migrate import migrate
 from velvetrope.cli.serve import serve
 from velvetrope.cli.sessions import sessions_app
@@ -22,6 +23,7 @@ app = typer.Typer(
 )
 app.command()(serve)
 app.command()(migrate)
+app.command()(lab)
 app.add_typer(users_app, name="users")
 app.add_typer(sessions_app, name="sessions")
 app.add_typer(keys_app, name="keys")

@@ -55,6 +55,7 @@ __all__ = [
     "decode_compact",
     "decode_proof",
     "generate_jwk",
+    "generate_proof_key",
     "jwk_from_json",
     "loads_strict",
     "public_jwk",
@@ -95,7 +96,13 @@ _REGISTRIES = {alg: _Registry(algorithms=[alg]) for alg in ALGORITHMS}
 ProofAlgorithm = Literal["ES256", "EdDSA", "RS256", "PS256"]
 PROOF_ALGORITHMS: tuple[ProofAlgorithm, ...] = ("ES256", "EdDSA", "RS256", "PS256")
 """Asymmetric only: a proof of possession is never signed with a shared secret (or none)."""
-_PROOF_REGISTRIES = {alg: _Registry(algorithms=[alg]) for alg in PROOF_ALGORITHMS}
+
+
+class _ProofRegistry(_Registry):
+    max_header_length = 2 * _MAX_HEADER_CHARS  # an embedded RSA key; we cap it first anyway
+
+
+_PROOF_REGISTRIES = {alg: _ProofRegistry(algorithms=[alg]) for alg in PROOF_ALGORITHMS}
 _PROOF_KEYS: dict[str, tuple[str, str | None]] = {  # alg -> (kty, crv)
     "ES256": ("EC", "P-256"),
     "EdDSA": ("OKP", "Ed25519"),
@@ -350,6 +357,15 @@ def generate_jwk(alg: Algorithm) -> Jwk:
     if alg == "RS256":
         return RSAKey.generate_key(3072, private=True)
     return OctKey.generate_key(256, private=True)
+
+
+def generate_proof_key(alg: ProofAlgorithm) -> Jwk:
+    """A fresh private key for signing proofs of possession with ``alg`` (a client's)."""
+    if alg == "EdDSA":
+        return OKPKey.generate_key("Ed25519", private=True)
+    if alg == "ES256":
+        return ECKey.generate_key("P-256", private=True)
+    return RSAKey.generate_key(2048, private=True)
 
 
 def jwk_from_json(text: str, alg: Algorithm) -> Jwk:

@@ -16,6 +16,8 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from joserfc import jws as joserfc_jws
+
 from velvetrope.core.tokens import codec
 from velvetrope.core.tokens.codec import Jwk, ProofAlgorithm
 
@@ -56,7 +58,14 @@ class ProofKey:
         return dict(self.key.as_dict(private=True))
 
     def sign(self, claims: Mapping[str, Any], *, typ: str = "dpop+jwt") -> str:
+        """A proof with the public key in its header (what the server first sees)."""
         return codec.sign_proof(claims, key=self.key, alg=self.alg, typ=typ)
+
+    def sign_bare(self, claims: Mapping[str, Any], *, typ: str = "dbsc+jwt") -> str:
+        """A proof whose header names no key (``{alg, typ}``): a DBSC refresh's."""
+        payload = json.dumps(claims, separators=(",", ":")).encode()
+        header = {"alg": self.alg, "typ": typ}
+        return joserfc_jws.serialize_compact(header, payload, self.key, algorithms=[self.alg])
 
     def dpop(
         self,

@@ -143,10 +143,15 @@ class AccessTokenStrategy:
                 without a proof by its key.
             InvalidDPoPProof, UseDPoPNonce: The proof fails a check.
         """
-        principal = await self._tokens.authenticate(credential.value, method=method)
+        proofs = self._proofs
+        try:
+            principal = await self._tokens.authenticate(credential.value, method=method)
+        except InvalidToken as exc:
+            if credential.proof is None or proofs is None:
+                raise
+            raise exc.challenged(proofs.challenge("invalid_token")) from None
         claims = principal.token
         assert claims is not None  # noqa: S101 - a token made it
-        proofs = self._proofs
         if credential.proof is None:
             if claims.jkt is None and (proofs is None or proofs.policy.mode != "require"):
                 return principal

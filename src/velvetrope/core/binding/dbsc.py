@@ -16,9 +16,12 @@ within :attr:`SessionBindingPolicy.bound_cookie_ttl`.
 
 ``mode``: ``off`` (no offer), ``offer`` (browsers that can bind do; others keep a plain
 session), ``require`` (an unbound session is refused once
-:attr:`SessionBindingPolicy.grace` has passed since sign-in: the browser registers
-asynchronously, tens of milliseconds after the sign-in response, and the first page
-load must not lose that race). A session is bound once and for good: registration
+:attr:`SessionBindingPolicy.grace` has passed since sign-in). The browser registers
+asynchronously, tens of milliseconds after the sign-in response, racing the first page
+load: during the grace a session without a bound cookie passes (an unbound one under
+``require``, and a just-bound one whose request left before the new cookie arrived);
+a stale or forged bound cookie never does. A cookie stolen in those first seconds is
+the exposure this leaves. A session is bound once and for good: registration
 needs the challenge issued to that very session, and a bound session cannot register
 another key.
 
@@ -33,6 +36,7 @@ import dataclasses
 import hashlib
 import hmac
 import json
+import math
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
@@ -67,6 +71,7 @@ BindingMode = Literal["off", "offer", "require"]
 _REGISTRATION = "dbsc-reg:"
 _REFRESH = "dbsc-ref:"
 _MAC_CHARS = 22
+_SLACK_SECONDS = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,8 +84,9 @@ class SessionBindingPolicy:
             most this long. Chromium renews it on its own when 120 s or less are left.
         registration_ttl: How long a sign-in's registration challenge stays usable.
         challenge_ttl: How long a refresh challenge stays usable.
-        grace: Under ``require``, how long after sign-in an unbound session is still
-            accepted while the browser registers.
+        grace: How long after sign-in a session may still be presented without a bound
+            cookie while the browser registers: under ``require`` an unbound session, and
+            a session just bound by a request already on its way without the new cookie.
     """
 
     mode: BindingMode = "offer"
@@ -230,7 +236,9 @@ class SessionBinding:
         """A new bound cookie for a bound session, and how long it lives."""
         assert session.device_key is not None  # noqa: S101 - callers bind first
         ttl = self.policy.bound_cookie_ttl
-        expiry = int((self._now() + ttl).timestamp())
+        # Never before the browser drops it (Max-Age counts from when it arrives), plus
+        # a little for a request sent in its last moment: a live cookie is never refused.
+        expiry = math.ceil((self._now() + ttl).timestamp()) + _SLACK_SECONDS
         return f"{expiry}.{self._mac(session.device_key, expiry)}", ttl
 
     def check(self, session: SessionRecord, bound_cookie: str | None) -> None:
@@ -240,17 +248,17 @@ class SessionBinding:
         Raises:
             DeviceBindingRequired: It does not pass.
         """
+        settling = self._now() < session.created_at + self.policy.grace
         if session.device_key is None:
-            if (
-                self.policy.mode == "require"
-                and self._now() >= session.created_at + self.policy.grace
-            ):
+            if self.policy.mode == "require" and not settling:
                 raise DeviceBindingRequired(
                     "This server requires sessions bound to the device (device-bound session "
                     "credentials), and this browser did not bind its session."
                 )
             return
         if bound_cookie is None:
+            if settling:  # a request the browser sent while its registration was in flight
+                return
             raise DeviceBindingRequired
         expiry, _, mac = bound_cookie.partition(".")
         if not (expiry.isdigit() and len(expiry) <= 12 and len(mac) == _MAC_CHARS):

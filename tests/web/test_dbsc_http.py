@@ -369,3 +369,23 @@ async def test_DBSC_05_every_node_agrees_on_bindings_and_challenges(
         browser.keep(answered)
         assert (await a.http.post("/auth/dbsc/refresh", headers=answer)).status_code == 403
         assert (await a.http.get("/auth/me", headers=browser.cookies())).status_code == 200
+
+
+async def test_DBSC_04_re_authentication_keeps_the_device_binding(
+    http: httpx.AsyncClient, clock: FrozenClock
+) -> None:
+    browser = Browser(ProofKey())
+    login = await sign_in(http, browser)
+    await register(http, browser)
+    old = browser.session
+    headers = {**browser.cookies(), "X-CSRF-Token": login.json()["csrf_token"]}
+    renewed = await http.post("/auth/reauth", json={"password": PASSWORD}, headers=headers)
+    assert renewed.status_code == 200, renewed.text
+    http.cookies.clear()
+    browser.keep(renewed)
+    assert browser.session != old
+    clock.advance(timedelta(seconds=10))
+    assert (await http.get("/auth/me", headers=browser.cookies())).status_code == 200
+    alone = await http.get("/auth/me", headers=browser.cookies(bound=False))
+    assert alone.json()["error"] == "device_binding_required"
+    assert (await refresh(http, browser)).status_code == 200

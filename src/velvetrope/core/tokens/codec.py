@@ -255,7 +255,7 @@ def decode_proof(
     header, payload_b64, signature_b64 = _split(token, 2 * _MAX_HEADER_CHARS)
     alg = _proof_header(header, typ, algorithms, embedded=key is None)
     public = dict(key) if key is not None else header["jwk"]
-    imported = _import_public(public, alg)
+    imported, jkt = _public_key(public, alg)
     payload = _b64decode(payload_b64)
     _b64decode(signature_b64)
     try:
@@ -263,7 +263,7 @@ def decode_proof(
     except (JoseError, ValueError, TypeError) as exc:
         raise InvalidToken(f"signature: {type(exc).__name__}") from None
     jwk = {k: public[k] for k in sorted(_PUBLIC_MEMBERS[public["kty"]])}
-    return DecodedProof(header, loads_strict(payload), jwk, thumbprint(imported))
+    return DecodedProof(header, loads_strict(payload), jwk, jkt)
 
 
 def _proof_header(
@@ -282,6 +282,24 @@ def _proof_header(
     if embedded and not isinstance(header.get("jwk"), dict):
         raise InvalidToken("no jwk")
     return next(a for a in PROOF_ALGORITHMS if a == alg)
+
+
+_KEY_CACHE_SIZE = 4096
+_public_keys: dict[tuple[str, str], tuple[Jwk, str]] = {}
+
+
+def _public_key(data: Mapping[str, Any], alg: ProofAlgorithm) -> tuple[Jwk, str]:
+    """The checked, imported key and its thumbprint; a client's next proof reuses them
+    (importing and hashing cost more than the signature check)."""
+    name = (alg, json.dumps(data, sort_keys=True))
+    found = _public_keys.get(name)
+    if found is None:
+        key = _import_public(data, alg)
+        found = (key, thumbprint(key))
+        if len(_public_keys) >= _KEY_CACHE_SIZE:
+            del _public_keys[next(iter(_public_keys))]  # the oldest
+        _public_keys[name] = found
+    return found
 
 
 def _import_public(data: Mapping[str, Any], alg: ProofAlgorithm) -> Jwk:

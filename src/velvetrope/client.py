@@ -104,13 +104,14 @@ class DPoPAuth(httpx.Auth):
         return request.url.path == self._token_path
 
     def _sign(self, request: httpx.Request) -> None:
+        """Add the access token (unless the request has its own ``Authorization``) and a
+        proof; a DPoP token in the request, ours or not, is the one ``ath`` hashes."""
+        authorization = request.headers.get("authorization")
+        if authorization is None and self.access_token and not self._is_token_request(request):
+            authorization = request.headers["Authorization"] = f"DPoP {self.access_token}"
         token = None
-        if not self._is_token_request(request):
-            token = self.access_token
-            if token is not None and "authorization" not in request.headers:
-                request.headers["Authorization"] = f"DPoP {token}"
-            elif not request.headers.get("authorization", "").startswith("DPoP "):
-                token = None
+        if authorization is not None and authorization[:5].lower() == "dpop ":
+            token = authorization[5:].strip()
         request.headers["DPoP"] = self.proof(request.method, str(request.url), access_token=token)
 
     def _learn(self, response: httpx.Response) -> bool:

@@ -25,7 +25,9 @@ from velvetrope import (
     Principal,
     Velvetrope,
     create_app,
+    system_clock,
 )
+from velvetrope.client import DPoPAuth
 from velvetrope.core.binding.dpop import DPoPMode, DPoPPolicy
 from velvetrope.stores import MemoryStores
 from velvetrope.web.dependencies import PRINCIPAL_KEY
@@ -206,3 +208,24 @@ async def test_DPOP_01_malformed_dpop_requests_get_clear_errors(
     )
     assert twice.status_code == 400
     assert twice.json()["error"] == "invalid_dpop_proof"
+
+
+async def test_DPOP_07_the_client_helper_hashes_the_token_it_sends(hasher: PasswordHasher) -> None:
+    """DPoPAuth in-process (async): its own token, then a token the caller put in the
+    request itself; each proof's ``ath`` is the hash of the token it travels with."""
+    service = await started_service(MemoryStores(), clock=system_clock, hasher=hasher)
+    await service.register(EMAIL, PASSWORD)
+    vr = Velvetrope(app_settings(), service=service)
+    auth = DPoPAuth()
+    transport = httpx.ASGITransport(app=create_app(velvetrope=vr))
+    async with httpx.AsyncClient(transport=transport, base_url=ORIGIN, auth=auth) as http:
+        form = {"grant_type": "password", "username": EMAIL, "password": PASSWORD}
+        assert (await http.post("/auth/token", data=form)).json()["token_type"] == "DPoP"
+        first = auth.access_token
+        assert (await http.get("/auth/me")).status_code == 200
+        await http.post("/auth/token", data=form)  # a second sign-in: new tokens, same key
+        assert auth.access_token != first
+        mine = await http.get("/auth/me", headers={"Authorization": f"DPoP {first}"})
+        assert mine.status_code == 200
+        assert mine.request.headers["authorization"] == f"DPoP {first}"
+    await service.aclose()

@@ -241,6 +241,9 @@ class SessionBinding:
         expiry = math.ceil((self._now() + ttl).timestamp()) + _SLACK_SECONDS
         return f"{expiry}.{self._mac(session.device_key, expiry)}", ttl
 
+    def _settling(self, session: SessionRecord) -> bool:
+        return self._now() < session.created_at + self.policy.grace
+
     def check(self, session: SessionRecord, bound_cookie: str | None) -> None:
         """The per-request check: a bound session needs its live bound cookie; under
         ``require`` an unbound one is refused once the grace after sign-in has passed.
@@ -248,16 +251,15 @@ class SessionBinding:
         Raises:
             DeviceBindingRequired: It does not pass.
         """
-        settling = self._now() < session.created_at + self.policy.grace
         if session.device_key is None:
-            if self.policy.mode == "require" and not settling:
+            if self.policy.mode == "require" and not self._settling(session):
                 raise DeviceBindingRequired(
                     "This server requires sessions bound to the device (device-bound session "
                     "credentials), and this browser did not bind its session."
                 )
             return
         if bound_cookie is None:
-            if settling:  # a request the browser sent while its registration was in flight
+            if self._settling(session):  # sent while the browser's registration was in flight
                 return
             raise DeviceBindingRequired
         expiry, _, mac = bound_cookie.partition(".")

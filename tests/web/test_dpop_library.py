@@ -110,7 +110,7 @@ async def test_DPOP_09_depends_and_the_middleware_take_dpop(
     [
         ("off", "Bearer", 'Bearer realm="velvetrope"'),
         ("allow", "DPoP", 'Bearer realm="velvetrope"'),
-        ("require", "DPoP", f'DPoP {ALGS}, Bearer realm="velvetrope"'),
+        ("require", "DPoP", f'Bearer realm="velvetrope", DPoP {ALGS}'),
     ],
 )
 async def test_DPOP_09_each_policy(

@@ -22,9 +22,9 @@ proof with the method and URL it must name; a device-bound session's bound cooki
 
 The server's default list, built from settings by :func:`default_backends`::
 
+    bearer        Authorization: Bearer <access token>      AccessTokenStrategy
     dpop          Authorization: DPoP <token> + DPoP proof  AccessTokenStrategy (unless
                                                             VELVETROPE_DPOP=off)
-    bearer        Authorization: Bearer <access token>      AccessTokenStrategy
     session       the session cookie (+ the bound cookie)   DeviceBoundSessionStrategy
       or, with VELVETROPE_BROWSER_CREDENTIALS=jwt-cookie:
     jwt-cookie    the access-token cookie                   AccessTokenStrategy

@@ -38,7 +38,7 @@ _SCOPE_KEY = "velvetrope.context"
 def default_backends(
     settings: Settings, service: AuthService, cookies: BrowserCookies
 ) -> list[AuthBackend]:
-    """The server's ways in, in order: DPoP and bearer tokens, then the browser credential.
+    """The server's ways in, in order: bearer and DPoP tokens, then the browser credential.
 
     All token ways in share one strategy (one list of token devices); under
     ``VELVETROPE_DPOP=require`` it refuses unbound tokens, and requests with no
@@ -51,7 +51,7 @@ def default_backends(
         transport = DPoPTransport(
             settings.origin, algorithms=policy.algorithms, advertise=policy.mode == "require"
         )
-        found.insert(0, AuthBackend(DPOP, transport, tokens))
+        found.append(AuthBackend(DPOP, transport, tokens))
     if settings.browser_credentials == "jwt-cookie":
         return [*found, AuthBackend(JWT_COOKIE, cookies.access, tokens)]
     return [*found, AuthBackend(SESSION, cookies.session, service.session_strategy)]

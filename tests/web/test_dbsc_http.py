@@ -389,3 +389,27 @@ async def test_DBSC_04_re_authentication_keeps_the_device_binding(
     alone = await http.get("/auth/me", headers=browser.cookies(bound=False))
     assert alone.json()["error"] == "device_binding_required"
     assert (await refresh(http, browser)).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "response",
+    ["", "garbage", "a.b.c", "e30.e30.", "x" * 100_000, '"' + "a.b.c" + '"'],
+)
+async def test_DBSC_02_bad_input_gets_a_clear_4xx(http: httpx.AsyncClient, response: str) -> None:
+    browser = Browser(ProofKey())
+    await sign_in(http, browser)
+    headers = {**browser.cookies(), "Secure-Session-Response": response}
+    registered = await http.post("/auth/dbsc/register", headers=headers)
+    assert registered.status_code == 400, registered.text
+    assert registered.json()["error"] == "invalid_device_proof"
+    await register(http, browser)
+    refreshed = await http.post(
+        "/auth/dbsc/refresh",
+        headers={**headers, "Sec-Secure-Session-Id": browser.session_id},
+    )
+    assert refreshed.status_code in {400, 403}, refreshed.text
+    http.cookies.clear()
+    nobody = await http.post(
+        "/auth/dbsc/register", headers={"Origin": ORIGIN, "Secure-Session-Response": response}
+    )
+    assert nobody.status_code == 401  # no session to bind

@@ -22,6 +22,13 @@ Usage::
                                        [--rounds 3] [--stores memory,sqlite,redis,postgres]
                                        [--floor] [--smoke]
 
+The ``dpop`` case sends a DPoP-bound access token (RFC 9449): ``Authorization: DPoP``
+and a new proof on every request (signed ahead of each wrk run, a file per endpoint,
+walked by ``rotating_bearer.lua``), so the server verifies a signature, spends the
+proof's ``jti`` in the store (``stores.one_time``) and checks ``ath`` and the key on
+every request. Run it next to ``jwt-warm`` (plain bearer, same token store) to read
+both ratios to open from one run: ``--stores jwt-warm,dpop``.
+
 Adding a case is one entry in :data:`CASES`: a name, the stores (a context manager
 that provides the server's store variables and removes what it created), a function
 that signs in and returns the credential to send, and any extra environment. The
@@ -38,6 +45,8 @@ import asyncio
 import base64
 import contextlib
 import dataclasses
+import functools
+import hashlib
 import http.client
 import importlib.metadata
 import importlib.resources
@@ -103,7 +112,8 @@ COLD_TOKENS: Final = 60_000  # 6x the server's verified-token cache (TokenPolicy
 MAX_TOKENS_FILE_BYTES: Final = 64 * 1024 * 1024  # each wrk thread loads the whole file
 EXPIRY_MARGIN: Final = 30.0  # seconds a token must outlive a wrk run by
 QUIET_PCT: Final = 15.0  # --quiet-wait: "idle" is under this percent of one CPU busy
-SMOKE_CASES: Final = ("memory", "jwt-warm")  # --smoke: one session and one token case
+SMOKE_CASES: Final = ("memory", "jwt-warm", "dpop")  # --smoke: session, token, DPoP
+PROOFS_PER_SECOND: Final = 8_000  # DPoP proofs signed per second of a wrk run (above open's rate)
 
 
 class BenchError(Exception):
@@ -194,6 +204,76 @@ class Rotation:
     path: Path  # absolute; one token a line
     count: int
     cursor: int = 1  # token 0 is the one verify() sends
+    header: str = "Authorization"  # the header each line goes into
+    prefix: str = "Bearer "  # what precedes it there
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+@dataclass(frozen=True)
+class Proofs:
+    """DPoP proofs for one access token and key: one per request, never reused.
+
+    Signed here with ``cryptography`` directly (about 70 us each, three times faster than
+    the general client helper), so a run's proofs take a second or two to make.
+    """
+
+    key: Any  # cryptography EllipticCurvePrivateKey
+    token: str
+    origin: str
+    scratch: Path
+
+    @functools.cached_property
+    def _header(self) -> str:
+        numbers = self.key.public_key().public_numbers()
+        jwk = {
+            "crv": "P-256",
+            "kty": "EC",
+            "x": _b64(numbers.x.to_bytes(32, "big")),
+            "y": _b64(numbers.y.to_bytes(32, "big")),
+        }
+        header = {"alg": "ES256", "typ": "dpop+jwt", "jwk": jwk}
+        return _b64(json.dumps(header, separators=(",", ":")).encode())
+
+    def sign(self, htm: str, path: str, *, ath: str | None) -> str:
+        """A proof for ``htm`` on ``path`` of the server's origin (``ath``: the token's hash)."""
+        from cryptography.hazmat.primitives import hashes  # noqa: PLC0415 - DPoP case only
+        from cryptography.hazmat.primitives.asymmetric import ec, utils  # noqa: PLC0415
+
+        claims = {
+            "htm": htm,
+            "htu": self.origin + path,
+            "iat": int(time.time()),
+            "jti": _b64(secrets.token_bytes(16)),
+        }
+        if ath is not None:
+            claims["ath"] = ath
+        payload = _b64(json.dumps(claims, separators=(",", ":")).encode())
+        signing_input = f"{self._header}.{payload}"
+        der = self.key.sign(signing_input.encode(), ec.ECDSA(hashes.SHA256()))
+        r, s = utils.decode_dss_signature(der)
+        return f"{signing_input}.{_b64(r.to_bytes(32, 'big') + s.to_bytes(32, 'big'))}"
+
+    @property
+    def ath(self) -> str:
+        """The token's hash, as proofs next to it carry it."""
+        return _b64(hashlib.sha256(self.token.encode()).digest())
+
+    def headers(self, path: str) -> dict[str, str]:
+        """A request's headers: the token and a fresh proof for ``GET path``."""
+        return {"Authorization": f"DPoP {self.token}", "DPoP": self.sign("GET", path, ath=self.ath)}
+
+    def rotation(self, endpoint: str, path: str, count: int) -> Rotation:
+        """A file of ``count`` fresh proofs for ``GET path``, for one wrk run."""
+        ath = self.ath
+        text = "\n".join(self.sign("GET", path, ath=ath) for _ in range(count)) + "\n"
+        if len(text) > MAX_TOKENS_FILE_BYTES:
+            raise BenchError(f"{count} proofs take {len(text):,} bytes, over the limit")
+        file = (self.scratch / f"proofs-{endpoint}.txt").resolve()
+        file.write_text(text)
+        return Rotation(file, count, cursor=0, header="DPoP", prefix="")
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,6 +293,11 @@ class Credential:
     sample: dict[str, str]
     rotation: Rotation | None = None
     expires_at: float | None = None
+    proofs: Proofs | None = None
+
+    def sample_for(self, path: str) -> dict[str, str]:
+        """The headers of one request to ``path`` (a DPoP request needs its own proof)."""
+        return self.sample if self.proofs is None else self.proofs.headers(path)
 
 
 def register(server: Server) -> None:
@@ -268,6 +353,27 @@ def bearer_token(server: Server) -> Credential:
     return Credential(headers, headers, expires_at=float(jwt_part(token, 1)["exp"]))
 
 
+def dpop_token(server: Server) -> Credential:
+    """A DPoP-bound access token from the token endpoint; a new proof on every request."""
+    from cryptography.hazmat.primitives.asymmetric import ec  # noqa: PLC0415 - DPoP case only
+
+    register(server)
+    proofs = Proofs(ec.generate_private_key(ec.SECP256R1()), "", server.origin, server.scratch)
+    form = {"grant_type": "password", "username": EMAIL, "password": PASSWORD}
+    proof = proofs.sign("POST", "/auth/token", ath=None)
+    reply = server.request("POST", "/auth/token", form=form, headers={"DPoP": proof})
+    body = json.loads(reply.body) if reply.status == 200 else {}
+    if body.get("token_type") != "DPoP" or not isinstance(body.get("access_token"), str):
+        raise BenchError(f"/auth/token gave no DPoP token ({reply.status}): {reply.body[:200]!r}")
+    bound = dataclasses.replace(proofs, token=body["access_token"])
+    return Credential(
+        {"Authorization": f"DPoP {bound.token}"},
+        bound.headers(OPEN_PATH),
+        expires_at=float(jwt_part(bound.token, 1)["exp"]),
+        proofs=bound,
+    )
+
+
 @contextlib.contextmanager
 def without_velvetrope_env() -> Iterator[None]:
     """Hide our shell's ``VELVETROPE_*`` while building settings (the server never sees them)."""
@@ -286,7 +392,8 @@ async def mint_tokens(server: Server, model: str, count: int) -> list[str]:
     server issued over HTTP: same user (``sub``) and refresh family (``sid``), a new
     ``jti`` each.
     """
-    from velvetrope import AuthService, Settings  # noqa: PLC0415 - only the JWT case needs it
+    from velvetrope import Settings  # noqa: PLC0415 - only the JWT case needs it
+    from velvetrope.bootstrap import build_service  # noqa: PLC0415
 
     header, claims = jwt_part(model, 0), jwt_part(model, 1)
     with without_velvetrope_env():
@@ -299,7 +406,7 @@ async def mint_tokens(server: Server, model: str, count: int) -> list[str]:
             token_algorithm=header["alg"],
             access_token_ttl=timedelta(seconds=int(claims["exp"]) - int(claims["iat"])),
         )
-    service = AuthService.from_settings(settings)
+    service = build_service(settings)
     try:
         await service.start()  # loads the server's signing key from the database
         return [
@@ -476,6 +583,8 @@ def postgres_stores(_scratch: Path) -> Iterator[dict[str, str]]:
 # tokens. The lifetime changes nothing a request costs.
 JWT_ENV: Final = {"VELVETROPE_ACCESS_TOKEN_TTL": "PT1H"}
 NO_SESSION_CACHE: Final = {"VELVETROPE_SESSION_CACHE_TTL": "0"}
+# Proofs are signed before each run; the window covers a run of up to ten minutes.
+DPOP_ENV: Final = {**JWT_ENV, "VELVETROPE_DPOP_PROOF_WINDOW": "600"}
 
 CASES: Final[dict[str, Case]] = {
     case.name: case
@@ -519,6 +628,15 @@ CASES: Final[dict[str, Case]] = {
             sqlite_stores,
             credential=bearer_token,
             env=JWT_ENV,
+        ),
+        Case(
+            "dpop",
+            "DPoP-bound access token (RFC 9449): Authorization: DPoP and a new ES256 proof "
+            "on every request (signature, htm/htu, iat, ath, the key, and the proof's jti "
+            "spent in the store's replay cache); SQLite store",
+            sqlite_stores,
+            credential=dpop_token,
+            env=DPOP_ENV,
         ),
         Case(
             "jwt-cold",
@@ -641,12 +759,11 @@ def forged(headers: Mapping[str, str]) -> dict[str, str]:
 
 def verify(server: Server, credential: Credential) -> None:
     """Every endpoint answers the same body; the checked ones only with the credential."""
-    sample = credential.sample
-    opened = server.request("GET", OPEN_PATH, headers=sample)
+    opened = server.request("GET", OPEN_PATH, headers=credential.sample_for(OPEN_PATH))
     if opened.status != 200 or json.loads(opened.body) != BODY:
         raise BenchError(f"{OPEN_PATH} answered {opened.status}: {opened.body[:200]!r}")
     for endpoint, path in ENDPOINTS.items():
-        reply = server.request("GET", path, headers=sample)
+        reply = server.request("GET", path, headers=credential.sample_for(path))
         if reply.status != 200 or reply.body != opened.body:
             raise BenchError(
                 f"{endpoint} ({path}) with the credential answered {reply.status}: "
@@ -654,9 +771,9 @@ def verify(server: Server, credential: Credential) -> None:
             )
     # Open and floor must stay open (the guard covers one path), the checked ones not.
     refusals: dict[str, Reply] = {}
-    for name, headers in (("no", {}), ("a forged", forged(sample))):
+    for name, forge in (("no", lambda _: {}), ("a forged", forged)):
         for endpoint, path in ENDPOINTS.items():
-            reply = server.request("GET", path, headers=headers)
+            reply = server.request("GET", path, headers=forge(credential.sample_for(path)))
             expected = 401 if endpoint in CHECKED else 200
             if reply.status != expected:
                 raise BenchError(
@@ -735,7 +852,13 @@ def advance(rotation: Rotation, wrk_output: str, requests: int) -> None:
 
 
 def wrk_command(
-    server: Server, endpoint: str, credential: Credential, load: Load, duration: int
+    server: Server,
+    endpoint: str,
+    credential: Credential,
+    load: Load,
+    duration: int,
+    *,
+    rotation: Rotation | None = None,
 ) -> list[str]:
     """The wrk command line; a rotating credential adds the script and its arguments.
 
@@ -752,10 +875,11 @@ def wrk_command(
         *(f"--header={name}: {value}" for name, value in credential.headers.items()),
     ]
     url = server.url(ENDPOINTS[endpoint])
-    rotation = credential.rotation
+    rotation = rotation or credential.rotation
     if rotation is None:
         return [*command, url]
     args = [str(rotation.path), str(rotation.cursor), str(load.threads)]
+    args += [rotation.header, rotation.prefix]
     return [*command, f"--script={ROTATION_SCRIPT}", url, "--", *args]
 
 
@@ -780,7 +904,11 @@ def run_wrk(
             "the credential expires before this wrk run would end; use fewer or shorter "
             "rounds, or a longer VELVETROPE_ACCESS_TOKEN_TTL in the case's env"
         )
-    command = wrk_command(server, endpoint, credential, load, duration)
+    rotation = None
+    if credential.proofs is not None:  # proofs are single-use: a new file for every run
+        count = duration * PROOFS_PER_SECOND
+        rotation = credential.proofs.rotation(endpoint, ENDPOINTS[endpoint], count)
+    command = wrk_command(server, endpoint, credential, load, duration, rotation=rotation)
     if quiet_wait:
         busy = wait_for_quiet(quiet_wait)
         if busy is not None and busy >= QUIET_PCT:

@@ -2,13 +2,21 @@
 
 from velvetrope._version import __version__
 from velvetrope.clock import Clock, FrozenClock, system_clock
+from velvetrope.core.binding.dbsc import SessionBindingPolicy
+from velvetrope.core.binding.dpop import DPoPPolicy
+from velvetrope.core.credentials import Presented
 from velvetrope.core.devices import Device
 from velvetrope.core.passwords import PasswordHasher, PasswordPolicy
 from velvetrope.core.principal import Principal
 from velvetrope.core.ratelimit import ThrottlePolicy
 from velvetrope.core.service import AuthService, SignIn
 from velvetrope.core.sessions import IssuedSession, SessionPolicy
-from velvetrope.core.strategies import AccessTokenStrategy, SessionStrategy, Strategy
+from velvetrope.core.strategies import (
+    AccessTokenStrategy,
+    DeviceBoundSessionStrategy,
+    SessionStrategy,
+    Strategy,
+)
 from velvetrope.core.tokens.access import TokenPolicy
 from velvetrope.core.tokens.claims import AccessClaims
 from velvetrope.core.tokens.service import TokenPair
@@ -16,8 +24,13 @@ from velvetrope.errors import (
     AccountDisabled,
     AuthError,
     ConfigurationError,
+    DeviceBindingRequired,
+    DPoPNonceRequired,
+    DPoPProofRefused,
     EmailTaken,
     InvalidCredentials,
+    InvalidDeviceProof,
+    InvalidDPoPProof,
     InvalidEmail,
     InvalidGrant,
     InvalidInput,
@@ -32,6 +45,7 @@ from velvetrope.errors import (
     StoreUnavailable,
     TooManyAttempts,
     UnsupportedGrantType,
+    UseDPoPNonce,
     UserNotFound,
     WeakPassword,
 )
@@ -42,6 +56,7 @@ from velvetrope.web import (
     AuthMiddleware,
     BearerTransport,
     CookieTransport,
+    DPoPTransport,
     Transport,
     Velvetrope,
     create_app,
@@ -59,10 +74,18 @@ __all__ = [
     "Clock",
     "ConfigurationError",
     "CookieTransport",
+    "DPoPNonceRequired",
+    "DPoPPolicy",
+    "DPoPProofRefused",
+    "DPoPTransport",
     "Device",
+    "DeviceBindingRequired",
+    "DeviceBoundSessionStrategy",
     "EmailTaken",
     "FrozenClock",
     "InvalidCredentials",
+    "InvalidDPoPProof",
+    "InvalidDeviceProof",
     "InvalidEmail",
     "InvalidGrant",
     "InvalidInput",
@@ -73,10 +96,12 @@ __all__ = [
     "NotFound",
     "PasswordHasher",
     "PasswordPolicy",
+    "Presented",
     "Principal",
     "ReauthRequired",
     "RefreshTokenReused",
     "SQLiteStores",
+    "SessionBindingPolicy",
     "SessionExpired",
     "SessionInvalid",
     "SessionNotFound",
@@ -92,6 +117,7 @@ __all__ = [
     "TooManyAttempts",
     "Transport",
     "UnsupportedGrantType",
+    "UseDPoPNonce",
     "UserNotFound",
     "Velvetrope",
     "WeakPassword",

@@ -51,6 +51,8 @@ def build_service(settings: Settings, *, stores: Stores | None = None) -> AuthSe
         session_policy=settings.session_policy(),
         throttle_policy=settings.throttle_policy(),
         token_policy=settings.token_policy(),
+        dpop_policy=settings.dpop_policy(),
+        binding_policy=settings.binding_policy(),
         csrf_secret=settings.csrf_secret_bytes(),
         poll_interval=settings.revocation_poll,
     )

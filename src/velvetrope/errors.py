@@ -16,11 +16,17 @@ never knows about HTTP.
     ├── NotAuthenticated             not_authenticated
     │   ├── SessionInvalid           session_invalid
     │   ├── SessionExpired           session_expired
+    │   ├── DeviceBindingRequired    device_binding_required (bound session, no bound cookie)
     │   └── InvalidToken             invalid_token        (uniform; reason only in logs)
+    │       ├── InvalidDPoPProof     invalid_dpop_proof   (RFC 9449 section 7.1)
+    │       └── UseDPoPNonce         use_dpop_nonce       (carries the nonce to use)
     ├── OAuthError                   (token endpoint, RFC 6749 section 5.2)
     │   ├── InvalidGrant             invalid_grant
     │   │   └── RefreshTokenReused   invalid_grant        (theft detected; family revoked)
-    │   └── UnsupportedGrantType     unsupported_grant_type
+    │   ├── UnsupportedGrantType     unsupported_grant_type
+    │   ├── DPoPProofRefused         invalid_dpop_proof   (RFC 9449 section 5)
+    │   └── DPoPNonceRequired        use_dpop_nonce       (RFC 9449 section 8; carries it)
+    ├── InvalidDeviceProof           invalid_device_proof (a DBSC proof that fails)
     ├── CsrfFailed                   csrf_failed
     ├── ReauthRequired               reauth_required
     ├── NotFound                     not_found
@@ -41,8 +47,13 @@ __all__ = [
     "AuthError",
     "ConfigurationError",
     "CsrfFailed",
+    "DPoPNonceRequired",
+    "DPoPProofRefused",
+    "DeviceBindingRequired",
     "EmailTaken",
     "InvalidCredentials",
+    "InvalidDPoPProof",
+    "InvalidDeviceProof",
     "InvalidEmail",
     "InvalidGrant",
     "InvalidInput",
@@ -58,6 +69,7 @@ __all__ = [
     "StoreUnavailable",
     "TooManyAttempts",
     "UnsupportedGrantType",
+    "UseDPoPNonce",
     "UserNotFound",
     "WeakPassword",
 ]
@@ -171,6 +183,42 @@ class InvalidToken(NotAuthenticated):
         super().__init__()
 
 
+class DeviceBindingRequired(NotAuthenticated):
+    """The session is bound to a device (DBSC) and the request lacks its valid bound
+    cookie, or an unbound session where binding is required."""
+
+    code = "device_binding_required"
+    default_detail = (
+        "This session is bound to the device that signed in; the request did not prove it. "
+        "Sign in again from this browser."
+    )
+
+
+class InvalidDPoPProof(InvalidToken):
+    """A DPoP proof that fails a check of RFC 9449 section 4.3 (at a protected resource).
+
+    ``reason`` says which, for logs and tests only; clients get one answer.
+    """
+
+    code = "invalid_dpop_proof"
+    default_detail = "The DPoP proof is not valid."
+
+
+class UseDPoPNonce(InvalidToken):
+    """The proof lacks the server's current nonce (RFC 9449 section 8).
+
+    Attributes:
+        nonce: The nonce to put in the next proof (sent as ``DPoP-Nonce``).
+    """
+
+    code = "use_dpop_nonce"
+    default_detail = "Sign the DPoP proof again with the nonce in the DPoP-Nonce header."
+
+    def __init__(self, nonce: str) -> None:
+        self.nonce = nonce
+        super().__init__("nonce required")
+
+
 class OAuthError(AuthError):
     """An error of the OAuth 2.0 token endpoint; its body also carries ``error_description``."""
 
@@ -204,6 +252,42 @@ class UnsupportedGrantType(OAuthError):
 
     code = "unsupported_grant_type"
     default_detail = "Use grant_type=password or grant_type=refresh_token."
+
+
+class DPoPProofRefused(OAuthError):
+    """The token endpoint's DPoP proof is missing where required, or fails a check."""
+
+    code = "invalid_dpop_proof"
+    default_detail = "The DPoP proof is not valid."
+
+
+class DPoPNonceRequired(OAuthError):
+    """The token endpoint wants its nonce in the proof (RFC 9449 section 8).
+
+    Attributes:
+        nonce: The nonce to use (sent as ``DPoP-Nonce``).
+    """
+
+    code = "use_dpop_nonce"
+    default_detail = "Sign the DPoP proof again with the nonce in the DPoP-Nonce header."
+
+    def __init__(self, nonce: str) -> None:
+        self.nonce = nonce
+        super().__init__()
+
+
+class InvalidDeviceProof(AuthError):
+    """A device-bound session's proof (a ``dbsc+jwt``) is malformed, forged or stale.
+
+    ``reason`` is for logs and tests; clients get one sentence.
+    """
+
+    code = "invalid_device_proof"
+    default_detail = "The device proof is not valid."
+
+    def __init__(self, reason: str = "invalid") -> None:
+        self.reason = reason
+        super().__init__()
 
 
 class CsrfFailed(AuthError):

@@ -24,6 +24,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from velvetrope.core.binding.dbsc import SessionBindingPolicy
+from velvetrope.core.binding.dpop import DPoPPolicy
 from velvetrope.core.ratelimit import ThrottlePolicy
 from velvetrope.core.sessions import SessionPolicy
 from velvetrope.core.tokens.access import TokenPolicy
@@ -154,6 +156,29 @@ class Settings(BaseSettings):
     browser_credentials: Literal["session", "jwt-cookie"] = Field(
         "session", description="What POST /auth/login sets in the browser"
     )
+    dpop: Literal["off", "allow", "require"] = Field(
+        "allow",
+        description="DPoP-bound tokens (RFC 9449): off, allow (a client that sends a DPoP "
+        "proof gets bound tokens), require (bearer tokens are refused)",
+    )
+    dpop_nonce: bool = Field(False, description="Require the server's nonce in DPoP proofs")
+    dpop_proof_window: Duration = Field(
+        timedelta(seconds=60), description="How old a DPoP proof's iat may be"
+    )
+    session_binding: Literal["off", "offer", "require"] = Field(
+        "offer",
+        description="Device-bound sessions (DBSC): off, offer (browsers that can, bind), "
+        "require (an unbound browser session is refused)",
+    )
+    bound_cookie_ttl: Duration = Field(
+        timedelta(minutes=10),
+        description="Lifetime of a device-bound session's short cookie (the browser renews it)",
+    )
+    session_binding_grace: Duration = Field(
+        timedelta(seconds=10),
+        description="Under session_binding=require: how long after sign-in an unbound "
+        "session is accepted while the browser registers its key",
+    )
     csrf_secret: SecretStr | None = Field(
         None,
         description="Base64 of at least 32 random bytes that sign CSRF tokens (default: made "
@@ -235,6 +260,14 @@ class Settings(BaseSettings):
         ):
             if getattr(self, name) <= timedelta(0):
                 raise ValueError(f"VELVETROPE_{name.upper()} must be a positive duration")
+        if self.dpop == "require" and self.browser_credentials == "jwt-cookie":
+            raise ValueError(
+                "VELVETROPE_DPOP=require cannot be combined with "
+                "VELVETROPE_BROWSER_CREDENTIALS=jwt-cookie: browsers hold those tokens in "
+                "cookies, without a DPoP key; use session cookies (with device binding)"
+            )
+        self.dpop_policy()
+        self.binding_policy()
         self.csrf_secret_bytes()
         self.cors_allowlist()
         self.token_policy()  # each raises ValueError with the reason (TIME-03 limits...)
@@ -316,6 +349,18 @@ class Settings(BaseSettings):
             refresh_grace=self.refresh_grace,
             key_rotation=self.key_rotation,
             revocation_staleness=max(timedelta(seconds=5), 3 * self.revocation_poll),
+        )
+
+    def dpop_policy(self) -> DPoPPolicy:
+        """The DPoP policy these settings describe."""
+        return DPoPPolicy(mode=self.dpop, window=self.dpop_proof_window, nonce=self.dpop_nonce)
+
+    def binding_policy(self) -> SessionBindingPolicy:
+        """The device-bound session policy these settings describe."""
+        return SessionBindingPolicy(
+            mode=self.session_binding,
+            bound_cookie_ttl=self.bound_cookie_ttl,
+            grace=self.session_binding_grace,
         )
 
     def throttle_policy(self) -> ThrottlePolicy:

@@ -51,7 +51,7 @@ STARTUP_TIMEOUT = 20.0
 STOP_TIMEOUT = 10.0
 HTTP_TIMEOUT = 10.0
 
-LISTENING = re.compile(r"velvetrope listening on http://(\[[^\]]+\]|[^\s:]+):(\d+) \((.+)\)")
+LISTENING = re.compile(r"velvetrope listening on (?:https?)://(\[[^\]]+\]|[^\s:]+):(\d+) \((.+)\)")
 
 # Variables that would change what the child does behind the test's back.
 _SCRUBBED = ("COLUMNS", "LINES", "FORCE_COLOR", "NO_COLOR", "PYTHONWARNINGS")
@@ -180,7 +180,8 @@ class ServerProcess:
                 host, port, _ = match.groups()
                 self.listening_host = host
                 connect_to = "127.0.0.1" if host == "0.0.0.0" else host  # noqa: S104
-                self.base_url = f"http://{connect_to}:{port}"
+                scheme = "https" if "listening on https://" in line else "http"
+                self.base_url = f"{scheme}://{connect_to}:{port}"
                 return self.base_url
 
     def start(self) -> str:

@@ -81,7 +81,15 @@ async def test_sessions_lists_devices_with_handles_not_secrets(
     response = await signed_in.get("/auth/sessions", headers={"User-Agent": "pytest-agent"})
     assert response.status_code == 200
     [device] = response.json()
-    assert set(device) == {"id", "created_at", "last_seen_at", "ip", "user_agent", "current"}
+    assert set(device) == {
+        "id",
+        "created_at",
+        "last_seen_at",
+        "ip",
+        "user_agent",
+        "current",
+        "bound",
+    }
     assert device["current"] is True
     assert device["ip"] == "203.0.113.7"
     assert secret not in response.text

@@ -33,6 +33,7 @@ from velvetrope import (
     Clock,
     Device,
     InvalidToken,
+    Presented,
     Principal,
     Strategy,
     Transport,
@@ -58,7 +59,7 @@ class ApiKeyTransport(Transport):
     ambient = False
     challenge: str | None = CHALLENGE
 
-    def read_scope(self, scope: Scope) -> str | None:
+    def read_scope(self, scope: Scope) -> Presented | None:
         """The key in the request, ``None`` without the header.
 
         Raises:
@@ -69,7 +70,7 @@ class ApiKeyTransport(Transport):
                 key: str = value.decode("latin-1")
                 if _KEY.fullmatch(key) is None:
                     raise InvalidToken("malformed API key")
-                return key
+                return Presented(key)
         return None
 
     def write(self, response: Response, value: str, *, max_age: timedelta) -> None:
@@ -111,8 +112,8 @@ class ApiKeyStrategy(Strategy):
         self._keys[self._digest(key)] = ApiKey(user_id, handle, label, self._now())
         return key, handle
 
-    async def authenticate(self, credential: str, *, method: str) -> Principal:
-        found = self._keys.get(self._digest(credential))
+    async def authenticate(self, credential: Presented, *, method: str) -> Principal:
+        found = self._keys.get(self._digest(credential.value))
         if found is None:
             raise InvalidToken("unknown API key")
         return Principal(user_id=found.user_id, method=method, handle=found.handle)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+from pathlib import Path
 
 import typer
 import uvicorn
 
 from velvetrope.bootstrap import open_configured_stores
-from velvetrope.cli.common import DatabaseOption, clean_errors, load_settings, out
+from velvetrope.cli.common import DatabaseOption, clean_errors, err, load_settings, out
 from velvetrope.settings import Settings
 from velvetrope.stores.registry import describe_database_url
 from velvetrope.web.app import create_app
@@ -21,9 +22,10 @@ __all__ = ["serve"]
 class _AnnouncingServer(uvicorn.Server):
     """A uvicorn server that prints its real URL once it is listening (port 0 included)."""
 
-    def __init__(self, config: uvicorn.Config, settings: Settings) -> None:
+    def __init__(self, config: uvicorn.Config, settings: Settings, *, tls: bool) -> None:
         super().__init__(config)
         self._settings = settings
+        self._scheme = "https" if tls else "http"
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
@@ -32,7 +34,7 @@ class _AnnouncingServer(uvicorn.Server):
                 host, port = sock.getsockname()[:2]
                 shown = f"[{host}]" if ":" in host else host
                 out.print(
-                    f"velvetrope listening on http://{shown}:{port} "
+                    f"velvetrope listening on {self._scheme}://{shown}:{port} "
                     f"({describe_database_url(self._settings.database_url)})",
                     soft_wrap=True,
                 )
@@ -54,14 +56,32 @@ async def _check_stores(settings: Settings) -> None:
         await stores.aclose()
 
 
+TlsCertOption = typer.Option(
+    None,
+    "--tls-cert",
+    help="Serve https with this certificate chain (PEM); needs --tls-key. Device-bound "
+    "sessions need https.",
+    exists=True,
+    dir_okay=False,
+)
+TlsKeyOption = typer.Option(
+    None, "--tls-key", help="The certificate's private key (PEM).", exists=True, dir_okay=False
+)
+
+
 def serve(
     host: str = typer.Option(None, help="Address to bind (default 127.0.0.1).", show_default=False),
     port: int = typer.Option(
         None, help="Port (default 8000; 0 picks a free one).", show_default=False
     ),
     database: str = DatabaseOption,
+    tls_cert: Path | None = TlsCertOption,
+    tls_key: Path | None = TlsKeyOption,
 ) -> None:
     """Run the auth server."""
+    if (tls_cert is None) != (tls_key is None):
+        err.print("--tls-cert and --tls-key go together: give both, or neither")
+        raise typer.Exit(2)
     settings = load_settings(host=host, port=port, database_url=database)
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(levelname)s %(name)s %(message)s"
@@ -75,6 +95,10 @@ def serve(
         sock.bind((settings.host, 0))
         settings = settings.model_copy(update={"port": sock.getsockname()[1]})
         sockets = [sock]
+    if tls_cert is not None and settings.public_origin is None:
+        # Served over https: the origin (iss, aud, CSRF, DPoP's htu) says so.
+        shown = f"[{settings.host}]" if ":" in settings.host else settings.host
+        settings = settings.model_copy(update={"public_origin": f"https://{shown}:{settings.port}"})
     with clean_errors():
         asyncio.run(_check_stores(settings))
         app = create_app(settings)
@@ -89,8 +113,10 @@ def serve(
         log_level=settings.log_level,
         access_log=settings.log_level == "debug",
         lifespan="on",
+        ssl_certfile=None if tls_cert is None else str(tls_cert),
+        ssl_keyfile=None if tls_key is None else str(tls_key),
     )
-    server = _AnnouncingServer(config, settings)
+    server = _AnnouncingServer(config, settings, tls=tls_cert is not None)
     server.run(sockets=sockets)
     if not server.started:
         raise typer.Exit(1)

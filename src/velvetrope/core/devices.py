@@ -26,6 +26,8 @@ class Device:
         ip: Client address at sign-in (may be empty).
         user_agent: Client ``User-Agent`` at sign-in (may be empty).
         current: Whether it is the device making the request.
+        bound: Whether its credential is bound to a key the device holds: a session
+            bound with DBSC, or a token family bound with DPoP.
     """
 
     handle: str
@@ -35,6 +37,7 @@ class Device:
     ip: str = ""
     user_agent: str = ""
     current: bool = False
+    bound: bool = False
 
     @classmethod
     def of_session(cls, session: SessionRecord) -> Device:
@@ -46,6 +49,7 @@ class Device:
             last_seen_at=session.last_seen_at,
             ip=session.ip,
             user_agent=session.user_agent,
+            bound=session.device_key is not None,
         )
 
     @classmethod
@@ -58,6 +62,7 @@ class Device:
             last_seen_at=family.last_used_at,
             ip=family.ip,
             user_agent=family.user_agent,
+            bound=family.jkt is not None,
         )
 
 

@@ -33,6 +33,9 @@ EventName = Literal[
     "refresh_reuse_detected",
     "access_token_revoked",
     "signing_key_rotated",
+    "dpop_proof_refused",
+    "session_bound",
+    "session_binding_failed",
 ]
 
 _logger = logging.getLogger("velvetrope.events")

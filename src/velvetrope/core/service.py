@@ -13,6 +13,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from velvetrope.clock import Clock, system_clock
+from velvetrope.core.binding.dbsc import BOUND_SECRET_NAME, SessionBinding, SessionBindingPolicy
+from velvetrope.core.binding.dpop import NONCE_SECRET_NAME, DPoPPolicy, DPoPProofs
+from velvetrope.core.credentials import Presented
 from velvetrope.core.csrf import CSRF_SECRET_NAME, SECRET_BYTES, CsrfTokens
 from velvetrope.core.devices import Device, sorted_devices
 from velvetrope.core.events import SecurityEvents
@@ -22,7 +25,11 @@ from velvetrope.core.passwords import PasswordHasher, PasswordPolicy
 from velvetrope.core.principal import Principal
 from velvetrope.core.ratelimit import LoginThrottle, ThrottlePolicy
 from velvetrope.core.sessions import IssuedSession, SessionPolicy, SessionService
-from velvetrope.core.strategies import AccessTokenStrategy, SessionStrategy
+from velvetrope.core.strategies import (
+    AccessTokenStrategy,
+    DeviceBoundSessionStrategy,
+    SessionStrategy,
+)
 from velvetrope.core.tokens.access import TokenPolicy
 from velvetrope.core.tokens.keys import SigningKey
 from velvetrope.core.tokens.service import TokenPair, TokenService
@@ -82,6 +89,8 @@ class AuthService:
         session_policy: SessionPolicy | None = None,
         throttle_policy: ThrottlePolicy | None = None,
         token_policy: TokenPolicy | None = None,
+        dpop_policy: DPoPPolicy | None = None,
+        binding_policy: SessionBindingPolicy | None = None,
         events: SecurityEvents | None = None,
         now: Clock = system_clock,
         token_bytes: TokenSource = secrets.token_bytes,
@@ -97,6 +106,8 @@ class AuthService:
             session_policy: Session deadlines and limits.
             throttle_policy: Sign-in throttling.
             token_policy: Access and refresh token lifetimes and identities.
+            dpop_policy: DPoP-bound tokens (RFC 9449): ``allow`` by default.
+            binding_policy: Device-bound sessions (DBSC): ``offer`` by default.
             events: Where security events go.
             now: The clock.
             token_bytes: The random source.
@@ -130,8 +141,21 @@ class AuthService:
             now=now,
             token_bytes=token_bytes,
         )
-        self.session_strategy = SessionStrategy(self.sessions)
-        self.token_strategy = AccessTokenStrategy(self.tokens)
+        self.dpop = DPoPProofs(stores.one_time, dpop_policy, events=self.events, now=now)
+        self.binding = SessionBinding(
+            self.sessions,
+            stores.one_time,
+            binding_policy,
+            events=self.events,
+            now=now,
+            token_bytes=token_bytes,
+        )
+        self.session_strategy: SessionStrategy = (
+            SessionStrategy(self.sessions)
+            if self.binding.policy.mode == "off"
+            else DeviceBoundSessionStrategy(self.sessions, self.binding)
+        )
+        self.token_strategy = AccessTokenStrategy(self.tokens, self.dpop)
 
     async def start(self, *, rotate_keys: bool = True) -> None:
         """Connect the stores, then load what the service keeps in memory (signing keys,
@@ -140,9 +164,15 @@ class AuthService:
         await self.tokens.start(rotate_keys=rotate_keys)
         secret = self._csrf_secret
         if secret is None:  # shared through the database, so every node agrees
-            candidate = base64.b64encode(self._token_bytes(SECRET_BYTES)).decode("ascii")
-            secret = base64.b64decode(await self.stores.keys.secret(CSRF_SECRET_NAME, candidate))
+            secret = await self._shared_secret(CSRF_SECRET_NAME)
         self._csrf = CsrfTokens(secret, token_bytes=self._token_bytes)
+        self.dpop.use_secret(await self._shared_secret(NONCE_SECRET_NAME))
+        self.binding.use_secret(await self._shared_secret(BOUND_SECRET_NAME))
+
+    async def _shared_secret(self, name: str) -> bytes:
+        """The secret called ``name`` in the key store, made once (every node shares it)."""
+        candidate = base64.b64encode(self._token_bytes(SECRET_BYTES)).decode("ascii")
+        return base64.b64decode(await self.stores.keys.secret(name, candidate))
 
     @property
     def csrf(self) -> CsrfTokens:
@@ -188,7 +218,7 @@ class AuthService:
         Raises:
             SessionInvalid, SessionExpired: The ID is not a live session.
         """
-        return await self.session_strategy.authenticate(session_id, method=method)
+        return await self.session_strategy.authenticate(Presented(session_id), method=method)
 
     async def authenticate_bearer(self, access_token: str, *, method: str = "bearer") -> Principal:
         """Verify an access token: the per-request check for API clients (and, with
@@ -197,18 +227,25 @@ class AuthService:
         Raises:
             InvalidToken: Not a valid, unrevoked access token of ours.
         """
-        return await self.token_strategy.authenticate(access_token, method=method)
+        return await self.token_strategy.authenticate(Presented(access_token), method=method)
 
     async def token_login(
-        self, email: str, password: str, *, ip: str = "", user_agent: str = ""
+        self,
+        email: str,
+        password: str,
+        *,
+        ip: str = "",
+        user_agent: str = "",
+        jkt: str | None = None,
     ) -> TokenPair:
-        """The password grant: check the credentials and open a refresh family.
+        """The password grant: check the credentials and open a refresh family (bound to
+        the DPoP key with thumbprint ``jkt``, if given).
 
         Raises:
             TooManyAttempts, InvalidCredentials, AccountDisabled: As for :meth:`login`.
         """
         user = await self.users.authenticate(email, password, ip=ip)
-        pair = await self.tokens.issue_for(user.id, ip=ip, user_agent=user_agent)
+        pair = await self.tokens.issue_for(user.id, ip=ip, user_agent=user_agent, jkt=jkt)
         if not await self._still_valid(user):  # disabled / password changed while we hashed
             await self.tokens.revoke_family(pair.family.id)
             raise InvalidCredentials
@@ -396,13 +433,14 @@ class AuthService:
             return None
         return family.id
 
-    async def refresh_grant(self, refresh_token: str) -> TokenPair:
+    async def refresh_grant(self, refresh_token: str, *, jkt: str | None = None) -> TokenPair:
         """Rotate a refresh token into a new pair; see ``TokenService.refresh_grant``.
 
         Raises:
             InvalidGrant: Unknown, expired, revoked or reused (the family is revoked).
+            DPoPProofRefused: The family is bound to a DPoP key other than ``jkt``.
         """
-        return await self.tokens.refresh_grant(refresh_token)
+        return await self.tokens.refresh_grant(refresh_token, jkt=jkt)
 
     async def revoke_family(self, family_id: str) -> bool:
         """End a token device: its refresh tokens and every access token it holds."""

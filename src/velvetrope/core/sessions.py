@@ -187,13 +187,23 @@ class SessionService:
                 concurrent rotations wins (SESS-10).
         """
         issued = self._new(session.user_id, ip=session.ip, user_agent=session.user_agent)
-        record = dataclasses.replace(issued.record, created_at=session.created_at)
+        # The device stays bound across rotation: the key lives in the browser, not the ID.
+        record = dataclasses.replace(
+            issued.record, created_at=session.created_at, device_key=session.device_key
+        )
         if not await self._store.rotate(secret_digest(secret), record):
             raise SessionInvalid
         self._events.emit(
             "session_rotated", user=session.user_id, session=record.handle, previous=session.handle
         )
         return IssuedSession(issued.secret, record)
+
+    async def bind(self, secret: str, device_key: str) -> bool:
+        """Bind the session with this ID to a device's public key (JWK JSON); return
+        ``False`` if it is gone (or the ID is malformed)."""
+        if not is_well_formed_secret(secret):
+            return False
+        return await self._store.bind(secret_digest(secret), device_key)
 
     async def end(self, secret: str) -> SessionRecord | None:
         """End the session with this ID, if there is one; return what was ended."""

@@ -77,7 +77,9 @@ def create_app(
             allow_origins=list(allowed),
             allow_credentials=True,
             allow_methods=["GET", "POST", "DELETE"],
-            allow_headers=["Content-Type", "Authorization", CSRF_HEADER],
+            allow_headers=["Content-Type", "Authorization", CSRF_HEADER, "DPoP"],
+            # RFC 9449: a browser client must read the nonce and the DPoP challenge.
+            expose_headers=["DPoP-Nonce", "WWW-Authenticate"],
             max_age=600,
         )
     app.add_middleware(

@@ -9,17 +9,25 @@ credential: a bad bearer token is refused even if a good cookie rides along).
 What follows from the backend, never from its name:
 
 * CSRF applies to unsafe requests whose backend's transport is ``ambient``.
-* A refusal carries the backend's ``WWW-Authenticate`` challenge; with no credential
-  at all, the challenges of every non-ambient backend.
+* A refusal carries the backend's ``WWW-Authenticate`` challenge (or the one its
+  transport or strategy chose: a DPoP refusal names the ``DPoP`` scheme and its error,
+  RFC 9449 section 7.1); with no credential at all, the challenges of every
+  non-ambient backend.
 * Devices are listed and ended by the backends' strategies; sign-out destroys the
   credential through its strategy.
 
+A transport hands its strategy a :class:`~velvetrope.core.credentials.Presented`:
+the credential and, for bound ones, the proof that binds it to the request (a DPoP
+proof with the method and URL it must name; a device-bound session's bound cookie).
+
 The server's default list, built from settings by :func:`default_backends`::
 
-    bearer        Authorization: Bearer <access token>     AccessTokenStrategy
-    session       the session cookie                       SessionStrategy
+    bearer        Authorization: Bearer <access token>      AccessTokenStrategy
+    dpop          Authorization: DPoP <token> + DPoP proof  AccessTokenStrategy (unless
+                                                            VELVETROPE_DPOP=off)
+    session       the session cookie (+ the bound cookie)   DeviceBoundSessionStrategy
       or, with VELVETROPE_BROWSER_CREDENTIALS=jwt-cookie:
-    jwt-cookie    the access-token cookie                  AccessTokenStrategy
+    jwt-cookie    the access-token cookie                   AccessTokenStrategy
 
 Add a way in with ``Velvetrope.add_backend(AuthBackend(name, transport, strategy))``.
 """
@@ -120,6 +128,8 @@ class Authenticator:
             if isinstance(exc, InvalidToken):  # a cookie client gets no invalid_token answer
                 return NotAuthenticated().challenged(self.challenge)
             return exc.challenged(self.challenge)
+        if exc.challenge is not None:  # the way in chose its own answer (DPoP)
+            return exc
         if isinstance(exc, InvalidToken):
             return exc.challenged(self._token_challenges.get(backend.name))
         return exc.challenged(backend.transport.challenge)
@@ -148,7 +158,9 @@ class Authenticator:
                 if backend.transport.read_scope(scope) is not None:
                     return True
             except InvalidToken as exc:
-                raise exc.challenged(self._token_challenges.get(backend.name)) from None
+                if exc.challenge is None:
+                    exc.challenged(self._token_challenges.get(backend.name))
+                raise
         return False
 
     def cookie_names(self) -> list[str]:

@@ -11,10 +11,16 @@
 The API routes and the pages share these flows: sign-in (SESS-06: a new credential
 every time, the old one destroyed), re-authentication, renewal, and sign-out
 (COOK-08: every credential cookie expired, ``Clear-Site-Data`` sent).
+
+With session cookies and ``VELVETROPE_SESSION_BINDING`` on (``offer``, the default, or
+``require``), a sign-in also offers the browser to bind the session to a device key
+(DBSC: the ``Secure-Session-Registration`` header; see :mod:`velvetrope.web.routes.dbsc`);
+a bound session is then carried by the short-lived ``__Host-velvetrope-bound`` cookie too.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -22,6 +28,7 @@ from datetime import timedelta
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 
+from velvetrope.core.binding.dbsc import DBSC_ALGORITHMS
 from velvetrope.core.principal import Principal
 from velvetrope.core.service import AuthService, SignIn
 from velvetrope.core.tokens.service import TokenPair
@@ -30,9 +37,12 @@ from velvetrope.stores.records import UserRecord
 from velvetrope.web.client import client_of
 from velvetrope.web.csrf import CsrfGuard, form_token
 from velvetrope.web.dependencies import Gate
-from velvetrope.web.transports import CLEAR_SITE_DATA, CookieTransport
+from velvetrope.web.transports import CLEAR_SITE_DATA, BoundCookieTransport, CookieTransport
 
 __all__ = ["JWT_COOKIE", "SESSION", "BrowserCookies", "BrowserFlows", "BrowserSignIn", "PageAuth"]
+
+REGISTRATION_HEADER = "Secure-Session-Registration"
+REGISTER_PATH = "/auth/dbsc/register"
 
 SESSION = "session"
 """The backend name of the session cookie (the default browser credential)."""
@@ -57,9 +67,12 @@ class BrowserSignIn:
     principal: Principal
     csrf_token: str
     cookies: tuple[SetCookie, ...]
+    headers: tuple[tuple[str, str], ...] = ()
 
     def apply(self, response: Response) -> Response:
-        """Set the credential cookies on ``response`` and return it."""
+        """Set the credential cookies (and the device-binding offer) on ``response``."""
+        for name, value in self.headers:
+            response.headers.append(name, value)
         return set_cookies(response, self.cookies)
 
 
@@ -80,15 +93,18 @@ class BrowserCookies:
     """The cookies of browser sign-ins (all ``__Host-``, ``Secure``, ``HttpOnly`` on https
     and loopback origins; see :class:`CookieTransport`)."""
 
-    session: CookieTransport
+    session: BoundCookieTransport
+    bound: CookieTransport
     access: CookieTransport
     refresh: CookieTransport
 
     @classmethod
     def for_origin(cls, *, secure: bool) -> BrowserCookies:
-        """The three cookies, with ``Secure`` and the ``__Host-`` prefix when ``secure``."""
+        """The cookies, with ``Secure`` and the ``__Host-`` prefix when ``secure``."""
+        bound = CookieTransport(secure=secure, base_name="velvetrope-bound")
         return cls(
-            session=CookieTransport(secure=secure),
+            session=BoundCookieTransport(secure=secure, bound=bound),
+            bound=bound,
             access=CookieTransport(secure=secure, base_name="velvetrope-access"),
             # RT-08: __Host- forces Path=/, so the refresh cookie reaches every path of
             # this origin; SameSite=Strict keeps it off every cross-site request, and
@@ -121,7 +137,11 @@ class BrowserFlows:
         self.gate = gate
         self.cookies = cookies
         self.jwt_cookies = jwt_cookies
-        self.credential_cookies = (
+        self.binds = not jwt_cookies and service.binding.policy.mode != "off"
+        """Whether browser sign-ins offer device binding (DBSC)."""
+        # The bound cookie is not among them: alone it proves nothing, and sign-out's
+        # Clear-Site-Data ("cookies") removes it with every other cookie of the origin.
+        self.credential_cookies: tuple[CookieTransport, ...] = (
             (cookies.access, cookies.refresh) if jwt_cookies else (cookies.session,)
         )
 
@@ -153,7 +173,7 @@ class BrowserFlows:
                 user_agent=client.user_agent,
                 replacing=self.cookies.session.read(request),
             )
-            return self.signed_in(sign_in)
+            return await self._offer_binding(request, self.signed_in(sign_in))
         pair = await self.service.token_login(
             email, password, ip=client.ip, user_agent=client.user_agent
         )
@@ -164,6 +184,16 @@ class BrowserFlows:
         user = await self.service.user_of(principal)
         token = self.csrf.token_for(principal)
         return BrowserSignIn(user, principal, token, self.pair_cookies(pair))
+
+    async def _offer_binding(self, request: Request, sign_in: BrowserSignIn) -> BrowserSignIn:
+        """Offer to bind the new session to a device key (DBSC), if binding is on."""
+        session = sign_in.principal.session
+        if not self.binds or session is None:
+            return sign_in
+        challenge = await self.service.binding.offer(session)
+        path = str(request.scope.get("root_path", "")).rstrip("/") + REGISTER_PATH
+        offer = f'({" ".join(DBSC_ALGORITHMS)});path="{path}";challenge="{challenge}"'
+        return dataclasses.replace(sign_in, headers=((REGISTRATION_HEADER, offer),))
 
     def signed_in(self, sign_in: SignIn) -> BrowserSignIn:
         """The cookie and CSRF token for a session sign-in (login, re-auth, new password)."""

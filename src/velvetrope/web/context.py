@@ -24,23 +24,37 @@ from velvetrope.web.backends import AuthBackend, Authenticator
 from velvetrope.web.browser import JWT_COOKIE, SESSION, BrowserCookies, BrowserFlows
 from velvetrope.web.csrf import CsrfGuard, OriginPolicy
 from velvetrope.web.dependencies import Gate
-from velvetrope.web.transports import BearerTransport, Transport
+from velvetrope.web.transports import BearerTransport, DPoPTransport, Transport
 
-__all__ = ["BEARER", "Ctx", "WebContext", "context_of", "default_backends"]
+__all__ = ["BEARER", "DPOP", "Ctx", "WebContext", "context_of", "default_backends"]
 
 BEARER = "bearer"
 """The backend name of ``Authorization: Bearer`` access tokens."""
+DPOP = "dpop"
+"""The backend name of DPoP-bound access tokens (``Authorization: DPoP`` + a proof)."""
 _SCOPE_KEY = "velvetrope.context"
 
 
 def default_backends(
     settings: Settings, service: AuthService, cookies: BrowserCookies
 ) -> list[AuthBackend]:
-    """The server's ways in, in order: bearer tokens, then the browser credential."""
-    bearer = AuthBackend(BEARER, BearerTransport(), service.token_strategy)
+    """The server's ways in, in order: bearer and DPoP tokens, then the browser credential.
+
+    All token ways in share one strategy (one list of token devices); under
+    ``VELVETROPE_DPOP=require`` it refuses unbound tokens, and requests with no
+    credential are told about the DPoP scheme.
+    """
+    tokens = service.token_strategy
+    found = [AuthBackend(BEARER, BearerTransport(), tokens)]
+    policy = service.dpop.policy
+    if policy.enabled:
+        transport = DPoPTransport(
+            settings.origin, algorithms=policy.algorithms, advertise=policy.mode == "require"
+        )
+        found.append(AuthBackend(DPOP, transport, tokens))
     if settings.browser_credentials == "jwt-cookie":
-        return [bearer, AuthBackend(JWT_COOKIE, cookies.access, service.token_strategy)]
-    return [bearer, AuthBackend(SESSION, cookies.session, service.session_strategy)]
+        return [*found, AuthBackend(JWT_COOKIE, cookies.access, tokens)]
+    return [*found, AuthBackend(SESSION, cookies.session, service.session_strategy)]
 
 
 class WebContext:
@@ -72,7 +86,14 @@ class WebContext:
     def _cookies(self) -> list[Transport]:
         ambient = [b.transport for b in self.authenticator.backends if b.transport.ambient]
         cookies = self.cookies
-        return [*ambient, cookies.session, cookies.access, cookies.refresh, self.csrf.cookie]
+        return [
+            *ambient,
+            cookies.session,
+            cookies.bound,
+            cookies.access,
+            cookies.refresh,
+            self.csrf.cookie,
+        ]
 
     def cookie_names(self) -> list[str]:
         """Every cookie velvetrope reads: credentials, the refresh cookie, the CSRF cookie."""

@@ -68,6 +68,7 @@ class DeviceView:
     last_seen_iso: str
     current: bool
     phone: bool
+    bound: bool
 
 
 def when(instant: datetime) -> str:
@@ -100,4 +101,5 @@ def device_view(device: Device, now: datetime) -> DeviceView:
         last_seen_iso=iso(device.last_seen_at),
         current=device.current,
         phone=name.endswith(tuple(f" on {s}" for s in _PHONES)),
+        bound=device.bound,
     )

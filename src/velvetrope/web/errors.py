@@ -19,8 +19,10 @@ from velvetrope.errors import (
     AuthError,
     ConfigurationError,
     CsrfFailed,
+    DPoPNonceRequired,
     EmailTaken,
     InvalidCredentials,
+    InvalidDeviceProof,
     InvalidInput,
     InvalidToken,
     NotAuthenticated,
@@ -29,6 +31,7 @@ from velvetrope.errors import (
     ReauthRequired,
     StoreUnavailable,
     TooManyAttempts,
+    UseDPoPNonce,
 )
 
 __all__ = [
@@ -74,14 +77,7 @@ class HeaderTooLarge(InvalidInput):
     default_detail = "The request's cookies are too large."
 
 
-def _challenge(default: str) -> Callable[[AuthError], Mapping[str, str]]:
-    """``WWW-Authenticate``: the challenge of the way in that refused, else ``default``."""
-
-    def headers(exc: AuthError) -> Mapping[str, str]:
-        chosen = exc.challenge if isinstance(exc, NotAuthenticated) else None
-        return {"WWW-Authenticate": chosen or default}
-
-    return headers
+Headers = Callable[[AuthError], Mapping[str, str]]
 
 
 def _retry_after(exc: AuthError) -> dict[str, str]:
@@ -89,7 +85,24 @@ def _retry_after(exc: AuthError) -> dict[str, str]:
     return {"Retry-After": str(max(1, int(exc.retry_after.total_seconds() + 0.999)))}
 
 
-Headers = Callable[[AuthError], Mapping[str, str]]
+def _challenge(default: str) -> Headers:
+    """``WWW-Authenticate``: the challenge the refusing way in chose, else ``default``;
+    with the nonce to use when the refusal asks for a DPoP nonce (RFC 9449 section 8)."""
+
+    def headers(exc: AuthError) -> Mapping[str, str]:
+        chosen = exc.challenge if isinstance(exc, NotAuthenticated) else None
+        found = {"WWW-Authenticate": chosen or default}
+        if isinstance(exc, UseDPoPNonce):
+            found["DPoP-Nonce"] = exc.nonce
+        return found
+
+    return headers
+
+
+def _nonce(exc: AuthError) -> Mapping[str, str]:
+    assert isinstance(exc, DPoPNonceRequired)  # noqa: S101 - the table pairs them
+    return {"DPoP-Nonce": exc.nonce}
+
 
 # Most specific first: the first class that matches decides.
 STATUS: tuple[tuple[type[AuthError], int, Headers | None], ...] = (
@@ -98,7 +111,9 @@ STATUS: tuple[tuple[type[AuthError], int, Headers | None], ...] = (
     (PayloadTooLarge, 413, None),
     (HeaderTooLarge, 431, None),
     (InvalidInput, 422, None),
+    (DPoPNonceRequired, 400, _nonce),
     (OAuthError, 400, None),
+    (InvalidDeviceProof, 400, None),
     (InvalidToken, 401, _challenge(INVALID_TOKEN_CHALLENGE)),
     (EmailTaken, 409, None),
     (InvalidCredentials, 401, lambda _: {"WWW-Authenticate": CHALLENGE}),

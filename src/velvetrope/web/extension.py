@@ -39,7 +39,7 @@ from velvetrope.web.backends import AuthBackend, Authenticator
 from velvetrope.web.browser import BrowserFlows
 from velvetrope.web.context import WebContext
 from velvetrope.web.csrf import CsrfGuard
-from velvetrope.web.routes import build_auth_router, build_token_router
+from velvetrope.web.routes import build_auth_router, build_dbsc_router, build_token_router
 from velvetrope.web.transports import CookieTransport
 
 __all__ = ["Velvetrope"]
@@ -110,11 +110,14 @@ class Velvetrope:
 
     @property
     def router(self) -> APIRouter:
-        """The ``/auth/*`` endpoints and ``/.well-known/jwks.json``, bound to this instance."""
+        """The ``/auth/*`` endpoints (``/auth/dbsc/*`` too when browser sessions may be
+        bound to devices) and ``/.well-known/jwks.json``, bound to this instance."""
         if self._router is None:
             router = APIRouter()
             router.include_router(build_auth_router(self.context))
             router.include_router(build_token_router(self.context))
+            if self.context.browser.binds:
+                router.include_router(build_dbsc_router(self.context))
             self._router = router
         return self._router
 

@@ -81,6 +81,10 @@ class SessionOut(BaseModel):
     ip: str
     user_agent: str
     current: bool
+    bound: bool = Field(
+        description="Whether its credential is bound to a key the device holds "
+        "(a device-bound session, or DPoP-bound tokens)"
+    )
 
     @classmethod
     def of(cls, device: Device) -> SessionOut:
@@ -91,6 +95,7 @@ class SessionOut(BaseModel):
             ip=device.ip,
             user_agent=device.user_agent,
             current=device.current,
+            bound=device.bound,
         )
 
 

@@ -121,18 +121,20 @@ class AccessTokens:
         jti: str | None = None,
         issued_at: datetime | None = None,
         not_after: datetime | None = None,
+        jkt: str | None = None,
     ) -> IssuedAccess:
         """Sign an access token for ``user_id`` in refresh family ``family_id``.
 
         ``jti`` and ``issued_at`` are given when re-issuing a pair inside the refresh
         grace window, so the retry gets the same token content. ``not_after`` caps
-        ``exp`` (a token never outlives its family).
+        ``exp`` (a token never outlives its family). ``jkt`` binds the token to a DPoP
+        key (``cnf.jkt``).
         """
         iat = int((issued_at or self._now()).timestamp())
         exp = iat + int(self.policy.access_ttl.total_seconds())
         if not_after is not None:
             exp = min(exp, int(not_after.timestamp()))
-        claims = {
+        claims: dict[str, object] = {
             "iss": self.policy.issuer,
             "aud": self.policy.audience,
             "sub": user_id,
@@ -143,6 +145,8 @@ class AccessTokens:
             "nbf": iat,
             "exp": exp,
         }
+        if jkt is not None:
+            claims["cnf"] = {"jkt": jkt}
         signer = self.keys.signing_key
         token = codec.sign_compact(
             claims, key=signer.jwk, alg=signer.alg, kid=signer.kid, typ=ACCESS_TYP

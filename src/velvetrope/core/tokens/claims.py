@@ -15,7 +15,7 @@ from typing import Any
 
 from velvetrope.errors import InvalidToken
 
-__all__ = ["AccessClaims", "validate_access_claims"]
+__all__ = ["AccessClaims", "numeric_date", "text_claim", "validate_access_claims"]
 
 _JTI = re.compile(r"[A-Za-z0-9_-]{22,128}")
 _MAX_TEXT = 256
@@ -32,6 +32,8 @@ class AccessClaims:
         issued_at: ``iat``.
         expires_at: ``exp``.
         raw: Every claim, as sent.
+        jkt: ``cnf.jkt``: the thumbprint of the key the token is bound to (DPoP,
+            RFC 9449 section 6.1), or ``None`` for a bearer token.
     """
 
     sub: str
@@ -40,9 +42,15 @@ class AccessClaims:
     issued_at: datetime
     expires_at: datetime
     raw: Mapping[str, Any] = field(repr=False, compare=False)
+    jkt: str | None = None
 
 
-def _numeric_date(claims: Mapping[str, Any], name: str) -> float:
+def numeric_date(claims: Mapping[str, Any], name: str) -> float:
+    """Claim ``name`` as a NumericDate: a finite JSON number in range (never a bool or text).
+
+    Raises:
+        InvalidToken: It is not one.
+    """
     value = claims.get(name)
     # bool is an int in Python; JSON true is not a NumericDate.
     if isinstance(value, bool) or not isinstance(value, int | float):
@@ -53,7 +61,12 @@ def _numeric_date(claims: Mapping[str, Any], name: str) -> float:
     return float(value)
 
 
-def _text(claims: Mapping[str, Any], name: str) -> str:
+def text_claim(claims: Mapping[str, Any], name: str) -> str:
+    """Claim ``name`` as non-empty text of at most 256 characters.
+
+    Raises:
+        InvalidToken: It is not.
+    """
     value = claims.get(name)
     if not isinstance(value, str) or not value or len(value) > _MAX_TEXT:
         raise InvalidToken(f"{name} is not a string")
@@ -62,6 +75,20 @@ def _text(claims: Mapping[str, Any], name: str) -> str:
     except UnicodeEncodeError:
         raise InvalidToken(f"{name} is not valid text") from None
     return value
+
+
+_JKT = re.compile(r"[A-Za-z0-9_-]{43}")
+
+
+def _confirmation(claims: Mapping[str, Any]) -> str | None:
+    """``cnf.jkt`` (a SHA-256 thumbprint: 43 base64url characters), if the token has ``cnf``."""
+    if "cnf" not in claims:
+        return None
+    cnf = claims["cnf"]
+    jkt = cnf.get("jkt") if isinstance(cnf, dict) else None
+    if not isinstance(jkt, str) or not _JKT.fullmatch(jkt):
+        raise InvalidToken("bad cnf")
+    return jkt
 
 
 def validate_access_claims(
@@ -77,7 +104,7 @@ def validate_access_claims(
     Raises:
         InvalidToken: A claim is missing, of the wrong type, or not acceptable now.
     """
-    if _text(claims, "iss") != issuer:  # exact match, never `in` (JWT-12)
+    if text_claim(claims, "iss") != issuer:  # exact match, never `in` (JWT-12)
         raise InvalidToken("wrong iss")
     aud = claims.get("aud")
     if isinstance(aud, list):
@@ -85,9 +112,9 @@ def validate_access_claims(
             raise InvalidToken("wrong aud")
     elif aud != audience:  # exact, case-sensitive (JWT-11)
         raise InvalidToken("wrong aud")
-    exp = _numeric_date(claims, "exp")
-    iat = _numeric_date(claims, "iat")
-    nbf = _numeric_date(claims, "nbf")
+    exp = numeric_date(claims, "exp")
+    iat = numeric_date(claims, "iat")
+    nbf = numeric_date(claims, "nbf")
     moment = now.timestamp()
     slack = leeway.total_seconds()
     if moment >= exp + slack:
@@ -96,13 +123,14 @@ def validate_access_claims(
         raise InvalidToken("not yet valid")
     if iat > moment + slack:
         raise InvalidToken("issued in the future")
-    jti = _text(claims, "jti")
+    jti = text_claim(claims, "jti")
     if not _JTI.fullmatch(jti):
         raise InvalidToken("bad jti")
-    _text(claims, "client_id")
+    text_claim(claims, "client_id")
     return AccessClaims(
-        sub=_text(claims, "sub"),
-        sid=_text(claims, "sid"),
+        jkt=_confirmation(claims),
+        sub=text_claim(claims, "sub"),
+        sid=text_claim(claims, "sid"),
         jti=jti,
         issued_at=datetime.fromtimestamp(iat, UTC),
         expires_at=datetime.fromtimestamp(exp, UTC),

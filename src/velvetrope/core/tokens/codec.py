@@ -14,6 +14,15 @@ Part 2, and JWT-05..JWT-08, JWT-17):
 
 Only then does joserfc verify the signature. Claims are validated by the callers
 (:mod:`velvetrope.core.tokens.claims`) on the payload this returns.
+
+Proofs of possession are the one exception to "a token never names its key" (JWT-03):
+a DPoP proof (RFC 9449) and a device-bound session's registration (DBSC) carry the
+*client's* public key in a ``jwk`` header, and what they prove is that the sender
+holds its private half. :func:`decode_proof` is the only way such a header is read:
+``typ`` and ``alg`` fixed by the caller (asymmetric only: ES256, EdDSA, RS256, PS256
+at most), the key public (private members refused), of the type and size the ``alg``
+needs; or, for a later proof, no ``jwk`` at all and the key the caller stored.
+Every other token still refuses ``jwk``, ``jku``, ``x5u`` and ``x5c``.
 """
 
 from __future__ import annotations
@@ -37,15 +46,21 @@ from velvetrope.errors import InvalidToken
 __all__ = [
     "ALGORITHMS",
     "MAX_TOKEN_BYTES",
+    "PROOF_ALGORITHMS",
     "Algorithm",
+    "DecodedProof",
     "InvalidToken",
     "Jwk",
+    "ProofAlgorithm",
     "decode_compact",
+    "decode_proof",
     "generate_jwk",
+    "generate_proof_key",
     "jwk_from_json",
     "loads_strict",
     "public_jwk",
     "sign_compact",
+    "sign_proof",
     "thumbprint",
 ]
 
@@ -77,6 +92,30 @@ class _Registry(JWSRegistry):
 
 
 _REGISTRIES = {alg: _Registry(algorithms=[alg]) for alg in ALGORITHMS}
+
+ProofAlgorithm = Literal["ES256", "EdDSA", "RS256", "PS256"]
+PROOF_ALGORITHMS: tuple[ProofAlgorithm, ...] = ("ES256", "EdDSA", "RS256", "PS256")
+"""Asymmetric only: a proof of possession is never signed with a shared secret (or none)."""
+
+
+class _ProofRegistry(_Registry):
+    max_header_length = 2 * _MAX_HEADER_CHARS  # an embedded RSA key; we cap it first anyway
+
+
+_PROOF_REGISTRIES = {alg: _ProofRegistry(algorithms=[alg]) for alg in PROOF_ALGORITHMS}
+_PROOF_KEYS: dict[str, tuple[str, str | None]] = {  # alg -> (kty, crv)
+    "ES256": ("EC", "P-256"),
+    "EdDSA": ("OKP", "Ed25519"),
+    "RS256": ("RSA", None),
+    "PS256": ("RSA", None),
+}
+_PUBLIC_MEMBERS = {
+    "EC": frozenset({"kty", "crv", "x", "y"}),
+    "OKP": frozenset({"kty", "crv", "x"}),
+    "RSA": frozenset({"kty", "n", "e"}),
+}
+_KEY_INFO = frozenset({"alg", "use", "kid", "key_ops", "ext"})
+_PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -130,6 +169,18 @@ class Decoded:
     claims: dict[str, Any]
 
 
+def _split(token: str, max_header: int) -> tuple[dict[str, Any], str, str]:
+    """Size caps, compact form, and the strictly parsed header (JWT-05, JWT-08, JWT-17)."""
+    if len(token) > MAX_TOKEN_BYTES:
+        raise InvalidToken("too large")
+    if not _COMPACT.fullmatch(token):
+        raise InvalidToken("not a compact JWS")
+    header_b64, payload_b64, signature_b64 = token.split(".")
+    if len(header_b64) > max_header or len(signature_b64) > _MAX_SIGNATURE_CHARS:
+        raise InvalidToken("segment too large")
+    return loads_strict(_b64decode(header_b64)), payload_b64, signature_b64
+
+
 KeyLookup = Callable[[str], "tuple[Jwk, Algorithm] | None"]
 """Given a ``kid``, the key and its single algorithm; ``None`` when unknown."""
 
@@ -147,14 +198,7 @@ def decode_compact(token: str, keys: KeyLookup, *, typ: str | None) -> Decoded:
     Raises:
         InvalidToken: For every failure, with a ``reason`` for logs.
     """
-    if len(token) > MAX_TOKEN_BYTES:
-        raise InvalidToken("too large")
-    if not _COMPACT.fullmatch(token):
-        raise InvalidToken("not a compact JWS")
-    header_b64, payload_b64, signature_b64 = token.split(".")
-    if len(header_b64) > _MAX_HEADER_CHARS or len(signature_b64) > _MAX_SIGNATURE_CHARS:
-        raise InvalidToken("segment too large")
-    header = loads_strict(_b64decode(header_b64))
+    header, payload_b64, signature_b64 = _split(token, _MAX_HEADER_CHARS)
     _check_header(header, typ)
     found = keys(header["kid"])
     if found is None:
@@ -169,6 +213,132 @@ def decode_compact(token: str, keys: KeyLookup, *, typ: str | None) -> Decoded:
     except (JoseError, ValueError, TypeError) as exc:
         raise InvalidToken(f"signature: {type(exc).__name__}") from None
     return Decoded(header=header, claims=loads_strict(payload))
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedProof:
+    """A verified proof of possession.
+
+    Attributes:
+        header: Its header, parsed strictly.
+        claims: Its payload, parsed strictly (the caller validates the claims).
+        jwk: The public key that verified it, as a JWK object (``kty`` and its members).
+        thumbprint: The key's RFC 7638 SHA-256 thumbprint (``jkt``).
+    """
+
+    header: dict[str, Any]
+    claims: dict[str, Any]
+    jwk: dict[str, Any]
+    thumbprint: str
+
+
+def decode_proof(
+    token: str,
+    *,
+    typ: str,
+    algorithms: tuple[ProofAlgorithm, ...],
+    key: Mapping[str, Any] | None = None,
+) -> DecodedProof:
+    """Verify a proof of possession signed by the client's own key.
+
+    Args:
+        token: The compact JWS.
+        typ: The exact ``typ`` required (``dpop+jwt``, ``dbsc+jwt``).
+        algorithms: The ``alg`` values allowed (a subset of :data:`PROOF_ALGORITHMS`).
+        key: The public JWK stored when the key was registered: the proof must carry
+            no ``jwk`` of its own. ``None``: the proof must embed its public ``jwk``.
+
+    Raises:
+        InvalidToken: For every failure, with a ``reason`` for logs.
+    """
+    # An embedded RSA key makes a proof's header larger than a token's.
+    header, payload_b64, signature_b64 = _split(token, 2 * _MAX_HEADER_CHARS)
+    alg = _proof_header(header, typ, algorithms, embedded=key is None)
+    public = dict(key) if key is not None else header["jwk"]
+    imported, jkt = _public_key(public, alg)
+    payload = _b64decode(payload_b64)
+    _b64decode(signature_b64)
+    try:
+        jws.deserialize_compact(token, imported, algorithms=[alg], registry=_PROOF_REGISTRIES[alg])
+    except (JoseError, ValueError, TypeError) as exc:
+        raise InvalidToken(f"signature: {type(exc).__name__}") from None
+    jwk = {k: public[k] for k in sorted(_PUBLIC_MEMBERS[public["kty"]])}
+    return DecodedProof(header, loads_strict(payload), jwk, jkt)
+
+
+def _proof_header(
+    header: Mapping[str, Any], typ: str, algorithms: tuple[ProofAlgorithm, ...], *, embedded: bool
+) -> ProofAlgorithm:
+    allowed = {"alg", "typ", "jwk"} if embedded else {"alg", "typ"}
+    extra = set(header) - allowed
+    if extra:  # jku, x5u, x5c, kid, crit...: never a key by reference (JWT-03)
+        raise InvalidToken(f"header member not allowed: {sorted(extra)[0]}")
+    alg = header.get("alg")
+    if not isinstance(alg, str) or alg not in algorithms or alg not in _PROOF_REGISTRIES:
+        raise InvalidToken("alg not allowed")  # none, HS256, anything not asymmetric
+    presented = header.get("typ")
+    if not isinstance(presented, str) or presented.lower() != typ.lower():
+        raise InvalidToken("wrong typ")
+    if embedded and not isinstance(header.get("jwk"), dict):
+        raise InvalidToken("no jwk")
+    return next(a for a in PROOF_ALGORITHMS if a == alg)
+
+
+_KEY_CACHE_SIZE = 4096
+_public_keys: dict[tuple[str, str], tuple[Jwk, str]] = {}
+
+
+def _public_key(data: Mapping[str, Any], alg: ProofAlgorithm) -> tuple[Jwk, str]:
+    """The checked, imported key and its thumbprint; a client's next proof reuses them
+    (importing and hashing cost more than the signature check)."""
+    name = (alg, json.dumps(data, sort_keys=True))
+    found = _public_keys.get(name)
+    if found is None:
+        key = _import_public(data, alg)
+        found = (key, thumbprint(key))
+        if len(_public_keys) >= _KEY_CACHE_SIZE:
+            del _public_keys[next(iter(_public_keys))]  # the oldest
+        _public_keys[name] = found
+    return found
+
+
+def _import_public(data: Mapping[str, Any], alg: ProofAlgorithm) -> Jwk:
+    """A public key of the type ``alg`` needs, from a JWK that holds nothing private."""
+    kty, crv = _PROOF_KEYS[alg]
+    if data.get("kty") != kty:
+        raise InvalidToken("jwk kty does not match alg")
+    members = set(data)
+    if members & _PRIVATE_MEMBERS:
+        raise InvalidToken("jwk holds private key material")
+    needed = _PUBLIC_MEMBERS[kty]
+    if not needed <= members or members - needed - _KEY_INFO:
+        raise InvalidToken("jwk members")
+    if not all(isinstance(data[m], str) for m in needed):
+        raise InvalidToken("jwk members")
+    if crv is not None and data.get("crv") != crv:
+        raise InvalidToken("jwk curve does not match alg")
+    classes: dict[str, type[OKPKey] | type[ECKey] | type[RSAKey]] = {
+        "EC": ECKey,
+        "OKP": OKPKey,
+        "RSA": RSAKey,
+    }
+    try:
+        key: Jwk = classes[kty].import_key({m: data[m] for m in needed})
+    except (JoseError, ValueError, TypeError) as exc:
+        raise InvalidToken(f"jwk: {type(exc).__name__}") from None
+    if isinstance(key, RSAKey) and key.raw_value.key_size < 2048:  # KEY-02
+        raise InvalidToken("RSA key too small")
+    return key
+
+
+def sign_proof(claims: Mapping[str, Any], *, key: Jwk, alg: ProofAlgorithm, typ: str) -> str:
+    """Sign a proof of possession: header ``{alg, typ, jwk}`` with the public half of ``key``
+    (what :func:`velvetrope.client.DPoPAuth` sends)."""
+    payload = json.dumps(claims, separators=(",", ":"), sort_keys=True, allow_nan=False)
+    header = {"alg": alg, "typ": typ, "jwk": key.as_dict(private=False)}
+    return jws.serialize_compact(
+        header, payload.encode("utf-8"), key, algorithms=[alg], registry=_PROOF_REGISTRIES[alg]
+    )
 
 
 def _check_header(header: Mapping[str, Any], typ: str | None) -> None:
@@ -205,6 +375,15 @@ def generate_jwk(alg: Algorithm) -> Jwk:
     if alg == "RS256":
         return RSAKey.generate_key(3072, private=True)
     return OctKey.generate_key(256, private=True)
+
+
+def generate_proof_key(alg: ProofAlgorithm) -> Jwk:
+    """A fresh private key for signing proofs of possession with ``alg`` (a client's)."""
+    if alg == "EdDSA":
+        return OKPKey.generate_key("Ed25519", private=True)
+    if alg == "ES256":
+        return ECKey.generate_key("P-256", private=True)
+    return RSAKey.generate_key(2048, private=True)
 
 
 def jwk_from_json(text: str, alg: Algorithm) -> Jwk:

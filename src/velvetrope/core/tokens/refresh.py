@@ -30,7 +30,7 @@ from velvetrope.core.ids import (
     secret_digest,
 )
 from velvetrope.core.tokens.access import TokenPolicy
-from velvetrope.errors import InvalidGrant, RefreshTokenReused
+from velvetrope.errors import DPoPProofRefused, InvalidGrant, RefreshTokenReused
 from velvetrope.stores.protocols import RefreshStore
 from velvetrope.stores.records import RefreshFamilyRecord
 
@@ -91,8 +91,11 @@ class RefreshTokens:
         jti = self._derive(b"jti\x00", token)[:22]
         return RefreshGrant(token, family, jti, family.rotated_at, replayed)
 
-    async def start(self, user_id: str, *, ip: str = "", user_agent: str = "") -> RefreshGrant:
-        """Open a family after a password sign-in and return its first token."""
+    async def start(
+        self, user_id: str, *, ip: str = "", user_agent: str = "", jkt: str | None = None
+    ) -> RefreshGrant:
+        """Open a family after a password sign-in and return its first token; ``jkt`` binds
+        the family to a DPoP key (every later refresh must prove it)."""
         now = self._now()
         token = new_secret(self._token_bytes)
         family = RefreshFamilyRecord(
@@ -106,17 +109,23 @@ class RefreshTokens:
             rotated_at=now,
             ip=ip[:64],
             user_agent=user_agent[:256],
+            jkt=jkt,
         )
         await self._store.create(family, secret_digest(token))
         self._events.emit("refresh_family_created", user=user_id, family=family.id)
         return self._grant(token, family)
 
-    async def rotate(self, token: str) -> RefreshGrant:
+    async def rotate(self, token: str, *, jkt: str | None = None) -> RefreshGrant:
         """Exchange a refresh token for the next one.
+
+        ``jkt`` is the thumbprint of the DPoP proof's key, if one came: a family bound
+        to a key rotates only for a proof by that key (RFC 9449 section 5), checked
+        before anything changes, so a stolen token used with another key spends nothing.
 
         Raises:
             InvalidGrant: Unknown, expired or revoked; or reused, in which case the
                 whole family has just been revoked (check ``family_revoked`` events).
+            DPoPProofRefused: The family is bound to a key and the proof is not by it.
         """
         if not is_well_formed_secret(token):
             raise InvalidGrant
@@ -130,6 +139,10 @@ class RefreshTokens:
         idle_deadline = family.last_used_at + self.policy.refresh_idle_timeout
         if now >= family.expires_at or now >= idle_deadline:
             raise InvalidGrant("The refresh token has expired; sign in again.")
+        if family.jkt is not None and (jkt is None or not hmac.compare_digest(family.jkt, jkt)):
+            raise DPoPProofRefused(
+                "This refresh token is bound to a key: send a DPoP proof signed by that key."
+            )
         successor = self._derive(b"next\x00", token)
         if generation == family.generation:
             won = await self._store.rotate(

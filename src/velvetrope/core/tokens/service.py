@@ -92,35 +92,42 @@ class TokenService:
             raise RuntimeError("the token service is not started; call start() first")
         return self._refresh
 
-    def _pair(self, grant: RefreshGrant) -> TokenPair:
+    def _pair(self, grant: RefreshGrant, jkt: str | None) -> TokenPair:
         issued = self.access.issue(
             user_id=grant.family.user_id,
             family_id=grant.family.id,
             jti=grant.jti,
             issued_at=grant.issued_at,
             not_after=grant.family.expires_at,
+            jkt=jkt,
         )
         expires_in = int((issued.claims.expires_at - self._now()).total_seconds())
         return TokenPair(issued.token, grant.token, max(expires_in, 0), grant.family)
 
-    async def issue_for(self, user_id: str, *, ip: str = "", user_agent: str = "") -> TokenPair:
-        """Open a refresh family for a user who just proved their password."""
-        return self._pair(await self.refresh.start(user_id, ip=ip, user_agent=user_agent))
+    async def issue_for(
+        self, user_id: str, *, ip: str = "", user_agent: str = "", jkt: str | None = None
+    ) -> TokenPair:
+        """Open a refresh family for a user who just proved their password; with ``jkt``
+        (a DPoP key's thumbprint) the family and its access tokens are bound to that key."""
+        grant = await self.refresh.start(user_id, ip=ip, user_agent=user_agent, jkt=jkt)
+        return self._pair(grant, jkt)
 
-    async def refresh_grant(self, refresh_token: str) -> TokenPair:
-        """Rotate a refresh token; see :meth:`RefreshTokens.rotate`.
+    async def refresh_grant(self, refresh_token: str, *, jkt: str | None = None) -> TokenPair:
+        """Rotate a refresh token; see :meth:`RefreshTokens.rotate`. The new access token
+        is bound to ``jkt`` (the DPoP proof's key) when one is given.
 
         A detected reuse also revokes the family's outstanding access tokens.
 
         Raises:
             InvalidGrant: As ``RefreshTokens.rotate``.
+            DPoPProofRefused: The family is bound to another key than ``jkt``.
         """
         try:
-            grant = await self.refresh.rotate(refresh_token)
+            grant = await self.refresh.rotate(refresh_token, jkt=jkt)
         except RefreshTokenReused as reused:
             await self.revocations.revoke_family(reused.family_id, until=self._family_until())
             raise
-        return self._pair(grant)
+        return self._pair(grant, jkt)
 
     def _family_until(self) -> datetime:
         return self._now() + self.policy.access_ttl + self.policy.leeway

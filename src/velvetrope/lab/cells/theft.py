@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 
-from velvetrope.lab import features
+from velvetrope.client import DPoPAuth
+from velvetrope.core.tokens import codec
 from velvetrope.lab.context import LabContext
 from velvetrope.lab.features import NotLanded
 from velvetrope.lab.model import CellResult, Figure, not_available
-from velvetrope.lab.servers import Node, nodes
+from velvetrope.lab.servers import EMAIL, PASSWORD, Node, nodes
 from velvetrope.lab.services import ServiceUnavailable
 from velvetrope.lab.stores import store_env
 
@@ -29,30 +31,79 @@ __all__ = ["dbsc_replay", "dpop_replay", "measure"]
 TRIALS = 3
 
 
+_OFFER = re.compile(r'path="(?P<path>[^"]+)";challenge="(?P<challenge>[A-Za-z0-9_-]+)"')
+
+
 def dbsc_replay(node: Node) -> int:
-    """Adapter: the status a DBSC-bound session cookie gets when replayed elsewhere.
+    """The status a DBSC-bound session cookie gets when replayed by another client.
 
-    Fill in when DBSC lands: let client A register a device key and bind its session
-    (the DBSC registration and refresh endpoints), then replay A's cookie from client B,
-    which holds no key, and return the status of B's request (expected: 401).
-
-    Raises:
-        NotLanded: DBSC is not in this velvetrope.
+    Client A signs in, answers the registration offer with a software device key (as
+    Chromium does) and so binds its session; client B, which holds A's session cookie
+    but not A's key (so no live bound cookie), asks for ``/auth/me``.
     """
-    raise NotLanded(features.dbsc().reason or "the dbsc_replay adapter in cells/theft.py is empty")
+    alice = node.client(user_agent="Alice's browser")
+    mallory = node.client(user_agent="curl/8.0 (another machine)")
+    try:
+        reply = alice.request(
+            "POST",
+            "/auth/login",
+            json_body={"email": EMAIL, "password": PASSWORD},
+            headers={"Origin": node.origin},
+        )
+        offer = _OFFER.search(" ".join(reply.header("secure-session-registration")))
+        cookie = next(
+            (c.split(";", 1)[0] for c in reply.header("set-cookie") if "-session=" in c), None
+        )
+        if reply.status != 200 or offer is None or cookie is None:
+            raise ServiceUnavailable(f"sign-in offered no device binding ({reply.status})")
+        key = codec.generate_proof_key("ES256")
+        proof = codec.sign_proof({"jti": offer["challenge"]}, key=key, alg="ES256", typ="dbsc+jwt")
+        headers = {"Cookie": cookie, "Origin": node.origin, "Sec-Fetch-Site": "same-origin"}
+        bound = alice.request(
+            "POST", offer["path"], headers={**headers, "Secure-Session-Response": proof}
+        )
+        if bound.status != 200:
+            raise ServiceUnavailable(f"device registration answered {bound.status}")
+        return mallory.request("GET", "/auth/me", headers={"Cookie": cookie}).status
+    finally:
+        alice.close()
+        mallory.close()
 
 
 def dpop_replay(node: Node) -> int:
-    """Adapter: the status a DPoP-bound access token gets when replayed elsewhere.
+    """The status a DPoP-bound access token gets when replayed by another client.
 
-    Fill in when DPoP lands: client A gets a token bound to its key (a DPoP proof on
-    ``/auth/token``); client B replays the token with a proof signed by its own key (or
-    none) and the status of B's request is returned (expected: 401).
-
-    Raises:
-        NotLanded: DPoP is not in this velvetrope.
+    Client A gets a token bound to its key (a DPoP proof on ``/auth/token``); client B
+    replays it with a proof signed by B's own key.
     """
-    raise NotLanded(features.dpop().reason or "the dpop_replay adapter in cells/theft.py is empty")
+    alice_key, mallory_key = DPoPAuth(), DPoPAuth()
+    alice = node.client(user_agent="Alice's app")
+    mallory = node.client(user_agent="curl/8.0 (another machine)")
+    try:
+        reply = alice.request(
+            "POST",
+            "/auth/token",
+            form={"grant_type": "password", "username": EMAIL, "password": PASSWORD},
+            headers={"DPoP": alice_key.proof("POST", node.origin + "/auth/token")},
+        )
+        if reply.status != 200 or reply.json().get("token_type") != "DPoP":
+            raise ServiceUnavailable(f"the DPoP token grant answered {reply.status}")
+        token = str(reply.json()["access_token"])
+        me = node.origin + "/auth/me"
+        own = {
+            "Authorization": f"DPoP {token}",
+            "DPoP": alice_key.proof("GET", me, access_token=token),
+        }
+        if alice.request("GET", "/auth/me", headers=own).status != 200:
+            raise ServiceUnavailable("the DPoP-bound token was refused to its own client")
+        stolen = {
+            "Authorization": f"DPoP {token}",
+            "DPoP": mallory_key.proof("GET", me, access_token=token),
+        }
+        return mallory.request("GET", "/auth/me", headers=stolen).status
+    finally:
+        alice.close()
+        mallory.close()
 
 
 def _tampered(token: str) -> str:
@@ -122,6 +173,8 @@ def measure(ctx: LabContext, result: CellResult) -> None:
     ]
     try:
         env = store_env("sqlite", ctx.scratch, ctx.services)
+        # No grace after sign-in for a session about to be bound: the replay comes at once.
+        env = {**env, "VELVETROPE_SESSION_BINDING_GRACE": "0"}
         with nodes(1, env, ctx.scratch) as (node,):
             client = node.client()
             client.sign_up()

@@ -17,11 +17,16 @@ Every variant runs in the same interleaved rounds (:mod:`velvetrope.lab.timing`)
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import secrets
 import time
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
 from velvetrope.bootstrap import build_service
+from velvetrope.core.binding.dpop import DPoPPolicy, DPoPProofs
 from velvetrope.core.service import AuthService
 from velvetrope.core.tokens import codec
 from velvetrope.core.tokens.access import ACCESS_TYP
@@ -35,6 +40,7 @@ from velvetrope.lab.services import ServiceUnavailable
 from velvetrope.lab.stores import astore_env
 from velvetrope.lab.timing import Budget, cdf, time_variants
 from velvetrope.settings import Settings
+from velvetrope.stores import MemoryStores
 
 __all__ = ["dpop_check", "gateway_check", "lab_settings", "measure", "started_service"]
 
@@ -62,16 +68,46 @@ async def started_service(settings: Settings) -> AuthService:
     return service
 
 
+PROOF_POOL = 6000
+"""Proofs signed before timing: more than the full budget's calls (5 x 1,100), since each
+proof's ``jti`` is spent once."""
+
+
 async def dpop_check() -> Call:
-    """Adapter: a call that verifies one DPoP proof (RFC 9449) as the per-request check does.
-
-    Fill in when DPoP lands: build a proof for an access token bound to a key, and
-    return ``lambda: service.<dpop verifier>(proof, method="GET", url=..., token=...)``.
-
-    Raises:
-        NotLanded: DPoP is not in this velvetrope.
+    """A call that verifies one DPoP proof (RFC 9449) as the per-request check does: the
+    proof's signature with its embedded key, ``htm``/``htu``/``iat``/``ath``, the key
+    against the token's ``cnf.jkt``, and its ``jti`` spent in the replay cache (here the
+    memory store's; a networked store adds its round trip). Proofs are signed beforehand.
     """
-    raise NotLanded(features.dpop().reason or "the DPoP adapter in cells/verify.py is empty")
+    proofs = DPoPProofs(MemoryStores().one_time, DPoPPolicy(window=timedelta(minutes=10)))
+    key = codec.generate_proof_key("ES256")
+    jkt = codec.thumbprint(key)
+    token = "lab." + secrets.token_urlsafe(32)
+    ath = base64.urlsafe_b64encode(hashlib.sha256(token.encode()).digest()).rstrip(b"=").decode()
+    url = "https://lab.invalid/auth/me"
+    now = int(time.time())
+    pool = iter(
+        [
+            codec.sign_proof(
+                {
+                    "htm": "GET",
+                    "htu": url,
+                    "iat": now,
+                    "jti": secrets.token_urlsafe(16),
+                    "ath": ath,
+                },
+                key=key,
+                alg="ES256",
+                typ="dpop+jwt",
+            )
+            for _ in range(PROOF_POOL)
+        ]
+    )
+
+    async def verify() -> object:
+        return await proofs.verify(next(pool), htm="GET", htu=url, access_token=token, bound_to=jkt)
+
+    return verify
 
 
 async def gateway_check() -> Call:

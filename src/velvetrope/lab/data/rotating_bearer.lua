@@ -1,7 +1,9 @@
 -- wrk script: every request carries the next bearer token from a file.
 --
---   wrk [options] -s rotating_bearer.lua URL -- /absolute/path/tokens.txt START THREADS
+--   wrk [options] -s rotating_bearer.lua URL -- /absolute/path/tokens.txt START THREADS [HEADER PREFIX]
 --
+-- HEADER (default Authorization) is the header each line goes into, after PREFIX
+-- (default "Bearer "): the DPoP case sends a new proof in the DPoP header this way.
 -- The file holds one access token per line (run.py writes it). The threads share one
 -- stream of positions, interleaved: thread i sends the tokens at START + i,
 -- START + i + THREADS, START + i + 2 * THREADS... (modulo the number of tokens). At
@@ -20,12 +22,14 @@ end
 
 function init(args)
   local path, start, stride = args[1], tonumber(args[2]), tonumber(args[3])
-  assert(path and start and stride, "usage: ... -- TOKENS_FILE START THREADS")
+  assert(path and start and stride, "usage: ... -- TOKENS_FILE START THREADS [HEADER PREFIX]")
+  header = args[4] or "Authorization"
+  prefix = args[5] or "Bearer "
   local file = assert(io.open(path, "r"))
   tokens = {}
   for line in file:lines() do
     if #line > 0 then
-      tokens[#tokens + 1] = "Bearer " .. line
+      tokens[#tokens + 1] = prefix .. line
     end
   end
   file:close()
@@ -39,7 +43,7 @@ function init(args)
 end
 
 function request()
-  headers["Authorization"] = tokens[position % #tokens + 1]
+  headers[header] = tokens[position % #tokens + 1]
   position = position + step
   return wrk.format(nil, nil, headers)
 end

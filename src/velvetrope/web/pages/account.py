@@ -93,6 +93,7 @@ async def account(request: Request, ctx: Ctx) -> Response:
         user=user,
         member_since=when(user.created_at),
         credentials=principal.method,
+        bound=principal.session is not None and principal.session.device_key is not None,
         devices=await _devices(ctx, principal),
         csrf_token=ctx.csrf.token_for(principal),
         notice=notice_of(request),

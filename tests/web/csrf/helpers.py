@@ -220,6 +220,17 @@ TOKEN_FREE: dict[tuple[str, str], str] = {
         "RFC 7009 revocation: the token to revoke is in the body; it ends only what the "
         "caller already holds"
     ),
+    ("POST", "/auth/dbsc/register"): (
+        "DBSC registration: the browser itself sends it (no page script can add a header); "
+        "the proof is a JWT signed by the device key over a one-time challenge the server "
+        "bound to this session, which a cross-site page never sees (DBSC-02, test_dbsc_http.py); "
+        "cross-site requests are still refused by the origin check"
+    ),
+    ("POST", "/auth/dbsc/refresh"): (
+        "DBSC refresh: as registration, sent by the browser with a proof over a one-time "
+        "challenge; without a valid proof it only answers a new challenge or "
+        "continue=false and changes nothing (DBSC-03..05)"
+    ),
 }
 """The unsafe routes a same-origin request may call without a CSRF token, and why. Every
 other unsafe route of the app must refuse a cookie without its token; every unsafe route

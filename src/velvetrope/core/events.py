@@ -8,9 +8,10 @@ message is ``event=<name> key=value ...`` and the same fields are on the record 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterable, Mapping
 from typing import Literal
 
-__all__ = ["EventName", "SecurityEvents"]
+__all__ = ["EventName", "EventSink", "SecurityEvents"]
 
 EventName = Literal[
     "user_registered",
@@ -40,18 +41,33 @@ EventName = Literal[
 
 _logger = logging.getLogger("velvetrope.events")
 
+EventSink = Callable[[EventName, Mapping[str, str | int]], None]
+"""A listener called with every event, after it is logged, on the emitting task.
+
+Sinks must be quick and must not block (count a metric, put on a queue); a sink that
+raises is logged and skipped, and never fails the operation that emitted the event."""
+
 
 class SecurityEvents:
     """Emits security events; subclass or swap the logger to ship them elsewhere."""
 
-    def __init__(self, logger: logging.Logger = _logger) -> None:
+    def __init__(self, logger: logging.Logger = _logger, sinks: Iterable[EventSink] = ()) -> None:
         self._logger = logger
+        self._sinks: list[EventSink] = list(sinks)
+
+    def add_sink(self, sink: EventSink) -> None:
+        """Call ``sink`` with every later event (metrics, a persisted log, alerts)."""
+        self._sinks.append(sink)
 
     def emit(self, event: EventName, **fields: str | int) -> None:
         """Record ``event`` with ``fields`` (handles and ids only, never secrets)."""
-        if not self._logger.isEnabledFor(logging.INFO):
-            return
-        text = " ".join(f"{k}={v}" for k, v in fields.items())
-        self._logger.info(
-            "event=%s %s", event, text, extra={"event": event, "fields": dict(fields)}
-        )
+        if self._logger.isEnabledFor(logging.INFO):
+            text = " ".join(f"{k}={v}" for k, v in fields.items())
+            self._logger.info(
+                "event=%s %s", event, text, extra={"event": event, "fields": dict(fields)}
+            )
+        for sink in self._sinks:
+            try:
+                sink(event, fields)
+            except Exception:
+                self._logger.exception("event sink %r failed on event=%s", sink, event)

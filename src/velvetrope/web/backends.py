@@ -34,8 +34,9 @@ Add a way in with ``Velvetrope.add_backend(AuthBackend(name, transport, strategy
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from time import perf_counter
 
 from starlette.types import Scope
 
@@ -68,6 +69,8 @@ class Authenticator:
 
     def __init__(self, backends: Iterable[AuthBackend]) -> None:
         self._backends: tuple[AuthBackend, ...] = ()
+        # Called with the check's perf_counter() start when it ends (metrics); None: off.
+        self.timer: Callable[[float], None] | None = None
         self._by_name: dict[str, AuthBackend] = {}
         self._replace(tuple(backends))
 
@@ -113,6 +116,16 @@ class Authenticator:
                 (:class:`InvalidToken` for non-ambient transports), with its challenge.
             StoreUnavailable: The check could not be made (fail closed).
         """
+        timer = self.timer
+        if timer is None:
+            return await self._authenticate(scope)
+        started = perf_counter()
+        try:
+            return await self._authenticate(scope)
+        finally:
+            timer(started)
+
+    async def _authenticate(self, scope: Scope) -> Principal:
         for backend in self._backends:
             try:
                 credential = backend.transport.read_scope(scope)

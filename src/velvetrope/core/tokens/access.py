@@ -1,9 +1,10 @@
 """Access tokens: RFC 9068 JWTs (``typ: at+jwt``), short-lived, verified without a lookup.
 
 The per-request check is: a bounded cache of verified tokens (a dict lookup for a
-token seen before), then three in-process revocation lookups. Cache entries die at
-``exp``; revocation is checked on every hit, so a revoked token is refused on the very
-next request even while cached.
+token seen before), a read of the store's revocation epoch where it has one (shared
+memory: has another process revoked something?), then three in-process revocation
+lookups. Cache entries die at ``exp``; revocation is checked on every hit, so a
+revoked token is refused on the very next request even while cached.
 """
 
 from __future__ import annotations
@@ -167,6 +168,8 @@ class AccessTokens:
 
         Raises:
             InvalidToken: Forged, malformed, expired, not yet valid, or revoked.
+            StoreUnavailable: Another process revoked something and the feed cannot be
+                read (fail closed).
         """
         claims = self._cache.get(token)
         if claims is None:
@@ -174,7 +177,10 @@ class AccessTokens:
         elif self._now() >= claims.expires_at + self.policy.leeway:
             del self._cache[token]
             raise InvalidToken("expired")
-        if self.revocations.is_revoked(claims):
+        revocations = self.revocations
+        if revocations.behind():  # another process revoked something: replay first
+            await revocations.sync()  # StoreUnavailable -> 503: fail closed
+        if revocations.is_revoked(claims):
             self._cache.pop(token, None)
             raise InvalidToken("revoked")
         return claims

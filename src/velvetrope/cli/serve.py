@@ -138,6 +138,12 @@ def serve(
         err.print("--tls-cert and --tls-key go together: give both, or neither")
         raise typer.Exit(2)
     settings = load_settings(host=host, port=port, database_url=database, workers=workers)
+    if settings.workers > 1 and settings.database_url == "memory://":
+        fail(
+            "memory:// keeps each worker's users and sessions apart; with --workers use a "
+            "store they share (SQLite, PostgreSQL)",
+            code=2,
+        )
     access_log = settings.access_log or settings.log_level == "debug"
     log_config = configure_logging(settings.log_level, settings.log_format, access_log=access_log)
     # Bound first: a port in use stops the start at once, and port 0 becomes the real

@@ -419,6 +419,11 @@ def describe_validation_error(error: ValidationError) -> str:
     for item in error.errors():
         loc = "_".join(str(part) for part in item["loc"])
         message = item["msg"].removeprefix("Value error, ")
+        if item["type"].startswith("time_delta"):  # say which forms a duration takes
+            message = (
+                f"{str(item.get('input'))[:40]!r} is not a duration; write seconds (1800) "
+                "or ISO 8601 (PT30M, PT1H30M, P1D)"
+            )
         if loc:
             lines.append(f"invalid setting VELVETROPE_{loc.upper()}: {message}")
         else:

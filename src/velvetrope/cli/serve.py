@@ -156,7 +156,7 @@ def serve(
         # Served over https: the origin (iss, aud, CSRF, DPoP's htu) says so.
         shown = f"[{settings.host}]" if ":" in settings.host else settings.host
         settings = settings.model_copy(update={"public_origin": f"https://{shown}:{settings.port}"})
-    with clean_errors():
+    with clean_errors(settings):
         asyncio.run(_check_stores(settings))
     metrics = _start_metrics(settings)
     with clean_errors():

@@ -123,10 +123,17 @@ class UserService:
         result = await self.hasher.verify(None if user is None else user.password_hash, password)
         if user is None or not result.ok:
             await self.throttle.failed_from(ip, self._now())
-            self._events.emit("login_failed", email=email_handle(normal), ip=ip, failures=count)
+            self._events.emit(
+                "login_failed",
+                email=email_handle(normal),
+                ip=ip,
+                failures=count,
+                reason="invalid_credentials",
+            )
             raise InvalidCredentials
         await self.throttle.succeeded(normal)
         if user.disabled:
+            self._events.emit("login_failed", user=user.id, ip=ip, reason="account_disabled")
             raise AccountDisabled
         if result.new_hash is not None:
             await self._store.set_password_hash(user.id, result.new_hash)

@@ -70,5 +70,12 @@ class RevocationEpoch:
         _WORD.pack_into(self._map, 0, sequence)
 
     def close(self) -> None:
-        """Unmap the file."""
+        """Unmap the file. A reader still holding this epoch then always sees it moved
+        (``-1``, never a sequence number), so it replays the feed from the closed store
+        and fails closed instead of trusting what it has."""
+        self.read = _moved
         self._map.close()
+
+
+def _moved() -> int:
+    return -1

@@ -42,6 +42,7 @@ def test_the_readme_has_the_walkthrough_blocks_this_test_runs() -> None:
 def test_OPS_R1_the_readme_curl_walkthrough_runs_literally(
     servers: Servers, tmp_path: Path
 ) -> None:
+    bash = require(shutil.which("bash"), "bash is not installed")
     require(shutil.which("curl"), "curl is not installed (apt-get install curl)")
     require(shutil.which("jq"), "jq is not installed (apt-get install jq)")
     server = servers.start(
@@ -52,7 +53,7 @@ def test_OPS_R1_the_readme_curl_walkthrough_runs_literally(
     work.mkdir()
     script = "set -euo pipefail\n" + "\n".join(walkthrough())
     done = subprocess.run(
-        ["bash", "-c", script],
+        [bash, "-c", script],
         cwd=work,
         env=child_env({"B": server.base_url}),
         capture_output=True,

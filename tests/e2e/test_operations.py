@@ -1,6 +1,6 @@
 """What an operator reads from ``velvetrope serve``: timestamped or JSON logs with the
 security events' fields, the access log, and Prometheus metrics on their own port,
-added up across workers (checklist OPS-L1, OPS-M1, OPS-M2)."""
+added up across workers (checklist OPS-L1, OPS-M1)."""
 
 from __future__ import annotations
 

@@ -159,6 +159,33 @@ def serve(
     with clean_errors(settings):
         asyncio.run(_check_stores(settings))
     metrics = _start_metrics(settings)
+    try:
+        started = _run(
+            settings,
+            sockets,
+            log_config=log_config,
+            access_log=access_log,
+            tls_cert=tls_cert,
+            tls_key=tls_key,
+        )
+    finally:
+        if metrics is not None:
+            metrics.close()
+    if not started:
+        raise typer.Exit(1)
+
+
+def _run(
+    settings: Settings,
+    sockets: list[socket.socket],
+    *,
+    log_config: dict[str, object],
+    access_log: bool,
+    tls_cert: Path | None,
+    tls_key: Path | None,
+) -> bool:
+    """Serve until stopped: one process, or ``settings.workers`` under a supervisor.
+    Return whether the server started."""
     with clean_errors():
         app = build_server_app(settings) if settings.workers == 1 else WORKER_APP
     config = uvicorn.Config(
@@ -178,23 +205,16 @@ def serve(
         factory=settings.workers > 1,
         workers=settings.workers,
     )
-    try:
-        if settings.workers == 1:
-            server = _AnnouncingServer(config, settings, tls=tls_cert is not None)
-            server.run(sockets=sockets)
-            started = server.started
-        else:
-            export_settings(settings)  # before the workers are spawned: they inherit it
-            supervisor = Workers(
-                config, sockets, announce=lambda: announce(settings, tls=tls_cert is not None)
-            )
-            supervisor.run()
-            started = not supervisor.failed
-    finally:
-        if metrics is not None:
-            metrics.close()
-    if not started:
-        raise typer.Exit(1)
+    if settings.workers == 1:
+        server = _AnnouncingServer(config, settings, tls=tls_cert is not None)
+        server.run(sockets=sockets)
+        return server.started
+    export_settings(settings)  # before the workers are spawned: they inherit it
+    supervisor = Workers(
+        config, sockets, announce=lambda: announce(settings, tls=tls_cert is not None)
+    )
+    supervisor.run()
+    return not supervisor.failed
 
 
 def _start_metrics(settings: Settings) -> MetricsServer | None:

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests.support.ports import free_port
-from tests.support.server import Servers, login, register
+from tests.support.server import WORKERS_STARTUP_TIMEOUT, Servers, login, register
 from tests.support.services import PASSWORD
 
 pytestmark = pytest.mark.e2e
@@ -75,12 +75,8 @@ def test_OPS_M1_metrics_on_their_own_port_add_up_every_worker(
     servers: Servers, database: Path
 ) -> None:
     port = free_port()
-    server = servers.start(
-        database,
-        "--workers",
-        "2",
-        env={**FAST, "VELVETROPE_METRICS_PORT": str(port), "VELVETROPE_REFRESH_GRACE": "0"},
-    )
+    env = {**FAST, "VELVETROPE_METRICS_PORT": str(port), "VELVETROPE_REFRESH_GRACE": "0"}
+    server = servers.start(database, "--workers", "2", env=env, timeout=WORKERS_STARTUP_TIMEOUT)
     assert f"http://127.0.0.1:{port}/metrics" in server.expect_line("metrics on")
     checks = 40
     with server.client() as http:

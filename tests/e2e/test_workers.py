@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.server import COOKIE, ServerProcess, Servers
+from tests.support.server import COOKIE, WORKERS_STARTUP_TIMEOUT, Servers
 from tests.support.services import PASSWORD
 
 pytestmark = pytest.mark.e2e
@@ -79,7 +79,7 @@ class Pinned:
 @pytest.fixture
 def two_workers(servers: Servers, database: Path) -> Iterator[tuple[Pinned, Pinned]]:
     """A server with two workers, and one connection to each."""
-    server: ServerProcess = servers.start(database, "--workers", "2", env=ENV)
+    server = servers.start(database, "--workers", "2", env=ENV, timeout=WORKERS_STARTUP_TIMEOUT)
     assert server.base_url is not None
     assert "2 workers" in server.stdout
     opened: list[Pinned] = []

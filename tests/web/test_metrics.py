@@ -25,6 +25,7 @@ def test_OPS_M1_events_are_counted_by_way_reason_and_kind() -> None:
     metrics.on_event("login_failed", {"email": "e", "ip": "", "reason": "invalid_credentials"})
     metrics.on_event("login_failed", {"user": "u", "ip": "", "reason": "account_disabled"})
     metrics.on_event("login_throttled", {"email": "e", "ip": ""})
+    metrics.on_event("registration_throttled", {"ip": ""})
     metrics.on_event("refresh_reuse_detected", {"user": "u", "family": "f", "generation": 2})
     metrics.on_event("sessions_ended_all", {"user": "u", "count": 3})
     metrics.on_event("access_token_revoked", {"user": "u", "family": "f"})
@@ -34,6 +35,7 @@ def test_OPS_M1_events_are_counted_by_way_reason_and_kind() -> None:
     for reason in ("invalid_credentials", "account_disabled", "throttled"):
         assert _value(r, "velvetrope_sign_in_failures_total", reason=reason) == 1
     assert _value(r, "velvetrope_throttled_total", action="sign_in") == 1
+    assert _value(r, "velvetrope_throttled_total", action="sign_up") == 1
     assert _value(r, "velvetrope_refresh_reuse_total") == 1
     assert _value(r, "velvetrope_revocations_total", kind="all_sessions") == 1
     assert _value(r, "velvetrope_revocations_total", kind="access_token") == 1

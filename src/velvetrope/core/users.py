@@ -91,7 +91,11 @@ class UserService:
         """
         normal = normalize_email(email)
         self.policy.check(password, email=normal)
-        await self.throttle.registration(ip, self._now())
+        try:
+            await self.throttle.registration(ip, self._now())
+        except TooManyAttempts:
+            self._events.emit("registration_throttled", ip=ip)
+            raise
         user = UserRecord(
             id=new_user_id(self._token_bytes),
             email=normal,

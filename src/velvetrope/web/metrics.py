@@ -10,7 +10,8 @@ Metrics:
 * ``velvetrope_sign_ins_total{way}``: successful sign-ins (``session``, ``token``);
 * ``velvetrope_sign_in_failures_total{reason}``: ``invalid_credentials``,
   ``account_disabled``, ``throttled``;
-* ``velvetrope_throttled_total{action}``: requests refused for too many attempts;
+* ``velvetrope_throttled_total{action}``: requests refused for too many attempts
+  (``sign_in``, ``sign_up``);
 * ``velvetrope_refresh_reuse_total``: rotated refresh tokens presented again (theft);
 * ``velvetrope_revocations_total{kind}``: ``session``, ``all_sessions``,
   ``refresh_family``, ``access_token``;
@@ -56,6 +57,7 @@ CHECK_BUCKETS = (
 )
 FLUSH_EVERY = 1.0  # seconds
 
+_THROTTLED: dict[str, str] = {"registration_throttled": "sign_up"}
 _REVOCATIONS: dict[str, str] = {
     "session_ended": "session",
     "sessions_ended_all": "all_sessions",
@@ -130,6 +132,8 @@ class AuthMetrics:
         elif event == "login_throttled":
             self.failures.labels("throttled").inc()
             self.throttled.labels("sign_in").inc()
+        elif event.endswith("_throttled"):  # sign-ups, and whatever else is throttled
+            self.throttled.labels(_THROTTLED.get(event, event.removesuffix("_throttled"))).inc()
         elif event == "refresh_reuse_detected":
             self.refresh_reuse.inc()
         elif event in _REVOCATIONS:

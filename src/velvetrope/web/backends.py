@@ -116,25 +116,21 @@ class Authenticator:
                 (:class:`InvalidToken` for non-ambient transports), with its challenge.
             StoreUnavailable: The check could not be made (fail closed).
         """
-        timer = self.timer
-        if timer is None:
-            return await self._authenticate(scope)
-        started = perf_counter()
+        timer = self.timer  # metrics: one attribute read when off, no extra frame
+        started = 0.0 if timer is None else perf_counter()
         try:
-            return await self._authenticate(scope)
+            for backend in self._backends:
+                try:
+                    credential = backend.transport.read_scope(scope)
+                    if credential is None:
+                        continue
+                    return await backend.strategy.authenticate(credential, method=backend.name)
+                except NotAuthenticated as exc:
+                    raise self._refusal(backend, exc) from None
+            raise NotAuthenticated().challenged(self.challenge)
         finally:
-            timer(started)
-
-    async def _authenticate(self, scope: Scope) -> Principal:
-        for backend in self._backends:
-            try:
-                credential = backend.transport.read_scope(scope)
-                if credential is None:
-                    continue
-                return await backend.strategy.authenticate(credential, method=backend.name)
-            except NotAuthenticated as exc:
-                raise self._refusal(backend, exc) from None
-        raise NotAuthenticated().challenged(self.challenge)
+            if timer is not None:
+                timer(started)
 
     def _refusal(self, backend: AuthBackend, exc: NotAuthenticated) -> NotAuthenticated:
         if backend.transport.ambient:

@@ -112,32 +112,31 @@ def _one_error_line(stderr: str) -> str:
 
 
 @pytest.mark.e2e
-def test_OPS_S1_redis_unreachable_at_start_is_one_sentence(servers: Servers) -> None:
+@pytest.mark.parametrize(
+    ("variable", "url", "says"),
+    [
+        pytest.param(
+            "VELVETROPE_REDIS_URL",
+            "redis://:secret@127.0.0.1:{port}/0",
+            "cannot reach Redis at redis://127.0.0.1:{port}/0",
+            id="redis",
+        ),
+        pytest.param(
+            "VELVETROPE_DATABASE_URL",
+            "postgresql://ann:secret@127.0.0.1:{port}/test",
+            "cannot reach PostgreSQL (PostgreSQL at 127.0.0.1:{port}/test)",
+            id="postgresql",
+        ),
+    ],
+)
+def test_OPS_S1_a_store_unreachable_at_start_is_one_sentence(
+    servers: Servers, variable: str, url: str, says: str
+) -> None:
     port = free_port()  # nothing listens there
-    refused = servers.refused(
-        "--port",
-        "0",
-        "--database",
-        "vr.db",
-        env={"VELVETROPE_REDIS_URL": f"redis://:secret@127.0.0.1:{port}/0"},
-    )
+    refused = servers.refused("--port", "0", env={variable: url.format(port=port)})
     assert refused.returncode == 1
     line = _one_error_line(refused.stderr)
-    assert f"cannot reach Redis at redis://127.0.0.1:{port}/0" in line
-    assert "secret" not in line
-
-
-@pytest.mark.e2e
-def test_OPS_S1_postgresql_unreachable_at_start_is_one_sentence(servers: Servers) -> None:
-    port = free_port()
-    refused = servers.refused(
-        "--port",
-        "0",
-        env={"VELVETROPE_DATABASE_URL": f"postgresql://ann:secret@127.0.0.1:{port}/test"},
-    )
-    assert refused.returncode == 1
-    line = _one_error_line(refused.stderr)
-    assert f"cannot reach PostgreSQL (PostgreSQL at 127.0.0.1:{port}/test)" in line
+    assert says.format(port=port) in line
     assert "secret" not in line
 
 

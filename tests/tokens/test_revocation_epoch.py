@@ -4,7 +4,6 @@ their very next check, with no replay in between (checklist OPS-W1)."""
 from __future__ import annotations
 
 import stat
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -18,24 +17,11 @@ from velvetrope.stores.sqlite.epoch import RevocationEpoch
 EMAIL = "ann@example.com"
 
 
-@pytest.fixture
-async def workers(
-    tmp_path: Path, clock: FrozenClock, hasher: PasswordHasher
-) -> AsyncIterator[tuple[AuthService, AuthService]]:
-    """Two services on one SQLite file, each with its own connection (two workers)."""
-    path = tmp_path / "vr.db"
-    async with (
-        running(new_service(SQLiteStores(path), clock=clock, hasher=hasher)) as first,
-        running(new_service(SQLiteStores(path), clock=clock, hasher=hasher)) as second,
-    ):
-        yield first, second
-
-
 async def test_OPS_W1_a_token_revoked_by_one_worker_is_refused_by_the_other_at_once(
-    workers: tuple[AuthService, AuthService],
+    nodes: tuple[AuthService, AuthService],
 ) -> None:
     """RFC 7009 revocation of one access token, cached by the other worker beforehand."""
-    a, b = workers
+    a, b = nodes
     await a.register(EMAIL, PASSWORD)
     pair = await a.token_login(EMAIL, PASSWORD)
     await b.authenticate_bearer(pair.access_token)  # verified and cached on B
@@ -48,10 +34,10 @@ async def test_OPS_W1_a_token_revoked_by_one_worker_is_refused_by_the_other_at_o
 
 
 async def test_OPS_W1_a_family_and_a_user_cut_off_elsewhere_are_refused_at_once(
-    workers: tuple[AuthService, AuthService],
+    nodes: tuple[AuthService, AuthService],
 ) -> None:
     """Ending a device (family) and disabling the user (user cut-off) through A."""
-    a, b = workers
+    a, b = nodes
     user = await a.register(EMAIL, PASSWORD)
     first = await a.token_login(EMAIL, PASSWORD)
     second = await a.token_login(EMAIL, PASSWORD)
@@ -67,13 +53,13 @@ async def test_OPS_W1_a_family_and_a_user_cut_off_elsewhere_are_refused_at_once(
 
 
 async def test_OPS_W1_a_revocation_by_the_cli_reaches_a_running_worker(
-    workers: tuple[AuthService, AuthService],
+    nodes: tuple[AuthService, AuthService],
     tmp_path: Path,
     clock: FrozenClock,
     hasher: PasswordHasher,
 ) -> None:
     """A third process opened after the workers (``velvetrope users disable``)."""
-    a, _ = workers
+    a, _ = nodes
     user = await a.register(EMAIL, PASSWORD)
     pair = await a.token_login(EMAIL, PASSWORD)
     await a.authenticate_bearer(pair.access_token)

@@ -152,3 +152,9 @@ def test_OPS_S1_a_port_in_use_is_refused_before_start_up(servers: Servers, tmp_p
     assert f"cannot listen on 127.0.0.1:{port}: the port is already in use" in line
     assert not (tmp_path / "vr.db").exists()  # refused before the stores were opened
     assert os.listdir(tmp_path) == []
+
+
+def test_OPS_W1_several_workers_on_memory_stores_are_refused(cli: Cli) -> None:
+    """Each worker would have users and sessions of its own."""
+    result = cli("serve", "--workers", "2", "--port", "0", database="memory://")
+    assert_one_line_error(result, says="keeps each worker's users and sessions apart", exit_code=2)

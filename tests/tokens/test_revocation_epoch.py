@@ -104,3 +104,12 @@ async def test_an_in_memory_sqlite_database_has_no_epoch_file(
 
 def _files(folder: Path) -> list[Path]:
     return list(folder.iterdir())
+
+
+def test_OPS_W1_a_closed_epoch_reads_as_moved_so_readers_replay_and_fail_closed(
+    tmp_path: Path,
+) -> None:
+    epoch = RevocationEpoch(tmp_path / "vr.db-epoch")
+    epoch.publish(5)
+    epoch.close()
+    assert epoch.read() == -1  # never a sequence number: whoever holds it replays

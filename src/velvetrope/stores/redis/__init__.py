@@ -39,7 +39,8 @@ touching a session never extends it. Core still checks every timestamp itself
 (SESS-11): a TTL only deletes.
 
 Atomic, one slot each: ``get`` (one ``HGETALL``), ``touch``, ``delete`` and the
-consuming of the old session in ``rotate``, ``record_failure``, the refresh-rotation
+consuming of the old session in ``rotate``, ``record_failure``, the throttle's
+compare-and-count ``count_if`` and its ``release``, the refresh-rotation
 compare-and-swap (generation, not revoked, digest never issued), ``revoke``, and the
 feed's ``append`` and ``purge_expired`` (the only scripts with several keys, all
 tagged ``{feed}``).

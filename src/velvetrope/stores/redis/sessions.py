@@ -266,6 +266,28 @@ class RedisThrottleStore(RedisTable):
             await self._client.zadd(self._keys.failures_by_last, {key: us(now)}, gt=True)
         return FailureRecord(count=int(count), first_at=at(first), last_at=now)
 
+    async def count_if(
+        self, key: str, now: datetime, *, window_start: datetime, limit: int
+    ) -> FailureRecord | None:
+        if limit < 1:
+            return None
+        with guard():
+            counted = await self._scripts.record_failure(
+                keys=[self._keys.failures(key)], args=[us(now), us(window_start), limit]
+            )
+            if counted is None:
+                return None
+            count, first = counted
+            await self._client.zadd(self._keys.failures_by_last, {key: us(now)}, gt=True)
+        return FailureRecord(count=int(count), first_at=at(first), last_at=now)
+
+    async def release(self, key: str, *, first_at: datetime) -> bool:
+        with guard():
+            taken = await self._scripts.release(
+                keys=[self._keys.failures(key)], args=[us(first_at)]
+            )
+        return bool(taken)
+
     async def clear(self, key: str) -> None:
         with guard():
             async with self._client.pipeline(transaction=False) as pipe:

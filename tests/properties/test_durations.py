@@ -39,7 +39,7 @@ values: st.SearchStrategy[Any] = (
 def build(name: str, value: Any) -> Settings | None:
     """The settings, or ``None`` for a validation error; anything else propagates."""
     try:
-        return Settings(**{name: value})
+        return Settings.model_validate({name: value})
     except ValidationError as exc:
         described = describe_validation_error(exc)
     assert described.startswith("invalid setting"), described
@@ -65,4 +65,4 @@ def test_RES_02_the_longest_duration_is_accepted_and_one_second_more_is_not(name
     if settings is not None:  # other rules (e.g. idle <= absolute) may refuse it
         assert getattr(settings, name) == MAX_DURATION
     with pytest.raises(ValidationError, match="at most"):
-        Settings(**{name: str(longest + 1)})
+        Settings.model_validate({name: str(longest + 1)})

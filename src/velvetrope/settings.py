@@ -232,8 +232,12 @@ class Settings(BaseSettings):
     @field_validator("redis_url")
     @classmethod
     def _redis_scheme(cls, value: str | None) -> str | None:
-        if value is not None and value.split("://", 1)[0] not in {"redis", "rediss", "unix"}:
-            raise ValueError("must be redis://host:port/db, rediss://... or unix:///path")
+        schemes = {"redis", "rediss", "unix", "redis+cluster", "rediss+cluster"}
+        if value is not None and value.split("://", 1)[0] not in schemes:
+            raise ValueError(
+                "must be redis://host:port/db, rediss://..., unix:///path or "
+                "redis+cluster://host:port[,host:port...]"
+            )
         return value
 
     @field_validator("session_cache_ttl")

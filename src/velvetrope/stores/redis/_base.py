@@ -9,11 +9,10 @@ from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from redis.asyncio import Redis
-from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError
 
 from velvetrope.errors import StoreUnavailable
+from velvetrope.stores.redis._client import AnyPipeline, Client
 from velvetrope.stores.redis.scripts import Scripts
 
 __all__ = [
@@ -145,7 +144,7 @@ PURGE_BATCH = 500
 class RedisTable:
     """A store over the shared client, its key names and its scripts."""
 
-    def __init__(self, client: Redis, keys: Keys, scripts: Scripts) -> None:
+    def __init__(self, client: Client, keys: Keys, scripts: Scripts) -> None:
         self._client = client
         self._keys = keys
         self._scripts = scripts
@@ -154,8 +153,8 @@ class RedisTable:
         self,
         index: str,
         cutoff: int,
-        purge: Callable[[str, Pipeline], Awaitable[object]],
-        forget: Callable[[Pipeline, str, str, Any], bool],
+        purge: Callable[[str, AnyPipeline], Awaitable[None]],
+        forget: Callable[[AnyPipeline, str, str, Any], bool],
     ) -> int:
         """Purge the entries of the expiry ``index`` due by ``cutoff``, a batch at a time.
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
+
+from velvetrope.stores.redis._client import Client
 
 __all__ = ["Scripts"]
 
@@ -221,7 +222,7 @@ class Scripts:
     take_once: AsyncScript
 
     @classmethod
-    def register(cls, client: Redis) -> Scripts:
+    def register(cls, client: Client) -> Scripts:
         """Register every script with ``client``; nothing is sent to the server yet."""
         return cls(
             set_if_present=client.register_script(_SET_IF_PRESENT),

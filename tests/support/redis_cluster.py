@@ -12,8 +12,9 @@ import contextlib
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import redis
 from redis.exceptions import RedisError
@@ -85,8 +86,9 @@ class RedisCluster:
 
     def info(self, node: RedisServer, section: str) -> str:
         client = self._client(node)
+        command: Callable[..., Any] = client.execute_command  # untyped in redis-py
         try:
-            return str(client.execute_command("CLUSTER", section.upper()))
+            return str(command("CLUSTER", section.upper()))
         finally:
             client.close()
 

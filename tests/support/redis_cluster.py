@@ -123,25 +123,22 @@ class RedisCluster:
             return found
         raise RuntimeError("no live Redis Cluster node")
 
-    def fail_over_by_kill(self, master: RedisServer) -> float:
-        """Kill ``master`` (SIGKILL); wait until its replica took over and the cluster is
-        ok again; start the old master again (it rejoins as a replica). Returns the
-        seconds from the kill to the cluster being ok."""
-        killed = time.monotonic()
-        master.kill()
-        others = [node for node in self.nodes if node is not master]
-        while True:  # until a replica took the dead master's place
+    def wait_replaced(self, master: RedisServer, timeout: float = 30) -> None:
+        """Wait until a replica took the place of ``master`` (down) and the others say ok."""
+        deadline = time.monotonic() + timeout
+        while True:
             masters = self.masters()
             if master not in masters and len(masters) == MASTERS:
                 break
-            if time.monotonic() > killed + 30:
-                raise RuntimeError("no replica took over from the killed master in time")
+            if time.monotonic() > deadline:
+                raise RuntimeError("no replica took over from the failed master in time")
             time.sleep(0.05)
-        self.wait_ok(others)
-        took = time.monotonic() - killed
-        master.start(*self._options())
+        self.wait_ok([node for node in self.nodes if node is not master])
+
+    def rejoin(self, node: RedisServer) -> None:
+        """Start a killed node again (it rejoins, as a replica of who replaced it)."""
+        node.start(*self._options())
         self.wait_ok(self.nodes)
-        return took
 
     def stop(self) -> None:
         for node in self.nodes:

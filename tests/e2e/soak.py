@@ -560,12 +560,17 @@ async def check_stores(traffic: Traffic, database: str, redis_url: str) -> None:
 
 
 def check_logs(nodes: Sequence[ServerProcess], figures: Figures) -> None:
+    """Fail on every traceback a node logged (its last frames and the exception)."""
     for node in nodes:
-        output = node.stdout + node.stderr
-        if "Traceback" in output:
-            start = output.index("Traceback")
-            context = output[max(0, start - 300) : start + 2500]
-            figures.failures.append(f"a node logged a traceback:\n{context}")
+        lines = (node.stdout + node.stderr).splitlines()
+        for n, line in enumerate(lines):
+            if not line.startswith("Traceback"):
+                continue
+            end = n + 1
+            while end < len(lines) and (lines[end][:1] in (" ", "|", "+") or not lines[end]):
+                end += 1
+            shown = [lines[max(0, n - 1)], *lines[max(n, end - 12) : end + 1]]
+            figures.failures.append("a node logged a traceback:\n" + "\n".join(shown))
 
 
 # --- the soak itself --------------------------------------------------------------------

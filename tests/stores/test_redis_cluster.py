@@ -16,6 +16,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+from redis.exceptions import RedisClusterException, SlotNotCoveredError
 
 from tests.stores import (
     test_contract,
@@ -26,9 +27,11 @@ from tests.stores import (
 )
 from tests.support.redis import new_prefix
 from tests.support.redis_cluster import RedisCluster, running_redis_cluster
+from velvetrope.errors import StoreUnavailable
 from velvetrope.stores import MemoryStores, Stores
 from velvetrope.stores.composite import CompositeStores
 from velvetrope.stores.redis import RedisStores
+from velvetrope.stores.redis._base import guard
 
 CONTRACT: tuple[ModuleType, ...] = (
     test_contract,
@@ -122,3 +125,12 @@ async def test_RES_04_a_push_reaches_a_listener_on_another_node(
     finally:
         listener.cancel()
         await asyncio.gather(listener, return_exceptions=True)
+
+
+def test_RES_04_a_cluster_without_a_master_for_a_slot_fails_closed() -> None:
+    """During a failover the cluster client raises its own errors, which are no
+    ``RedisError`` (found by the failover test: a 500, and a node's background jobs
+    stopped); they fail closed like any outage."""
+    for error in (SlotNotCoveredError('Slot "5" is not covered'), RedisClusterException("x")):
+        with pytest.raises(StoreUnavailable), guard():
+            raise error

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import redis
+from redis.crc import key_slot
 from redis.exceptions import RedisError
 
 from tests.support.redis import RedisServer, require_redis_server
@@ -122,6 +123,20 @@ class RedisCluster:
                     found.append(by_port[port])
             return found
         raise RuntimeError("no live Redis Cluster node")
+
+    def master_of(self, key: str) -> RedisServer:
+        """The master that serves ``key``'s slot now."""
+        slot = key_slot(key.encode())
+        by_port = {node.port: node for node in self.nodes}
+        for line in self.info(self.masters()[0], "nodes").splitlines():
+            fields = line.split()
+            if "master" not in fields[2] or "fail" in fields[2]:
+                continue
+            for served in fields[8:]:
+                first, _, last = served.partition("-")
+                if first.isdigit() and int(first) <= slot <= int(last or first):
+                    return by_port[int(fields[1].split("@")[0].rsplit(":", 1)[1])]
+        raise RuntimeError(f"no master serves slot {slot}")
 
     def wait_replaced(self, master: RedisServer, timeout: float = 30) -> None:
         """Wait until a replica took the place of ``master`` (down) and the others say ok."""

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 from velvetrope.errors import StoreUnavailable
 from velvetrope.stores.redis._client import AnyPipeline, Client
@@ -28,8 +28,10 @@ __all__ = [
     "us",
 ]
 
-FAILURES = (RedisError, OSError)
-"""What a broken or missing server raises (``OSError`` covers ``TimeoutError``)."""
+FAILURES = (RedisError, RedisClusterException, OSError)
+"""What a broken or missing server raises (``OSError`` covers ``TimeoutError``). A
+cluster client also raises :class:`RedisClusterException`, which is no ``RedisError``,
+while a failover leaves slots unserved ("slot not covered", "no targets")."""
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)

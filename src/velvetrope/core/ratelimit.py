@@ -116,13 +116,16 @@ class LoginThrottle:
 
     async def _take_account(self, key: str, now: datetime) -> int:
         window_start = now - self.policy.account_window
-        record = await self._store.count_if(
-            key, now, window_start=window_start, limit=self.policy.free_failures
-        )
-        if record is not None:
-            return record.count
-        current = await self._store.get(key)
-        if current is not None:
+        retry_after = self.policy.delay_after(self.policy.free_failures)
+        for _ in range(2):  # again once, should a success clear the run in between
+            record = await self._store.count_if(
+                key, now, window_start=window_start, limit=self.policy.free_failures
+            )
+            if record is not None:
+                return record.count
+            current = await self._store.get(key)
+            if current is None:
+                continue
             wait = current.last_at + self.policy.delay_after(current.count) - now
             if wait > timedelta(0):
                 raise TooManyAttempts(wait)
@@ -132,9 +135,10 @@ class LoginThrottle:
             )
             if record is not None:
                 return record.count
-        # Lost the race (or the run was cleared and refilled meanwhile): wait as a
-        # racer that won would make the next attempt wait.
-        raise TooManyAttempts(self.policy.delay_after(self.policy.free_failures))
+            # A racer took the one attempt the back-off allowed: wait as it makes the next.
+            retry_after = self.policy.delay_after(current.count + 1)
+            break
+        raise TooManyAttempts(retry_after)
 
     async def registration(self, ip: str, now: datetime) -> None:
         """Count a sign-up from ``ip``; refuse past ``registrations_per_ip`` per window.

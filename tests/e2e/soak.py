@@ -204,6 +204,7 @@ class Traffic:
         self.users: dict[str, bool] = {}  # email -> created (False: uncertain)
         self.credentials: list[Credential] = []
         self.genuine_token = ""
+        self.canary = ""  # an account no wrong guess touches: it proves recovery
         self._clients: dict[str, httpx.AsyncClient] = {}
         self._stop = asyncio.Event()
         self._serial = 0
@@ -313,7 +314,8 @@ class Traffic:
         )
 
     async def sign_in_wrong(self) -> None:
-        email = RNG.choice([*self.users, self._email()][-3:])
+        recent = [email for email in list(self.users)[-2:] if email != self.canary]
+        email = RNG.choice([*recent, self._email()])
         await self.request("POST", "/auth/login", json={"email": email, "password": "wrong one"})
 
     async def read(self) -> None:
@@ -482,9 +484,14 @@ class Traffic:
             await asyncio.sleep(0.005)
 
     async def run_until(self, done: Awaitable[None]) -> None:
-        """Run the workers until ``done`` completes."""
-        for _ in range(3):
-            await self.sign_up()
+        """Register the canary, then run the workers until ``done`` completes."""
+        email = self._email()
+        response = await self.request(
+            "POST", "/auth/register", json={"email": email, "password": PASSWORD}
+        )
+        assert response is not None, "no node answered the canary's sign-up"
+        assert response.status_code == 201, response.text
+        self.canary = email
         workers = [asyncio.create_task(self.worker()) for _ in range(WORKERS)]
         try:
             await done
@@ -494,7 +501,7 @@ class Traffic:
 
     async def recovered(self, name: str, since: float) -> None:
         """Wait until a fresh sign-in and a read succeed on every node; record the time."""
-        canary = next((e for e, sure in self.users.items() if sure), None)
+        canary = self.canary
         pending = list(range(len(self.urls)))
         while pending:
             if time.monotonic() - since > RECOVER_LIMIT:

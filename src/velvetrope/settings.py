@@ -15,6 +15,7 @@ from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
+    AfterValidator,
     BeforeValidator,
     Field,
     SecretStr,
@@ -32,7 +33,7 @@ from velvetrope.core.tokens.access import TokenPolicy
 from velvetrope.errors import ConfigurationError
 from velvetrope.stores.registry import check_database_url
 
-__all__ = ["Settings", "describe_validation_error"]
+__all__ = ["MAX_DURATION", "Settings", "describe_validation_error"]
 
 _LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 
@@ -89,7 +90,20 @@ def _seconds(value: object) -> object:
     return value
 
 
-Duration = Annotated[timedelta, BeforeValidator(_seconds)]
+# --- duration bound (RES-02) ---
+MAX_DURATION = timedelta(days=36500)
+"""The longest duration any setting takes (about a century): longer ones are refused
+with a sentence, instead of overflowing later when the policies add them to a date."""
+
+
+def _bounded(value: timedelta) -> timedelta:
+    if value > MAX_DURATION:
+        longest = MAX_DURATION.days
+        raise ValueError(f"must be at most {longest} days ({longest * 86400} seconds)")
+    return value
+
+
+Duration = Annotated[timedelta, BeforeValidator(_seconds), AfterValidator(_bounded)]
 
 
 class Settings(BaseSettings):
@@ -218,8 +232,12 @@ class Settings(BaseSettings):
     @field_validator("redis_url")
     @classmethod
     def _redis_scheme(cls, value: str | None) -> str | None:
-        if value is not None and value.split("://", 1)[0] not in {"redis", "rediss", "unix"}:
-            raise ValueError("must be redis://host:port/db, rediss://... or unix:///path")
+        schemes = {"redis", "rediss", "unix", "redis+cluster", "rediss+cluster"}
+        if value is not None and value.split("://", 1)[0] not in schemes:
+            raise ValueError(
+                "must be redis://host:port/db, rediss://..., unix:///path or "
+                "redis+cluster://host:port[,host:port...]"
+            )
         return value
 
     @field_validator("session_cache_ttl")

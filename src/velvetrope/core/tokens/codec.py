@@ -274,16 +274,26 @@ def _verify_signature(token: str, end: int, signature: bytes, key: Jwk, alg: str
 # Headers already seen on a token whose signature verified: every token a key signs
 # has the same header segment, so the strict JSON parse of it is done once per key.
 # Only verified tokens add entries (forged ones cannot churn it) and it is bounded.
-_HEADER_CACHE_SIZE = 64
+HEADER_CACHE_SIZE = 64
 _checked_headers: dict[str, dict[str, Any]] = {}
 _checked_proof_headers: dict[str, dict[str, Any]] = {}
+
+
+def cached_headers() -> int:
+    """How many parsed headers are cached (tokens' and proofs')."""
+    return len(_checked_headers) + len(_checked_proof_headers)
+
+
+def cached_proof_keys() -> int:
+    """How many imported proof keys are cached."""
+    return len(_public_keys)
 
 
 def _remember_header(cache: dict[str, dict[str, Any]], token: str, header: dict[str, Any]) -> None:
     segment = token.partition(".")[0]
     if segment in cache:
         return
-    if len(cache) >= _HEADER_CACHE_SIZE:
+    if len(cache) >= HEADER_CACHE_SIZE:
         del cache[next(iter(cache))]  # the oldest
     cache[segment] = header
 
@@ -358,7 +368,7 @@ def _proof_header(
     return next(a for a in PROOF_ALGORITHMS if a == alg)
 
 
-_KEY_CACHE_SIZE = 4096
+PROOF_KEY_CACHE_SIZE = 4096
 _public_keys: dict[tuple[str, str], tuple[Jwk, str]] = {}
 
 
@@ -370,7 +380,7 @@ def _public_key(data: Mapping[str, Any], alg: ProofAlgorithm) -> tuple[Jwk, str]
     if found is None:
         key = _import_public(data, alg)
         found = (key, thumbprint(key))
-        if len(_public_keys) >= _KEY_CACHE_SIZE:
+        if len(_public_keys) >= PROOF_KEY_CACHE_SIZE:
             del _public_keys[next(iter(_public_keys))]  # the oldest
         _public_keys[name] = found
     return found

@@ -1412,6 +1412,7 @@ def _headers(floor: bool) -> list[str]:
         "protected ratio (Depends)",
         *(["floor ratio (empty Depends)", "both ratio (guard + Depends)"] if floor else []),
         "guarded >= target",
+        "CPU ratio guarded / Depends",
         "p50 ms open / guarded / Depends",
         "p99 ms open / guarded / Depends",
         f"server CPU us/req open / guarded / Depends{' / floor / both' if floor else ''}",
@@ -1454,6 +1455,7 @@ def _row_cells(result: CaseResult, floor: bool) -> list[str]:
         ("yes" if s["meets_target"] else "NO")
         + f" ({s['target_ratio']:.2f})"
         + (" (noisy)" if s["noisy"] else ""),
+        _slashed([s.get("guarded_cpu_ratio"), s.get("protected_cpu_ratio")], ".3f"),
         _slashed([s.get(f"{e}_p50_ms") for e in timed], ".2f"),
         _slashed([s.get(f"{e}_p99_ms") for e in timed], ".2f"),
         _slashed([s.get(f"{e}_cpu_us") for e in cpu], ".0f"),
@@ -1560,6 +1562,26 @@ def markdown(report: Mapping[str, Any], results: Sequence[CaseResult]) -> str:
     return "\n".join(lines)
 
 
+def render(path: Path) -> str:
+    """``latest.md`` again from a run's ``latest.json`` (same table, current layout)."""
+    report = json.loads(path.read_text())
+    results = []
+    for case in report["cases"]:
+        endpoints = tuple(report["parameters"]["endpoints"])
+        result = CaseResult(
+            case["case"],
+            case["description"],
+            endpoints,
+            case["summary"].get("target_ratio", TARGET_RATIO),
+            rounds=[{k: WrkResult(**v) for k, v in r.items()} for r in case["rounds"]],
+            error=case["error"],
+            unavailable=case.get("not_available"),
+            raw_verify_us=case.get("raw_verify_us", []),
+        )
+        results.append(result)
+    return markdown(report, results)
+
+
 def write_atomically(path: Path, text: str) -> None:
     """Replace ``path`` in one step, so a reader never sees half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -1637,6 +1659,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--results", type=Path, default=RESULTS_DIR, help="output directory")
     parser.add_argument(
+        "--render",
+        type=Path,
+        default=None,
+        metavar="LATEST_JSON",
+        help="print the markdown table of a finished run's latest.json, and exit",
+    )
+    parser.add_argument(
         "--smoke",
         action="store_true",
         help="a correctness run for the test suite: 1 round of 1 s, no warmup, no floor, "
@@ -1672,6 +1701,9 @@ def _exit_on_sigterm(signum: int, _frame: FrameType | None) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the requested cases, print the table, write the results; return the exit status."""
     args = parse_args(argv)
+    if args.render is not None:  # the tables again, from a run's latest.json
+        print(render(args.render))
+        return 0
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     if shutil.which("wrk") is None:
         say("wrk is not installed (apt-get install wrk)")

@@ -28,6 +28,7 @@ accepted, so a rotation never fails a request in flight.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import re
@@ -138,6 +139,7 @@ def _escape(match: re.Match[str]) -> str:
     return char if char in _UNRESERVED else match.group(0).upper()
 
 
+@functools.lru_cache(maxsize=1024)  # the same few URLs on every request; bounded
 def normalise_htu(url: str) -> str | None:
     """``url`` as ``htu`` is compared (RFC 3986 sections 6.2.2 and 6.2.3): lower-case scheme
     and host, no default port, upper-case escapes, unreserved characters unescaped, an

@@ -369,13 +369,17 @@ def _proof_header(
 
 
 PROOF_KEY_CACHE_SIZE = 4096
-_public_keys: dict[tuple[str, str], tuple[Jwk, str]] = {}
+_public_keys: dict[tuple[str, object], tuple[Jwk, str]] = {}
 
 
 def _public_key(data: Mapping[str, Any], alg: ProofAlgorithm) -> tuple[Jwk, str]:
     """The checked, imported key and its thumbprint; a client's next proof reuses them
     (importing and hashing cost more than the signature check)."""
-    name = (alg, json.dumps(data, sort_keys=True))
+    try:  # a JWK of text members (every valid one) is its own cache key
+        name: tuple[str, object] = (alg, tuple(sorted(data.items())))
+        hash(name)
+    except TypeError:  # nested values: name it by its canonical JSON
+        name = (alg, json.dumps(data, sort_keys=True))
     found = _public_keys.get(name)
     if found is None:
         key = _import_public(data, alg)

@@ -81,7 +81,9 @@ async def flood(
     accounts: list[str],
     args: argparse.Namespace,
     stats: FloodStats,
+    *,
     stop: threading.Event,
+    active: threading.Event,
 ) -> None:
     """Run the sign-in flood until ``stop`` is set."""
     rng = secrets.SystemRandom()
@@ -91,6 +93,9 @@ async def flood(
 
         async def worker() -> None:
             while not stop.is_set():
+                if not active.is_set():  # between flood windows
+                    await asyncio.sleep(0.05)
+                    continue
                 email = rng.choice(accounts)
                 correct = rng.random() < args.correct
                 password = run.PASSWORD if correct else f"wrong {rng.random()}"
@@ -164,26 +169,41 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         started = time.monotonic()
         accounts = register_accounts(server, args.accounts)
         run.say(f"registered {len(accounts)} accounts in {time.monotonic() - started:.1f} s")
-        before = {c: protected(server, credential, c, args.duration) for c in (1, 32)}
-        run.say(f"before the flood: {json.dumps(before)}")
-        stats, stop = FloodStats(), threading.Event()
+        stats, stop, active = FloodStats(), threading.Event(), threading.Event()
         thread = threading.Thread(
             target=asyncio.run,
-            args=(flood(server.origin, accounts, args, stats, stop),),
+            args=(flood(server.origin, accounts, args, stats, stop=stop, active=active),),
             name="flood",
         )
         thread.start()
+        # Rounds alternate quiet and flooded windows, so slow drift in the machine's
+        # other load falls on both sides alike; each ratio is a median over rounds.
+        before: dict[int, list[dict[str, Any]]] = {1: [], 32: []}
+        during: dict[int, list[dict[str, Any]]] = {1: [], 32: []}
+        window = 0.0
         try:
-            time.sleep(2.0)  # let the flood fill the hashing queue
-            stats.counting = True
-            window = time.monotonic()
-            during = {c: protected(server, credential, c, args.duration) for c in (1, 32)}
-            window = time.monotonic() - window
-            stats.counting = False
+            for index in range(args.rounds):
+                for flooded in (False, True) if index % 2 == 0 else (True, False):
+                    if flooded:
+                        active.set()
+                        time.sleep(2.0)  # let the flood fill the hashing queue
+                        stats.counting = True
+                        opened = time.monotonic()
+                    for c in (1, 32):
+                        (during if flooded else before)[c].append(
+                            protected(server, credential, c, args.duration)
+                        )
+                    if flooded:
+                        stats.counting = False
+                        window += time.monotonic() - opened
+                        active.clear()
+                        time.sleep(2.0)  # let the queue drain before a quiet window
+                ratios = {c: round(during[c][-1]["rps"] / before[c][-1]["rps"], 3) for c in (1, 32)}
+                run.say(f"round {index + 1}/{args.rounds}: during/before by connections {ratios}")
         finally:
             stop.set()
+            active.set()
             thread.join(60)
-        run.say(f"during the flood: {json.dumps(during)}")
         ready = json.loads(server.request("GET", "/ready").body)["caches"]["password_hashing"]
     attempts = sum(stats.statuses.values())
     return {
@@ -202,14 +222,25 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "statuses": dict(stats.statuses),
         "login_p50_ms": statistics.median(stats.latencies_ms) if stats.latencies_ms else None,
         "hashing": ready,
-        "protected": {
-            str(c): {
-                "before": before[c],
-                "during": during[c],
-                "ratio": during[c]["rps"] / before[c]["rps"],
-            }
-            for c in (1, 32)
-        },
+        "rounds": args.rounds,
+        "protected": {str(c): _summary(before[c], during[c]) for c in (1, 32)},
+    }
+
+
+def _summary(before: list[dict[str, Any]], during: list[dict[str, Any]]) -> dict[str, Any]:
+    """Medians over rounds, and the median of the per-round during/before ratios."""
+
+    def median(runs: list[dict[str, Any]], key: str) -> float:
+        return statistics.median(r[key] for r in runs)
+
+    ratios = [d["rps"] / b["rps"] for b, d in zip(before, during, strict=True)]
+    return {
+        "before": {k: median(before, k) for k in ("rps", "p50_ms", "p99_ms")},
+        "during": {k: median(during, k) for k in ("rps", "p50_ms", "p99_ms")},
+        "ratio": statistics.median(ratios),
+        "ratios": ratios,
+        "runs_before": before,
+        "runs_during": during,
     }
 
 
@@ -237,6 +268,7 @@ def table(result: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--duration", type=run._bounded(1, 120), default=10)
+    parser.add_argument("--rounds", type=run._bounded(1, 9), default=3)
     parser.add_argument("--accounts", type=run._bounded(1, 500), default=64)
     parser.add_argument("--addresses", type=run._bounded(1, 60_000), default=1024)
     parser.add_argument("--flood-workers", type=run._bounded(1, 512), default=64)

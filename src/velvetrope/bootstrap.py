@@ -45,7 +45,11 @@ def build_service(settings: Settings, *, stores: Stores | None = None) -> AuthSe
     return AuthService(
         stores or open_configured_stores(settings),
         hasher=PasswordHasher(
-            settings.password_hash_profile, max_concurrency=settings.password_hash_concurrency
+            settings.password_hash_profile,
+            max_concurrency=settings.password_hash_concurrency,
+            max_waiting=settings.password_hash_queue,
+            max_wait=settings.password_hash_queue_timeout,
+            nice=settings.password_hash_nice,
         ),
         password_policy=PasswordPolicy(min_length=settings.password_min_length),
         session_policy=settings.session_policy(),

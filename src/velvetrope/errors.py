@@ -33,6 +33,7 @@ never knows about HTTP.
     │   ├── UserNotFound             user_not_found
     │   └── SessionNotFound          session_not_found
     ├── TooManyAttempts              too_many_attempts    (carries retry_after)
+    │   └── HashingBusy              hashing_busy         (503: the password-hash queue is full)
     ├── ConfigurationError           configuration_error
     └── StoreUnavailable             store_unavailable    (fail closed)
 """
@@ -51,6 +52,7 @@ __all__ = [
     "DPoPProofRefused",
     "DeviceBindingRequired",
     "EmailTaken",
+    "HashingBusy",
     "InvalidCredentials",
     "InvalidDPoPProof",
     "InvalidDeviceProof",
@@ -355,3 +357,17 @@ class StoreUnavailable(AuthError):
 
     code = "store_unavailable"
     default_detail = "The authentication store is unavailable; try again shortly."
+
+
+# --- load (issue 13) -------------------------------------------------------------------
+
+
+class HashingBusy(TooManyAttempts):
+    """The password-hash queue is full, or a check waited too long for a worker (503).
+
+    Not the client's doing: the server sheds sign-in work so authenticated requests
+    keep their CPU. Answered with ``Retry-After``.
+    """
+
+    code = "hashing_busy"
+    default_detail = "The server is busy checking passwords; try again shortly."

@@ -218,6 +218,36 @@ class Settings(BaseSettings):
     max_cookie_bytes: int = Field(8 * 1024, ge=512, le=64 * 1024)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
+    # Hot path and load (issue 13): the DPoP replay cache, password-hash admission.
+    dpop_replay_scope: Literal["auto", "shared", "process"] = Field(
+        "auto",
+        description="Where a DPoP proof's first use is decided: shared (the store every "
+        "node shares, behind an in-process cache), process (one server process over a store "
+        "no other process verifies proofs against), auto (process for memory://, else shared)",
+    )
+    dpop_replay_cache_size: int = Field(
+        65_536, ge=1024, le=1_048_576, description="Spent DPoP proof ids kept per process"
+    )
+    password_hash_queue: int = Field(
+        32,
+        ge=0,
+        le=4096,
+        description="Password checks that may wait for a hashing worker; past it, 503 with "
+        "Retry-After",
+    )
+    password_hash_queue_timeout: Duration = Field(
+        timedelta(seconds=2),
+        description="A password check that waited this long for a worker is refused (503 "
+        "with Retry-After) instead of hashing for a client that has likely given up",
+    )
+    password_hash_nice: int = Field(
+        10,
+        ge=0,
+        le=19,
+        description="How much lower the hashing threads' CPU priority is than the event "
+        "loop's (Linux nice increment), so sign-ins never starve authenticated requests",
+    )
+
     @field_validator("database_url")
     @classmethod
     def _database_supported(cls, value: str) -> str:
@@ -371,7 +401,17 @@ class Settings(BaseSettings):
 
     def dpop_policy(self) -> DPoPPolicy:
         """The DPoP policy these settings describe."""
-        return DPoPPolicy(mode=self.dpop, window=self.dpop_proof_window, nonce=self.dpop_nonce)
+        scope = self.dpop_replay_scope
+        if scope == "auto":  # a memory store is this process's alone
+            memory = self.database_url.startswith("memory:") and self.redis_url is None
+            scope = "process" if memory else "shared"
+        return DPoPPolicy(
+            mode=self.dpop,
+            window=self.dpop_proof_window,
+            nonce=self.dpop_nonce,
+            replay_scope=scope,
+            replay_cache_size=self.dpop_replay_cache_size,
+        )
 
     def binding_policy(self) -> SessionBindingPolicy:
         """The device-bound session policy these settings describe."""

@@ -496,7 +496,8 @@ class AuthService:
         )
 
     async def aclose(self) -> None:
-        """Close the stores."""
+        """Close the stores and stop the hashing workers."""
+        self.users.hasher.close()
         await self.stores.aclose()
 
 

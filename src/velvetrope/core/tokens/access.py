@@ -1,7 +1,9 @@
 """Access tokens: RFC 9068 JWTs (``typ: at+jwt``), short-lived, verified without a lookup.
 
 The per-request check is: a bounded cache of verified tokens (a dict lookup for a
-token seen before), then three in-process revocation lookups. Cache entries die at
+token seen before; a segmented LRU that only verified tokens enter, so neither forged
+tokens nor one-off valid ones push out the tokens in use), then three in-process
+revocation lookups. Cache entries die at
 ``exp``; revocation is checked on every hit, so a revoked token is refused on the very
 next request even while cached.
 """
@@ -21,6 +23,7 @@ from velvetrope.core.tokens.codec import Algorithm
 from velvetrope.core.tokens.keys import KeyRing
 from velvetrope.core.tokens.revocation import RevocationState
 from velvetrope.errors import InvalidToken
+from velvetrope.stores.bounded import SegmentedCache
 
 __all__ = ["ACCESS_TYP", "AccessTokens", "IssuedAccess", "TokenPolicy"]
 
@@ -111,7 +114,10 @@ class AccessTokens:
         self.revocations = revocations
         self._now = now
         self._token_bytes = token_bytes
-        self._cache: dict[str, AccessClaims] = {}
+        # Segmented LRU: tokens used again are kept over one-off ones (cache pollution).
+        self._cache: SegmentedCache[str, AccessClaims] = SegmentedCache(policy.cache_size)
+        self.hits = 0
+        self.misses = 0
 
     def issue(
         self,
@@ -170,12 +176,15 @@ class AccessTokens:
         """
         claims = self._cache.get(token)
         if claims is None:
+            self.misses += 1
             claims = await self._verify_uncached(token)
         elif self._now() >= claims.expires_at + self.policy.leeway:
-            del self._cache[token]
+            self._cache.pop(token)
             raise InvalidToken("expired")
+        else:
+            self.hits += 1
         if self.revocations.is_revoked(claims):
-            self._cache.pop(token, None)
+            self._cache.pop(token)
             raise InvalidToken("revoked")
         return claims
 
@@ -191,20 +200,20 @@ class AccessTokens:
                 raise
             decoded = codec.decode_compact(token, self.keys.lookup, typ=ACCESS_TYP)
         claims = self._validate(decoded.claims)
-        if self.policy.cache_size:
-            if len(self._cache) >= self.policy.cache_size:
-                self._evict()
-            self._cache[token] = claims
+        # Only a token that verified is cached, so forged ones never displace real ones.
+        # Expired entries need no sweep: a lookup refuses and removes them, and one-off
+        # entries age out of the probation segment first.
+        self._cache.put(token, claims)
         return claims
 
-    def _evict(self) -> None:
-        # O(1): drop the oldest insertion. Expired entries need no sweep: a lookup
-        # refuses and removes them, and insertion order ages them out.
-        del self._cache[next(iter(self._cache))]
+    @property
+    def cache_entries(self) -> int:
+        """Verified tokens held by the fast-path cache now."""
+        return len(self._cache)
 
     def forget(self, token: str) -> None:
         """Drop a token from the fast-path cache."""
-        self._cache.pop(token, None)
+        self._cache.pop(token)
 
 
 def _header_bytes(token: str) -> bytes:

@@ -34,6 +34,7 @@ never knows about HTTP.
     │   └── SessionNotFound          session_not_found
     ├── TooManyAttempts              too_many_attempts    (carries retry_after)
     ├── ConfigurationError           configuration_error
+    │   └── InvalidClaims            invalid_claims       (the app's claims hook broke a rule)
     └── StoreUnavailable             store_unavailable    (fail closed)
 """
 
@@ -51,6 +52,7 @@ __all__ = [
     "DPoPProofRefused",
     "DeviceBindingRequired",
     "EmailTaken",
+    "InvalidClaims",
     "InvalidCredentials",
     "InvalidDPoPProof",
     "InvalidDeviceProof",
@@ -348,6 +350,14 @@ class ConfigurationError(AuthError):
 
     code = "configuration_error"
     default_detail = "The configuration is not valid."
+
+
+class InvalidClaims(ConfigurationError):
+    """The application's claims hook failed, or returned claims that are not allowed
+    (a reserved name, not JSON, over the size cap); nothing was issued."""
+
+    code = "invalid_claims"
+    default_detail = "The application's claims could not be issued."
 
 
 class StoreUnavailable(AuthError):

@@ -191,7 +191,9 @@ class Settings(BaseSettings):
     )
 
     password_min_length: int = Field(15, ge=8, le=64)
-    password_hash_profile: Literal["rfc9106-low-memory", "owasp-minimum"] = "rfc9106-low-memory"  # noqa: S105 - a profile name, not a password
+    password_hash_profile: Literal["rfc9106-low-memory", "owasp-minimum", "test-only"] = (
+        "rfc9106-low-memory"  # noqa: S105 - a profile name, not a password
+    )
     password_hash_concurrency: int = Field(2, ge=1, le=64)
 
     login_free_failures: int = Field(5, ge=1, le=100)
@@ -203,6 +205,26 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(16 * 1024, ge=1024, le=1024 * 1024)
     max_cookie_bytes: int = Field(8 * 1024, ge=512, le=64 * 1024)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    # --- library mode: remember me, application claims, tests (issue 12) ---
+    session_transient_lifetime: Duration | None = Field(
+        None,
+        description="Absolute lifetime of a session signed in without 'remember me' (its "
+        "cookie has no Max-Age and ends with the browser); default: half of "
+        "session_absolute_lifetime",
+    )
+    max_claims_bytes: int = Field(
+        2048, ge=64, le=4096, description="Cap on application claims, as compact JSON bytes"
+    )
+
+    @model_validator(mode="after")
+    def _library_mode(self) -> Settings:
+        if self.password_hash_profile == "test-only" and self.database_url != "memory://":  # noqa: S105
+            raise ValueError(
+                "VELVETROPE_PASSWORD_HASH_PROFILE=test-only hashes with almost no work and is "
+                "for tests only: it needs VELVETROPE_DATABASE_URL=memory://"
+            )
+        return self
 
     @field_validator("database_url")
     @classmethod
@@ -334,6 +356,7 @@ class Settings(BaseSettings):
             touch_interval=self.session_touch_interval,
             max_per_user=self.session_max_per_user,
             reauth_window=self.reauth_window,
+            transient_lifetime=self.session_transient_lifetime,
         )
 
     def token_policy(self) -> TokenPolicy:

@@ -263,15 +263,20 @@ class AuthService(TokenOperations):
         ip: str = "",
         user_agent: str = "",
         jkt: str | None = None,
+        persistent: bool = True,
     ) -> TokenPair:
         """The password grant: check the credentials and open a refresh family (bound to
-        the DPoP key with thumbprint ``jkt``, if given).
+        the DPoP key with thumbprint ``jkt``, if given). ``persistent=False`` (a browser
+        sign-in without "remember me") gives the family the sessions' shorter lifetime.
 
         Raises:
             TooManyAttempts, InvalidCredentials, AccountDisabled: As for :meth:`login`.
         """
         user = await self.users.authenticate(email, password, ip=ip)
-        pair = await self.tokens.issue_for(user.id, ip=ip, user_agent=user_agent, jkt=jkt)
+        short = None if persistent else self.sessions.policy.short_lifetime
+        pair = await self.tokens.issue_for(
+            user.id, ip=ip, user_agent=user_agent, jkt=jkt, lifetime=short
+        )
         if not await self._still_valid(user):  # disabled / password changed while we hashed
             await self.tokens.revoke_family(pair.family.id)
             raise InvalidCredentials

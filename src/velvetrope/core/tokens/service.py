@@ -125,11 +125,20 @@ class TokenService:
         return TokenPair(issued.token, grant.token, max(expires_in, 0), grant.family)
 
     async def issue_for(
-        self, user_id: str, *, ip: str = "", user_agent: str = "", jkt: str | None = None
+        self,
+        user_id: str,
+        *,
+        ip: str = "",
+        user_agent: str = "",
+        jkt: str | None = None,
+        lifetime: timedelta | None = None,
     ) -> TokenPair:
         """Open a refresh family for a user who just proved their password; with ``jkt``
-        (a DPoP key's thumbprint) the family and its access tokens are bound to that key."""
-        grant = await self.refresh.start(user_id, ip=ip, user_agent=user_agent, jkt=jkt)
+        (a DPoP key's thumbprint) the family and its access tokens are bound to that key.
+        ``lifetime`` shortens the family's absolute lifetime (never lengthens it)."""
+        grant = await self.refresh.start(
+            user_id, ip=ip, user_agent=user_agent, jkt=jkt, lifetime=lifetime
+        )
         return await self._pair(grant, jkt)
 
     async def refresh_grant(self, refresh_token: str, *, jkt: str | None = None) -> TokenPair:

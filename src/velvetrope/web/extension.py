@@ -211,16 +211,21 @@ class Velvetrope:
             return
         await self.service.start()
         self._running = 1
+        failure: Exception | None = None
         try:
             async with anyio.create_task_group() as tasks:
                 tasks.start_soon(self.service.run_background)
                 try:
                     yield
+                except Exception as exc:  # noqa: BLE001 - raised below, outside the task group (no ExceptionGroup)
+                    failure = exc
                 finally:
                     tasks.cancel_scope.cancel()
         finally:
             self._running = 0
             await self.service.aclose()
+        if failure is not None:
+            raise failure
 
 
 def _install_handlers(app: FastAPI) -> None:

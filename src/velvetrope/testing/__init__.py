@@ -27,7 +27,7 @@ pytest configuration says ``velvetrope_test_settings = true``
 from __future__ import annotations
 
 import contextlib
-import uuid
+import secrets
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -171,7 +171,7 @@ async def new_user(
         password: The password (:data:`PASSWORD` by default).
     """
     auth = target.velvetrope if isinstance(target, AppClient) else target
-    address = email or f"user-{uuid.uuid4().hex[:12]}@example.com"
+    address = email or f"user-{secrets.token_hex(6)}@example.com"
     user = await auth.service.register(address, password)
     return TestUser(user.id, user.email, password, auth)
 

@@ -108,10 +108,16 @@ class TokenService:
             raise RuntimeError("the token service is not started; call start() first")
         return self._refresh
 
-    async def _pair(self, grant: RefreshGrant, jkt: str | None) -> TokenPair:
-        extra = None
-        if self._claims_for is not None:
-            extra = await self._claims_for(grant.family.user_id)
+    async def _extra_claims(self, user_id: str | None) -> Mapping[str, Any] | None:
+        """The extra claims of ``user_id``'s tokens, asked *before* anything is issued or
+        rotated, so a failing claims hook spends nothing."""
+        if self._claims_for is None or user_id is None:
+            return None
+        return await self._claims_for(user_id)
+
+    def _pair(
+        self, grant: RefreshGrant, jkt: str | None, extra: Mapping[str, Any] | None
+    ) -> TokenPair:
         issued = self.access.issue(
             extra=extra,
             user_id=grant.family.user_id,
@@ -136,10 +142,11 @@ class TokenService:
         """Open a refresh family for a user who just proved their password; with ``jkt``
         (a DPoP key's thumbprint) the family and its access tokens are bound to that key.
         ``lifetime`` shortens the family's absolute lifetime (never lengthens it)."""
+        extra = await self._extra_claims(user_id)
         grant = await self.refresh.start(
             user_id, ip=ip, user_agent=user_agent, jkt=jkt, lifetime=lifetime
         )
-        return await self._pair(grant, jkt)
+        return self._pair(grant, jkt, extra)
 
     async def refresh_grant(self, refresh_token: str, *, jkt: str | None = None) -> TokenPair:
         """Rotate a refresh token; see :meth:`RefreshTokens.rotate`. The new access token
@@ -151,12 +158,16 @@ class TokenService:
             InvalidGrant: As ``RefreshTokens.rotate``.
             DPoPProofRefused: The family is bound to another key than ``jkt``.
         """
+        extra = None
+        if self._claims_for is not None:
+            family = await self.refresh.find_family(refresh_token)
+            extra = await self._extra_claims(None if family is None else family.user_id)
         try:
             grant = await self.refresh.rotate(refresh_token, jkt=jkt)
         except RefreshTokenReused as reused:
             await self.revocations.revoke_family(reused.family_id, until=self._family_until())
             raise
-        return await self._pair(grant, jkt)
+        return self._pair(grant, jkt, extra)
 
     def _family_until(self) -> datetime:
         return self._now() + self.policy.access_ttl + self.policy.leeway

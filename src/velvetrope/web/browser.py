@@ -33,7 +33,7 @@ from velvetrope.core.principal import Principal
 from velvetrope.core.service import AuthService, SignIn
 from velvetrope.core.tokens.service import TokenPair
 from velvetrope.errors import InvalidToken, NotAuthenticated, OAuthError
-from velvetrope.stores.records import UserRecord
+from velvetrope.stores.records import RefreshFamilyRecord, UserRecord
 from velvetrope.web.client import client_of
 from velvetrope.web.csrf import CsrfGuard, form_token
 from velvetrope.web.dependencies import Gate
@@ -227,7 +227,9 @@ class BrowserFlows:
         """
         if principal.session is None:
             user = await self.service.user_of(principal)
-            return await self.login(request, user.email, password)
+            family = await self.service.family(principal.handle)
+            remember = family is None or self._remembered(family)
+            return await self.login(request, user.email, password, remember=remember)
         secret = self.cookies.session.read(request)
         if secret is None:
             raise NotAuthenticated
@@ -237,7 +239,7 @@ class BrowserFlows:
     def pair_cookies(self, pair: TokenPair) -> tuple[SetCookie, ...]:
         """The access and refresh cookies that carry ``pair`` (JWT-in-cookie mode)."""
         family = pair.family
-        if family.expires_at - family.created_at <= self.service.sessions.policy.short_lifetime:
+        if not self._remembered(family):
             # not remembered: both cookies end with the browser (the family ends sooner)
             return (
                 (self.cookies.access, pair.access_token, None),
@@ -248,6 +250,11 @@ class BrowserFlows:
             (self.cookies.access, pair.access_token, timedelta(seconds=pair.expires_in)),
             (self.cookies.refresh, pair.refresh_token, refresh_left),
         )
+
+    def _remembered(self, family: RefreshFamilyRecord) -> bool:
+        """Whether a JWT-cookie sign-in was remembered: its family outlives the
+        sessions' short lifetime (see ``SessionPolicy.persistent``)."""
+        return family.expires_at - family.created_at > self.service.sessions.policy.short_lifetime
 
     def apply_pair(self, response: Response, pair: TokenPair) -> Response:
         """Set the cookies that carry ``pair`` on ``response`` and return it."""

@@ -32,7 +32,9 @@ def test_settings_for_tests_are_fast_on_memory_and_safe_elsewhere(tmp_path: Path
 
 
 def test_the_test_only_hash_profile_is_refused_with_a_real_store(no_env: None) -> None:
-    with pytest.raises(ValueError, match=r"test-only .* needs VELVETROPE_DATABASE_URL=memory://"):
+    with pytest.raises(
+        ValueError, match=r"test-only hashes .* needs VELVETROPE_DATABASE_URL=memory://"
+    ):
         Settings(_env_file=None, database_url="sqlite:///x.db", password_hash_profile="test-only")
 
 

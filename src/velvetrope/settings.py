@@ -19,6 +19,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -217,14 +218,15 @@ class Settings(BaseSettings):
         2048, ge=64, le=4096, description="Cap on application claims, as compact JSON bytes"
     )
 
-    @model_validator(mode="after")
-    def _library_mode(self) -> Settings:
-        if self.password_hash_profile == "test-only" and self.database_url != "memory://":  # noqa: S105
+    @field_validator("password_hash_profile")
+    @classmethod
+    def _test_only_on_memory(cls, value: str, info: ValidationInfo) -> str:
+        if value == "test-only" and info.data.get("database_url") != "memory://":
             raise ValueError(
-                "VELVETROPE_PASSWORD_HASH_PROFILE=test-only hashes with almost no work and is "
-                "for tests only: it needs VELVETROPE_DATABASE_URL=memory://"
+                "test-only hashes with almost no work and is for tests only: it needs "
+                "VELVETROPE_DATABASE_URL=memory://"
             )
-        return self
+        return value
 
     @field_validator("database_url")
     @classmethod

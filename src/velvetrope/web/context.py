@@ -142,6 +142,8 @@ class WebContext:
         if not current:
             await self.service.require_recent_auth(principal)
         await self.authenticator.end_device(principal.user_id, handle)
+        event = AccountEvent("signed_out", principal.user_id, email=principal.email, device=handle)
+        await self.service.hooks.emit(event)
         return current
 
     async def sign_out_everywhere(self, principal: Principal) -> int:

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from tests.support.services import PASSWORD
+from tests.support.stores import every_backend
 from velvetrope import AccountEvent, AuthService, FrozenClock, Hooks, InvalidClaims, InvalidGrant
 from velvetrope.core.claims import RESERVED_CLAIMS, check_claims
 from velvetrope.stores.records import UserRecord
@@ -54,19 +55,22 @@ def test_claims_of_any_json_shape_pass() -> None:
     assert check_claims(claims, max_bytes=2048) == claims
 
 
+@every_backend
 async def test_claims_reach_the_session_and_the_tokens(
     service: AuthService, hooks: Hooks, user_email: str
 ) -> None:
     @hooks.claims
     async def claims(user: UserRecord) -> dict[str, Any]:
-        return {"roles": ["admin"], "owner": user.email}
+        return {"roles": ["admin"], "owner": user.email, "dept": {"id": 7, "name": "Zürich"}}
 
     sign_in = await service.login(user_email, PASSWORD)
     principal = await service.authenticate(sign_in.session.secret)
     assert (principal.email, dict(principal.claims)) == (
         user_email,
-        {"roles": ["admin"], "owner": user_email},
+        {"roles": ["admin"], "owner": user_email, "dept": {"id": 7, "name": "Zürich"}},
     )
+    [stored] = await service.sessions.list(principal.user_id)  # read back from the store
+    assert (stored.email, dict(stored.claims)) == (principal.email, dict(principal.claims))
     pair = await service.token_login(user_email, PASSWORD)
     bearer = await service.authenticate_bearer(pair.access_token)
     assert (bearer.email, dict(bearer.claims)) == (principal.email, dict(principal.claims))

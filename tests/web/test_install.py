@@ -172,3 +172,10 @@ async def test_lifespan_and_install_together_share_one_start() -> None:
         assert auth.running
         assert (await client.get("/auth/me")).status_code == 401
     assert not auth.running
+
+
+def test_installing_twice_is_refused() -> None:
+    app = FastAPI()
+    Velvetrope(settings_for_tests()).install(app)
+    with pytest.raises(RuntimeError, match="installed in this app already"):
+        Velvetrope(settings_for_tests()).install(app)

@@ -174,7 +174,12 @@ class Velvetrope:
 
         Returns:
             ``app``, for chaining.
+
+        Raises:
+            RuntimeError: A velvetrope is installed in ``app`` already.
         """
+        if getattr(app.state, "velvetrope", None) is not None:
+            raise RuntimeError("a velvetrope is installed in this app already")
         _install_handlers(app)
         app.include_router(self.router)
         app.state.velvetrope = self

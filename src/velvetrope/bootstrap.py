@@ -6,6 +6,7 @@ the CLI ask this module for a service built from ``VELVETROPE_*`` settings.
 
 from __future__ import annotations
 
+from velvetrope.core.hooks import Hooks
 from velvetrope.core.passwords import PasswordHasher, PasswordPolicy
 from velvetrope.core.service import AuthService
 from velvetrope.settings import Settings
@@ -59,4 +60,5 @@ def build_service(settings: Settings, *, stores: Stores | None = None) -> AuthSe
         binding_policy=settings.binding_policy(),
         csrf_secret=settings.csrf_secret_bytes(),
         poll_interval=settings.revocation_poll,
+        hooks=Hooks(max_claims_bytes=settings.max_claims_bytes),
     )

@@ -35,6 +35,7 @@ never knows about HTTP.
     ├── TooManyAttempts              too_many_attempts    (carries retry_after)
     │   └── HashingBusy              hashing_busy         (503: the password-hash queue is full)
     ├── ConfigurationError           configuration_error
+    │   └── InvalidClaims            invalid_claims       (the app's claims hook broke a rule)
     └── StoreUnavailable             store_unavailable    (fail closed)
 """
 
@@ -53,6 +54,7 @@ __all__ = [
     "DeviceBindingRequired",
     "EmailTaken",
     "HashingBusy",
+    "InvalidClaims",
     "InvalidCredentials",
     "InvalidDPoPProof",
     "InvalidDeviceProof",
@@ -350,6 +352,14 @@ class ConfigurationError(AuthError):
 
     code = "configuration_error"
     default_detail = "The configuration is not valid."
+
+
+class InvalidClaims(ConfigurationError):
+    """The application's claims hook failed, or returned claims that are not allowed
+    (a reserved name, not JSON, over the size cap); nothing was issued."""
+
+    code = "invalid_claims"
+    default_detail = "The application's claims could not be issued."
 
 
 class StoreUnavailable(AuthError):

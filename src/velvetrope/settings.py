@@ -20,6 +20,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -205,7 +206,9 @@ class Settings(BaseSettings):
     )
 
     password_min_length: int = Field(15, ge=8, le=64)
-    password_hash_profile: Literal["rfc9106-low-memory", "owasp-minimum"] = "rfc9106-low-memory"  # noqa: S105 - a profile name, not a password
+    password_hash_profile: Literal["rfc9106-low-memory", "owasp-minimum", "test-only"] = (
+        "rfc9106-low-memory"  # noqa: S105 - a profile name, not a password
+    )
     password_hash_concurrency: int = Field(2, ge=1, le=64)
 
     login_free_failures: int = Field(5, ge=1, le=100)
@@ -247,6 +250,27 @@ class Settings(BaseSettings):
         description="How much lower the hashing threads' CPU priority is than the event "
         "loop's (Linux nice increment), so sign-ins never starve authenticated requests",
     )
+
+    # --- library mode: remember me, application claims, tests (issue 12) ---
+    session_transient_lifetime: Duration | None = Field(
+        None,
+        description="Absolute lifetime of a session signed in without 'remember me' (its "
+        "cookie has no Max-Age and ends with the browser); default: half of "
+        "session_absolute_lifetime",
+    )
+    max_claims_bytes: int = Field(
+        2048, ge=64, le=4096, description="Cap on application claims, as compact JSON bytes"
+    )
+
+    @field_validator("password_hash_profile")
+    @classmethod
+    def _test_only_on_memory(cls, value: str, info: ValidationInfo) -> str:
+        if value == "test-only" and info.data.get("database_url") != "memory://":
+            raise ValueError(
+                "test-only hashes with almost no work and is for tests only: it needs "
+                "VELVETROPE_DATABASE_URL=memory://"
+            )
+        return value
 
     @field_validator("database_url")
     @classmethod
@@ -382,6 +406,7 @@ class Settings(BaseSettings):
             touch_interval=self.session_touch_interval,
             max_per_user=self.session_max_per_user,
             reauth_window=self.reauth_window,
+            transient_lifetime=self.session_transient_lifetime,
         )
 
     def token_policy(self) -> TokenPolicy:

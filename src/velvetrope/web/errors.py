@@ -22,6 +22,7 @@ from velvetrope.errors import (
     DPoPNonceRequired,
     EmailTaken,
     HashingBusy,
+    InvalidClaims,
     InvalidCredentials,
     InvalidDeviceProof,
     InvalidInput,
@@ -139,6 +140,8 @@ def error_response(exc: AuthError) -> JSONResponse:
     if isinstance(exc, StoreUnavailable):
         _logger.error("store unavailable: %s", exc.detail)
         detail = StoreUnavailable.default_detail  # backend details stay in the log
+    if isinstance(exc, InvalidClaims):
+        detail = InvalidClaims.default_detail  # the app's bug: details in velvetrope.hooks
     body = {"error": exc.code, "detail": detail}
     if isinstance(exc, OAuthError | TooManyAttempts):
         body["error_description"] = detail  # RFC 6749 §5.2 field for token clients

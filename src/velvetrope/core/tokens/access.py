@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import base64
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from velvetrope.clock import Clock, system_clock
 from velvetrope.core.ids import TokenSource
@@ -128,19 +130,22 @@ class AccessTokens:
         issued_at: datetime | None = None,
         not_after: datetime | None = None,
         jkt: str | None = None,
+        extra: Mapping[str, Any] | None = None,
     ) -> IssuedAccess:
         """Sign an access token for ``user_id`` in refresh family ``family_id``.
 
         ``jti`` and ``issued_at`` are given when re-issuing a pair inside the refresh
         grace window, so the retry gets the same token content. ``not_after`` caps
         ``exp`` (a token never outlives its family). ``jkt`` binds the token to a DPoP
-        key (``cnf.jkt``).
+        key (``cnf.jkt``). ``extra`` are claims added beside the registered ones
+        (``email``, application claims), checked by the caller; they never replace one.
         """
         iat = int((issued_at or self._now()).timestamp())
         exp = iat + int(self.policy.access_ttl.total_seconds())
         if not_after is not None:
             exp = min(exp, int(not_after.timestamp()))
         claims: dict[str, object] = {
+            **(extra or {}),
             "iss": self.policy.issuer,
             "aud": self.policy.audience,
             "sub": user_id,

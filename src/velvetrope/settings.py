@@ -329,6 +329,7 @@ class Settings(BaseSettings):
             "reauth_window",
             "key_rotation",
             "revocation_poll",
+            "password_hash_queue_timeout",
         ):
             if getattr(self, name) <= timedelta(0):
                 raise ValueError(f"VELVETROPE_{name.upper()} must be a positive duration")

@@ -221,6 +221,34 @@ class Settings(BaseSettings):
     max_cookie_bytes: int = Field(8 * 1024, ge=512, le=64 * 1024)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
+    # Operations (`velvetrope serve`): worker processes, log format, access log, metrics.
+    workers: int = Field(
+        1, ge=1, le=64, description="Worker processes `serve` runs on the one port"
+    )
+    log_format: Literal["text", "json"] = Field(
+        "text", description="text: timestamped lines; json: one JSON object per line"
+    )
+    access_log: bool = Field(False, description="Log one line per request (uvicorn's access log)")
+    metrics_port: int | None = Field(
+        None,
+        ge=1,
+        le=65535,
+        description="Serve Prometheus metrics at /metrics on this port of metrics_host "
+        "(never on the public port); off when unset",
+    )
+    metrics_host: str = Field(
+        "127.0.0.1", description="Where the metrics port listens (loopback by default)"
+    )
+
+    @model_validator(mode="after")
+    def _metrics_apart(self) -> Settings:
+        if self.metrics_port is not None and self.metrics_port == self.port:
+            raise ValueError(
+                "VELVETROPE_METRICS_PORT must differ from the port velvetrope serves on: "
+                "metrics are never served on the public port"
+            )
+        return self
+
     # Hot path and load (issue 13): the DPoP replay cache, password-hash admission.
     dpop_replay_scope: Literal["auto", "shared", "process"] = Field(
         "auto",
@@ -475,6 +503,11 @@ def describe_validation_error(error: ValidationError) -> str:
     for item in error.errors():
         loc = "_".join(str(part) for part in item["loc"])
         message = item["msg"].removeprefix("Value error, ")
+        if item["type"].startswith("time_delta"):  # say which forms a duration takes
+            message = (
+                f"{str(item.get('input'))[:40]!r} is not a duration; write seconds (1800) "
+                "or ISO 8601 (PT30M, PT1H30M, P1D)"
+            )
         if loc:
             lines.append(f"invalid setting VELVETROPE_{loc.upper()}: {message}")
         else:

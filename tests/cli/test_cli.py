@@ -128,6 +128,7 @@ def test_users_list_pages_with_limit_and_offset(cli: Cli) -> None:
 
 
 def test_users_list_of_an_empty_database_succeeds(cli: Cli) -> None:
+    cli.ok("migrate")
     out = cli.ok("users", "list")
     assert "@" not in out
 
@@ -318,7 +319,7 @@ def test_memory_database_is_refused_because_it_keeps_nothing(
     [
         pytest.param("sqlite://", "names no file", id="sqlite-url-without-path"),
         pytest.param("mysql://x", "not supported", id="unsupported-scheme"),
-        pytest.param("/proc/nope/vr.db", "cannot open SQLite database", id="unwritable-path"),
+        pytest.param("/proc/nope/vr.db", "no velvetrope database", id="unwritable-path"),
     ],
 )
 def test_unusable_database_is_a_one_line_error(cli: Cli, database: str, says: str) -> None:
@@ -364,6 +365,7 @@ def test_database_url_from_the_environment_is_used_without_the_flag(
 def test_error_messages_print_user_input_literally_not_as_markup(cli: Cli, name: str) -> None:
     """An operator's typo (or a pasted value) must neither crash the command nor be
     silently rewritten in the message that quotes it."""
+    cli.ok("migrate")
     line = assert_one_line_error(cli("users", "disable", name), says="No user")
     assert repr(name) in line
 
@@ -476,6 +478,8 @@ def test_python_m_velvetrope_version_matches_the_package(tmp_path: Path) -> None
 def test_errors_from_a_real_process_are_one_line_on_stderr_without_traceback(
     tmp_path: Path, args: list[str], stdin: str, says: str
 ) -> None:
+    created = _run_module("migrate", "--database", str(tmp_path / "vr.db"), cwd=tmp_path)
+    assert created.returncode == 0, created.stderr
     done = _run_module(*args, "--database", str(tmp_path / "vr.db"), stdin=stdin, cwd=tmp_path)
     assert done.returncode != 0
     assert "Traceback" not in done.stderr

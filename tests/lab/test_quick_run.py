@@ -18,7 +18,7 @@ pytestmark = pytest.mark.e2e
 LANDING = {
     ("verify", "dpop.proof"),
     ("verify", "gateway.internal"),
-    ("http", "session.memory.w2"),
+    ("http", "session.sqlite.w2"),
     ("theft", "cookie.dbsc"),
     ("theft", "bearer.dpop"),
     *(("hybrid", f"mints.{c}.{r}") for c in ("cache", "nocache") for r in (1, 10, 100)),

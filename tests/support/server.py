@@ -32,6 +32,7 @@ __all__ = [
     "COOKIE",
     "HTTP_TIMEOUT",
     "STOP_TIMEOUT",
+    "WORKERS_STARTUP_TIMEOUT",
     "Refusal",
     "ServerExited",
     "ServerProcess",
@@ -48,6 +49,7 @@ __all__ = [
 COOKIE = "__Host-velvetrope-session"
 
 STARTUP_TIMEOUT = 20.0
+WORKERS_STARTUP_TIMEOUT = 90.0  # serve --workers: every worker imports everything
 STOP_TIMEOUT = 10.0
 HTTP_TIMEOUT = 10.0
 
@@ -184,10 +186,10 @@ class ServerProcess:
                 self.base_url = f"{scheme}://{connect_to}:{port}"
                 return self.base_url
 
-    def start(self) -> str:
+    def start(self, timeout: float = STARTUP_TIMEOUT) -> str:
         """Wait until listening; fail the test with the output if it never does."""
         try:
-            return self.wait_listening()
+            return self.wait_listening(timeout)
         except ServerExited as exc:
             pytest.fail(f"velvetrope serve exited before listening\n{exc}")
 
@@ -251,11 +253,16 @@ class Servers:
         return server
 
     def start(
-        self, database: Path, *args: str, env: Mapping[str, str] | None = None
+        self,
+        database: Path,
+        *args: str,
+        env: Mapping[str, str] | None = None,
+        timeout: float = STARTUP_TIMEOUT,
     ) -> ServerProcess:
-        """Start a server on a free loopback port and ``database``; wait until it listens."""
+        """Start a server on a free loopback port and ``database``; wait until it listens
+        (``timeout``: longer for ``--workers``, whose processes each import everything)."""
         server = self.spawn("--port", "0", "--database", str(database), *args, env=env)
-        server.start()
+        server.start(timeout)
         return server
 
     def refused(self, *args: str, env: Mapping[str, str] | None = None) -> Refusal:

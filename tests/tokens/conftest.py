@@ -33,13 +33,15 @@ from tests.support.services import (
     TOKEN_POLICY,
     app_settings,
     asgi_client,
+    new_service,
+    running,
     started_service,
 )
 from velvetrope import AuthService, FrozenClock, PasswordHasher, Velvetrope, create_app
 from velvetrope.core.tokens import codec
 from velvetrope.core.tokens.codec import Algorithm, Jwk
 from velvetrope.errors import InvalidToken
-from velvetrope.stores import Stores
+from velvetrope.stores import SQLiteStores, Stores
 from velvetrope.stores.records import KeyRecord
 
 INVALID_TOKEN_CHALLENGE = 'Bearer realm="velvetrope", error="invalid_token"'
@@ -351,3 +353,17 @@ async def accept_each(
     assert not failures, f"{len(failures)} of {len(tokens)} were not accepted:\n" + "\n".join(
         failures
     )
+
+
+@pytest.fixture
+async def nodes(
+    tmp_path: Path, clock: FrozenClock, hasher: PasswordHasher
+) -> AsyncIterator[tuple[AuthService, AuthService]]:
+    """Two processes (a server, the CLI; or two workers) on one SQLite file, each with
+    its own connection, started in this order and closed after the test."""
+    path = tmp_path / "vr.db"
+    async with (
+        running(new_service(SQLiteStores(path), clock=clock, hasher=hasher)) as first,
+        running(new_service(SQLiteStores(path), clock=clock, hasher=hasher)) as second,
+    ):
+        yield first, second

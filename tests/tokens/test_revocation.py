@@ -6,9 +6,7 @@ ring are read back from the store.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 
@@ -16,30 +14,13 @@ from tests.support.services import (
     ORIGIN,
     PASSWORD,
     TOKEN_POLICY,
-    new_service,
-    running,
     started_service,
 )
 from tests.support.stores import every_backend
 from velvetrope import AuthService, FrozenClock, MemoryStores, PasswordHasher, TokenPolicy
 from velvetrope.errors import InvalidToken
-from velvetrope.stores import SQLiteStores
 
 pytestmark = every_backend  # revocations and keys are shared through the store
-
-
-@pytest.fixture
-async def nodes(
-    tmp_path: Path, clock: FrozenClock, hasher: PasswordHasher
-) -> AsyncIterator[tuple[AuthService, AuthService]]:
-    """Two processes (a server, the CLI) on one SQLite file, started in this order and
-    closed after the test."""
-    path = tmp_path / "vr.db"
-    async with (
-        running(new_service(SQLiteStores(path), clock=clock, hasher=hasher)) as first,
-        running(new_service(SQLiteStores(path), clock=clock, hasher=hasher)) as second,
-    ):
-        yield first, second
 
 
 async def test_TERM_02_revocations_made_elsewhere_arrive_with_the_next_sync(

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import typer
@@ -15,9 +16,11 @@ from rich.table import Table
 from rich.text import Text
 
 from velvetrope.bootstrap import build_service
+from velvetrope.cli.startup import describe_store_failure, dotenv_problem, unknown_variables
 from velvetrope.core.service import AuthService
-from velvetrope.errors import AuthError
+from velvetrope.errors import AuthError, StoreUnavailable
 from velvetrope.settings import Settings, describe_validation_error
+from velvetrope.stores.registry import sqlite_path
 
 __all__ = [
     "DatabaseOption",
@@ -75,18 +78,30 @@ def print_table(table: Table) -> None:
 
 
 @contextlib.contextmanager
-def clean_errors() -> Iterator[None]:
-    """Turn configuration and auth errors into one sentence and an exit code."""
+def clean_errors(settings: Settings | None = None) -> Iterator[None]:
+    """Turn configuration and auth errors into one sentence and an exit code (a store
+    that cannot be reached is named, with ``settings``' address for it)."""
     try:
         yield
     except ValidationError as exc:
         fail(describe_validation_error(exc), code=2)
+    except StoreUnavailable as exc:
+        fail(describe_store_failure(exc, settings))
     except AuthError as exc:
         fail(exc.detail)
 
 
 def load_settings(**overrides: Any) -> Settings:
-    """Settings from the environment, with command-line flags (not ``None``) on top."""
+    """Settings from the environment, with command-line flags (not ``None``) on top.
+
+    An unreadable ``.env`` stops the command; a ``VELVETROPE_*`` variable that names
+    no setting is warned about, with the nearest valid name.
+    """
+    problem = dotenv_problem()
+    if problem is not None:
+        fail(problem, code=2)
+    for warning in unknown_variables():
+        err.print(Text.assemble(("warning:", "bold yellow"), " ", warning))
     given = {k: v for k, v in overrides.items() if v is not None}
     with clean_errors():
         return Settings(**given)
@@ -103,17 +118,33 @@ async def _service(settings: Settings) -> AsyncIterator[AuthService]:
         await service.aclose()
 
 
-def run_with_service(database: str | None, work: Callable[[AuthService], Awaitable[T]]) -> T:
-    """Open the configured stores, run ``work`` with the service, close, return its result."""
+def run_with_service(
+    database: str | None,
+    work: Callable[[AuthService], Awaitable[T]],
+    *,
+    creates: bool = False,
+) -> T:
+    """Open the configured stores, run ``work`` with the service, close, return its result.
+
+    Only commands that ``creates`` (``users create``) may make a new SQLite database;
+    the others, pointed at a file that is not there, say so instead of leaving an
+    empty database behind.
+    """
     settings = load_settings(database_url=database)
     if settings.database_url == "memory://":
         fail("memory:// keeps nothing between processes; point --database at a real store")
+    path = sqlite_path(settings.database_url)
+    if not creates and path is not None and path != ":memory:" and not Path(path).exists():
+        fail(
+            f"no velvetrope database at {path}; run this where the server's database is, "
+            "or name it with --database (velvetrope serve or velvetrope migrate creates one)"
+        )
 
     async def go() -> T:
         async with _service(settings) as service:
             return await work(service)
 
-    with clean_errors():
+    with clean_errors(settings):
         return asyncio.run(go())
     raise AssertionError("unreachable")  # pragma: no cover
 

@@ -34,7 +34,7 @@ def migrate(database: str = DatabaseOption) -> None:
     url = settings.database_url
     if url == "memory://":
         fail("memory:// has no schema to migrate; point --database at a real store")
-    with clean_errors():
+    with clean_errors(settings):
         version = asyncio.run(_migrate(settings))
     where = describe_database_url(url)
     if version is None:

@@ -41,7 +41,7 @@ def create(
     async def work(service: AuthService) -> UserRecord:
         return await service.register(email, password)
 
-    user = run_with_service(database, work)
+    user = run_with_service(database, work, creates=True)
     out.print(f"created {user.email} ({user.id})")
 
 

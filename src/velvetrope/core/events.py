@@ -22,6 +22,7 @@ EventName = Literal[
     "login_succeeded",
     "login_failed",
     "login_throttled",
+    "registration_throttled",
     "session_created",
     "session_rotated",
     "session_ended",

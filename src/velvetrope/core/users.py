@@ -91,7 +91,11 @@ class UserService:
         """
         normal = normalize_email(email)
         self.policy.check(password, email=normal)
-        await self.throttle.registration(ip, self._now())
+        try:
+            await self.throttle.registration(ip, self._now())
+        except TooManyAttempts:
+            self._events.emit("registration_throttled", ip=ip)
+            raise
         user = UserRecord(
             id=new_user_id(self._token_bytes),
             email=normal,
@@ -123,11 +127,16 @@ class UserService:
         result = await self.hasher.verify(None if user is None else user.password_hash, password)
         if user is None or not result.ok:
             self._events.emit(
-                "login_failed", email=email_handle(normal), ip=ip, failures=admission.failures
+                "login_failed",
+                email=email_handle(normal),
+                ip=ip,
+                failures=admission.failures,
+                reason="invalid_credentials",
             )
             raise InvalidCredentials
         await self.throttle.succeeded(normal, ip, admission)
         if user.disabled:
+            self._events.emit("login_failed", user=user.id, ip=ip, reason="account_disabled")
             raise AccountDisabled
         if result.new_hash is not None:
             await self._store.set_password_hash(user.id, result.new_hash)

@@ -193,9 +193,9 @@ class Node:
 def worker_args(count: int) -> list[str]:
     """The command-line arguments that run a node with ``count`` worker processes.
 
-    Adapter for ``velvetrope serve --workers`` (see :mod:`velvetrope.lab.features`): once it
-    lands, return the flag it takes (and start nodes with ``velvetrope serve``), e.g.
-    ``["--workers", str(count)]``.
+    ``velvetrope serve --workers N`` and uvicorn take the same flag; the nodes here run
+    the benchmark app under uvicorn (:func:`node_command`), whose workers, like
+    ``serve``'s, each build the app and open the stores themselves.
 
     Raises:
         NotLanded: ``serve --workers`` is not in this velvetrope.
@@ -203,12 +203,14 @@ def worker_args(count: int) -> list[str]:
     feature = workers()
     if count == 1:
         return []
-    raise NotLanded(feature.reason or "the --workers adapter in lab/servers.py is not filled in")
+    if not feature.available:
+        raise NotLanded(feature.reason)
+    return ["--workers", str(count)]
 
 
-def node_command(port: int) -> list[str]:
-    """Uvicorn running the benchmark app as ``velvetrope serve`` would: one worker, no
-    access log, proxy headers trusted from 127.0.0.1 only."""
+def node_command(port: int, *, worker_count: int = 1) -> list[str]:
+    """Uvicorn running the benchmark app as ``velvetrope serve`` would: ``worker_count``
+    workers, no access log, proxy headers trusted from 127.0.0.1 only."""
     return [
         sys.executable,
         "-m",
@@ -230,6 +232,7 @@ def node_command(port: int) -> list[str]:
         "--proxy-headers",
         "--forwarded-allow-ips",
         HOST,
+        *worker_args(worker_count),
     ]
 
 
@@ -252,9 +255,15 @@ def _wait_healthy(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
 
 @contextlib.contextmanager
 def nodes(
-    count: int, env: Mapping[str, str], scratch: Path, *, public_origin: str | None = None
+    count: int,
+    env: Mapping[str, str],
+    scratch: Path,
+    *,
+    public_origin: str | None = None,
+    worker_count: int = 1,
 ) -> Iterator[list[Node]]:
-    """Start ``count`` nodes on the same stores (``env``); stop them all on the way out.
+    """Start ``count`` nodes on the same stores (``env``), each with ``worker_count``
+    worker processes; stop them all on the way out.
 
     The first node starts alone, so it creates the schema and the signing key; the others
     then start together and find them. ``public_origin`` (a proxy's origin) names the
@@ -274,7 +283,7 @@ def nodes(
         log = scratch / f"node-{port}.log"
         with log.open("wb") as out:
             proc = subprocess.Popen(
-                node_command(port),
+                node_command(port, worker_count=worker_count),
                 cwd=scratch,
                 env=node_env,
                 stdin=subprocess.DEVNULL,

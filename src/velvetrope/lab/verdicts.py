@@ -334,7 +334,7 @@ def _revocation_figures(r: Readings) -> tuple[str, float, str, float, float, flo
 
 
 def _delivery(key: str) -> str:
-    return "feed polled every second" if key.endswith("sqlite") else "pushed"
+    return "revocation epoch read per request" if key.endswith("sqlite") else "pushed"
 
 
 def _revocation_text(r: Readings) -> str:
@@ -420,8 +420,8 @@ def _no_network(r: Readings) -> Verdict:
         f"lookup {us(redis)}",
         "holds only when",
         "revocation is not needed at once: without a network check a revoked token is "
-        "accepted until a denylist reaches the verifier (velvetrope polls every second or "
-        "takes a push).",
+        "accepted until a denylist reaches the verifier (velvetrope takes a push, or on "
+        "SQLite reads a shared revocation epoch on every request).",
     )
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from velvetrope.stores.records import (
     FailureRecord,
@@ -30,6 +30,8 @@ from velvetrope.stores.records import (
 )
 
 __all__ = [
+    "EpochReader",
+    "EpochedRevocationStore",
     "FastStores",
     "KeyStore",
     "Notifier",
@@ -226,6 +228,25 @@ class RevocationStore(Protocol):
 
     async def purge_expired(self, now: datetime) -> int:
         """Forget entries whose ``expires_at`` has passed."""
+
+
+class EpochReader(Protocol):
+    """A number that moves whenever any process appends to the revocation feed."""
+
+    def read(self) -> int:
+        """The current epoch; must cost well under a microsecond (it runs per request)."""
+
+
+@runtime_checkable
+class EpochedRevocationStore(Protocol):
+    """A revocation feed with an epoch every process sharing it reads in memory (SQLite:
+    a mapped file beside the database). A process whose epoch moved replays the feed
+    before it answers, so revocations are exact across processes with no polling window.
+    Backends shared over a network (Redis, PostgreSQL) push instead."""
+
+    @property
+    def epoch(self) -> EpochReader | None:
+        """The epoch, once the store is open (``None`` where there is none, e.g. in memory)."""
 
 
 class OneTimeStore(Protocol):

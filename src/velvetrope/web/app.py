@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import re
-
 from fastapi import FastAPI
-from fastapi.openapi.docs import get_swagger_ui_html
 from starlette.middleware.cors import CORSMiddleware
-from starlette.responses import HTMLResponse
 from starlette.types import ASGIApp
 
 from velvetrope._version import __version__
 from velvetrope.settings import Settings
 from velvetrope.web.csrf import CSRF_HEADER
+from velvetrope.web.docs import add_docs
 from velvetrope.web.errors import install_error_handlers
 from velvetrope.web.extension import Velvetrope
 from velvetrope.web.middleware import OriginCheck, RequestLimits, SecurityHeaders
@@ -22,8 +17,6 @@ from velvetrope.web.pages import build_page_router, static_files
 from velvetrope.web.routes import build_health_router
 
 __all__ = ["create_app"]
-
-_SWAGGER_CDN = "https://cdn.jsdelivr.net"
 
 
 class _App(FastAPI):
@@ -67,7 +60,7 @@ def create_app(
     app.include_router(build_health_router(vr.context))
     app.include_router(build_page_router(vr.context))
     app.mount("/static", static_files(), name="static")
-    _add_docs(app)
+    add_docs(app)
     app.security_headers_hsts = vr.settings.https
     app.add_middleware(OriginCheck, context=vr.context)
     allowed = vr.settings.cors_allowlist()
@@ -88,22 +81,3 @@ def create_app(
         max_cookie_bytes=vr.settings.max_cookie_bytes,
     )
     return app
-
-
-def _add_docs(app: FastAPI) -> None:
-    """Serve Swagger UI at ``/docs`` under a CSP that allows exactly its inline script."""
-    page = get_swagger_ui_html(openapi_url="/openapi.json", title="velvetrope API")
-    html = bytes(page.body).decode()
-    hashes = " ".join(
-        "'sha256-" + base64.b64encode(hashlib.sha256(s.encode()).digest()).decode() + "'"
-        for s in re.findall(r"<script>(.*?)</script>", html, flags=re.DOTALL)
-    )
-    csp = (
-        f"default-src 'none'; script-src {_SWAGGER_CDN} {hashes}; style-src {_SWAGGER_CDN}; "
-        f"img-src 'self' data: https://fastapi.tiangolo.com; connect-src 'self'; "
-        "frame-ancestors 'none'; base-uri 'none'"
-    )
-
-    @app.get("/docs", include_in_schema=False)
-    async def docs() -> HTMLResponse:
-        return HTMLResponse(html, headers={"Content-Security-Policy": csp})

@@ -2,10 +2,11 @@
 
 The per-request check is: a bounded cache of verified tokens (a dict lookup for a
 token seen before; a segmented LRU that only verified tokens enter, so neither forged
-tokens nor one-off valid ones push out the tokens in use), then three in-process
-revocation lookups. Cache entries die at
-``exp``; revocation is checked on every hit, so a revoked token is refused on the very
-next request even while cached.
+tokens nor one-off valid ones push out the tokens in use), a read of the store's
+revocation epoch where it has one (shared memory: has another process revoked
+something?), then three in-process revocation lookups. Cache entries die at ``exp``;
+revocation is checked on every hit, so a revoked token is refused on the very next
+request even while cached.
 """
 
 from __future__ import annotations
@@ -178,6 +179,8 @@ class AccessTokens:
 
         Raises:
             InvalidToken: Forged, malformed, expired, not yet valid, or revoked.
+            StoreUnavailable: Another process revoked something and the feed cannot be
+                read (fail closed).
         """
         claims = self._cache.get(token)
         if claims is None:
@@ -188,7 +191,10 @@ class AccessTokens:
             raise InvalidToken("expired")
         else:
             self.hits += 1
-        if self.revocations.is_revoked(claims):
+        revocations = self.revocations
+        if revocations.behind():  # another process revoked something: replay first
+            await revocations.sync()  # StoreUnavailable -> 503: fail closed
+        if revocations.is_revoked(claims):
             self._cache.pop(token)
             raise InvalidToken("revoked")
         return claims

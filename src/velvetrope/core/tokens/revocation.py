@@ -9,8 +9,13 @@ Three kinds of entry, all replayed from the store's revocation feed:
   password change, account disabled).
 
 Writes apply locally at once (the very next request on this node is refused) and go
-to the feed; other processes and nodes replay the feed every ``poll`` (bounded
-staleness) and, later, on a push.
+to the feed. Other processes see them in one of two ways:
+
+* exactly, where the store has an epoch every process reads in memory (SQLite: any
+  number of workers and processes on one database file): a request whose process is
+  :meth:`RevocationState.behind` replays the feed before it is answered;
+* within milliseconds, where the store pushes (Redis pub/sub, PostgreSQL NOTIFY), and
+  within ``poll`` should a push be lost.
 """
 
 from __future__ import annotations
@@ -22,7 +27,12 @@ from datetime import datetime, timedelta
 from velvetrope.clock import Clock, system_clock
 from velvetrope.core.tokens.claims import AccessClaims
 from velvetrope.errors import StoreUnavailable
-from velvetrope.stores.protocols import Notifier, RevocationStore
+from velvetrope.stores.protocols import (
+    EpochedRevocationStore,
+    EpochReader,
+    Notifier,
+    RevocationStore,
+)
 from velvetrope.stores.records import RevocationRecord
 
 __all__ = ["TOPIC", "RevocationState"]
@@ -50,6 +60,14 @@ class RevocationState:
         self._sequence = 0
         self._lock = asyncio.Lock()
         self.synced_at: datetime | None = None
+        self._epoch: EpochReader | None = None
+        self._synced_epoch = 0
+
+    def behind(self) -> bool:
+        """Whether another process revoked something since the last replay (one read
+        of shared memory; always ``False`` for stores without an epoch)."""
+        epoch = self._epoch
+        return epoch is not None and epoch.read() != self._synced_epoch
 
     def is_revoked(self, claims: AccessClaims) -> bool:
         """Whether a verified token has been revoked (three dict lookups)."""
@@ -103,12 +121,18 @@ class RevocationState:
                 and reports staleness).
         """
         async with self._lock:
-            entries = await self._store.since(self._sequence)
+            store = self._store
+            # The store opens its epoch with its database, so look again on every replay.
+            epoch = store.epoch if isinstance(store, EpochedRevocationStore) else None
+            # Read before the query: an append committed meanwhile moves it again.
+            mark = 0 if epoch is None else epoch.read()
+            entries = await store.since(self._sequence)
             for sequence, record in entries:
                 self._apply(record)
                 self._sequence = max(self._sequence, sequence)
             self._forget_expired()
             self.synced_at = self._now()
+            self._epoch, self._synced_epoch = epoch, mark
             return len(entries)
 
     def _forget_expired(self) -> None:

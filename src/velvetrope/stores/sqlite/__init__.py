@@ -21,6 +21,7 @@ from velvetrope.stores.sqlite.accounts import (
     SQLiteThrottleStore,
     SQLiteUserStore,
 )
+from velvetrope.stores.sqlite.epoch import EPOCH_SUFFIX, RevocationEpoch
 from velvetrope.stores.sqlite.schema import migrate, schema_version
 from velvetrope.stores.sqlite.tokens import (
     SQLiteKeyStore,
@@ -83,6 +84,12 @@ class SQLiteStores:
             return
         conn, self._version = _open(self.path, self._synchronous)
         self._sessions.forget()  # another process may have written while it was closed
+        if self.path != ":memory:":  # one connection, one process: nothing to share
+            try:
+                self._revocations.use_epoch(RevocationEpoch(self.path + EPOCH_SUFFIX))
+            except StoreUnavailable:
+                conn.close()
+                raise
         self._db.connection = conn
 
     async def migrate(self) -> SchemaVersion:
@@ -134,6 +141,10 @@ class SQLiteStores:
         conn, self._db.connection = self._db.connection, None
         if conn is not None:
             conn.close()
+        epoch = self._revocations.epoch
+        self._revocations.use_epoch(None)
+        if epoch is not None:
+            epoch.close()
 
 
 def _open(path: str, synchronous: Synchronous) -> tuple[sqlite3.Connection, SchemaVersion]:

@@ -7,7 +7,8 @@ from datetime import datetime
 from typing import Any
 
 from velvetrope.stores.records import KeyRecord, RefreshFamilyRecord, RevocationRecord
-from velvetrope.stores.sqlite._db import SQLiteTable, dt, ts
+from velvetrope.stores.sqlite._db import Database, SQLiteTable, dt, ts
+from velvetrope.stores.sqlite.epoch import RevocationEpoch
 
 __all__ = ["SQLiteKeyStore", "SQLiteOneTimeStore", "SQLiteRefreshStore", "SQLiteRevocationStore"]
 
@@ -207,15 +208,35 @@ class SQLiteRefreshStore(SQLiteTable):
 
 
 class SQLiteRevocationStore(SQLiteTable):
-    """The feed in ``revocations``; ``sequence`` is the row id, never reused."""
+    """The feed in ``revocations``; ``sequence`` is the row id, never reused.
+
+    Each append, once committed, is published to the shared revocation epoch (see
+    :mod:`velvetrope.stores.sqlite.epoch`), so every process sees it on its next request.
+    """
+
+    def __init__(self, db: Database) -> None:
+        super().__init__(db)
+        self._epoch: RevocationEpoch | None = None
+
+    @property
+    def epoch(self) -> RevocationEpoch | None:
+        return self._epoch
+
+    def use_epoch(self, epoch: RevocationEpoch | None) -> None:
+        """Publish appends to ``epoch`` (set when the database opens, cleared on close)."""
+        self._epoch = epoch
 
     async def append(self, record: RevocationRecord) -> int:
-        row = self._one(
+        # fetchall: the INSERT ... RETURNING finishes (commits) before the epoch moves.
+        rows = self._all(
             "INSERT INTO revocations (kind, value, at, expires_at) VALUES (?, ?, ?, ?) "
             "RETURNING sequence",
             (record.kind, record.value, ts(record.at), ts(record.expires_at)),
         )
-        return int(row[0])
+        sequence = int(rows[0][0])
+        if self._epoch is not None:
+            self._epoch.publish(sequence)
+        return sequence
 
     async def since(self, sequence: int) -> Sequence[tuple[int, RevocationRecord]]:
         rows = self._all(

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import secrets
+
 from fastapi import APIRouter, Depends
 from starlette.responses import JSONResponse
 
@@ -12,6 +15,17 @@ from velvetrope.web.context import Ctx, WebContext
 __all__ = ["build_health_router"]
 
 routes = APIRouter(tags=["health"])
+
+_worker = (0, "")
+
+
+def worker_id() -> str:
+    """A random name for this process, new in every process (``serve --workers``): tells
+    which worker answered without giving its pid away."""
+    global _worker  # noqa: PLW0603 - one value per process, made on first use
+    if _worker[0] != os.getpid():
+        _worker = (os.getpid(), secrets.token_hex(4))
+    return _worker[1]
 
 
 @routes.get("/health", summary="Liveness")
@@ -26,6 +40,7 @@ async def ready(ctx: Ctx) -> JSONResponse:
     return JSONResponse(
         {
             "status": "ready",
+            "worker": worker_id(),  # which process answered (serve --workers)
             # How old this node's copy of the revocation feed is (bounded staleness).
             "revocations_age_seconds": None if age is None else round(age.total_seconds(), 3),
             "push": status.push,

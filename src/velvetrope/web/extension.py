@@ -39,7 +39,12 @@ from velvetrope.web.backends import AuthBackend, Authenticator
 from velvetrope.web.browser import BrowserFlows
 from velvetrope.web.context import WebContext
 from velvetrope.web.csrf import CsrfGuard
-from velvetrope.web.routes import build_auth_router, build_dbsc_router, build_token_router
+from velvetrope.web.routes import (
+    build_accounts_router,
+    build_auth_router,
+    build_dbsc_router,
+    build_token_router,
+)
 from velvetrope.web.transports import CookieTransport
 
 __all__ = ["Velvetrope"]
@@ -116,6 +121,7 @@ class Velvetrope:
             router = APIRouter()
             router.include_router(build_auth_router(self.context))
             router.include_router(build_token_router(self.context))
+            router.include_router(build_accounts_router(self.context))
             if self.context.browser.binds:
                 router.include_router(build_dbsc_router(self.context))
             self._router = router

@@ -1,0 +1,126 @@
+"""A real SMTP server on a free loopback port (aiosmtpd), and the mail it received.
+
+``SmtpServer`` runs aiosmtpd's ``Controller`` (its own thread and event loop), so the
+app under test talks real SMTP over TCP to it, and tests read the delivered messages,
+and the links in them, the way a person reads their inbox. With ``username`` and
+``password`` it requires AUTH (after STARTTLS, or over implicit TLS, when given a
+certificate).
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import re
+import ssl
+import threading
+import time
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from typing import Any
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
+
+from tests.support.ports import free_port
+
+__all__ = ["Inbox", "SmtpServer", "link_in"]
+
+LINK = re.compile(r"https?://\S+")
+
+
+def link_in(message: EmailMessage, path: str) -> str:
+    """The one link in ``message`` whose path is ``path`` (``/password/reset``)."""
+    body = message.get_body(("plain",))
+    assert body is not None, message
+    text = body.get_content()
+    found = [link for link in LINK.findall(text) if path + "?" in link]
+    assert len(found) == 1, text
+    return str(found[0])
+
+
+@dataclass
+class Inbox:
+    """Every message the server accepted, in order, parsed."""
+
+    messages: list[EmailMessage] = field(default_factory=list)
+    envelopes: list[tuple[str, list[str]]] = field(default_factory=list)
+    _arrived: threading.Condition = field(default_factory=threading.Condition)
+
+    async def handle_DATA(self, server: Any, session: Session, envelope: Envelope) -> str:
+        content = envelope.original_content or b""
+        parsed = email.message_from_bytes(content, policy=email.policy.default)
+        assert isinstance(parsed, EmailMessage)
+        with self._arrived:
+            self.messages.append(parsed)
+            self.envelopes.append((str(envelope.mail_from), list(envelope.rcpt_tos)))
+            self._arrived.notify_all()
+        return "250 OK"
+
+    def to(self, address: str) -> list[EmailMessage]:
+        """The messages to ``address``."""
+        return [m for m in self.messages if m["To"] == address]
+
+    def wait_for(self, address: str, count: int = 1, timeout: float = 10.0) -> EmailMessage:
+        """Wait (a real wait: delivery crosses threads) until ``address`` has ``count``
+        messages; return the latest."""
+        deadline = time.monotonic() + timeout
+        with self._arrived:
+            while len(self.to(address)) < count:
+                left = deadline - time.monotonic()
+                assert left > 0, f"no mail #{count} to {address}; got {self.envelopes}"
+                self._arrived.wait(left)
+        return self.to(address)[-1]
+
+
+class _Authenticator:
+    def __init__(self, username: str, password: str) -> None:
+        self._pair = (username.encode(), password.encode())
+
+    def __call__(
+        self, server: Any, session: Session, envelope: Envelope, mechanism: str, auth_data: Any
+    ) -> AuthResult:
+        given = (
+            (auth_data.login, auth_data.password) if isinstance(auth_data, LoginPassword) else None
+        )
+        ok = given == self._pair
+        return AuthResult(success=ok, handled=False)
+
+
+class SmtpServer:
+    """aiosmtpd on ``127.0.0.1:<free port>``; a context manager."""
+
+    def __init__(
+        self,
+        *,
+        username: str | None = None,
+        password: str | None = None,
+        tls: ssl.SSLContext | None = None,
+        implicit_tls: bool = False,
+    ) -> None:
+        self.inbox = Inbox()
+        self.port = free_port()
+        options: dict[str, Any] = {}
+        if username is not None and password is not None:
+            options.update(
+                authenticator=_Authenticator(username, password),
+                auth_required=True,
+                auth_require_tls=tls is not None,
+            )
+        if tls is not None and implicit_tls:
+            options["ssl_context"] = tls
+        elif tls is not None:
+            options.update(tls_context=tls, require_starttls=True)
+        self._controller = Controller(self.inbox, hostname="127.0.0.1", port=self.port, **options)
+
+    def url(self, scheme: str = "smtp", *, userinfo: str = "", query: str = "") -> str:
+        """A ``VELVETROPE_SMTP_URL`` for this server."""
+        at = f"{userinfo}@" if userinfo else ""
+        return f"{scheme}://{at}127.0.0.1:{self.port}{'?' + query if query else ''}"
+
+    def __enter__(self) -> SmtpServer:
+        self._controller.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._controller.stop()

@@ -248,7 +248,9 @@ class AccountLifecycle:
         )
         return user
 
-    async def send_verification(self, user: UserRecord, *, wait: bool = False) -> bool:
+    async def send_verification(
+        self, user: UserRecord, *, wait: bool = False, cooldown: bool = True
+    ) -> bool:
         """Mail ``user`` a link that verifies their address; ``False`` if it already is
         verified (nothing sent).
 
@@ -256,6 +258,8 @@ class AccountLifecycle:
             user: The account.
             wait: Send now and wait for the server's answer (a signed-in user asked),
                 rather than queue it (at sign-up).
+            cooldown: Count it against the per-user cooldown (the automatic mail at
+                sign-up does not, so asking again at once works).
 
         Raises:
             MailUnavailable: No mailer, or (``wait``) the server did not take it.
@@ -264,7 +268,7 @@ class AccountLifecycle:
         if user.email_verified_at is not None:
             return False
         self._require_mail()
-        if not await self._cooled_down(f"verify:{user.id}"):
+        if cooldown and not await self._cooled_down(f"verify:{user.id}"):
             raise TooManyAttempts(
                 self.policy.cooldown,
                 "A verification mail was sent a moment ago; check your inbox, or ask "
@@ -293,7 +297,7 @@ class AccountLifecycle:
         if not self.outbox.enabled:
             return
         try:
-            await self.send_verification(user)
+            await self.send_verification(user, cooldown=False)
         except AuthError as exc:
             _logger.error("verification mail for new user %s not queued: %s", user.id, exc.code)
 

@@ -15,6 +15,7 @@ import re
 import ssl
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from typing import Any
@@ -87,6 +88,14 @@ class _Authenticator:
         return AuthResult(success=ok, handled=False)
 
 
+class _Controller(Controller):
+    def factory(self) -> Any:
+        # Over implicit TLS AUTH is encrypted, but aiosmtpd only knows STARTTLS and warns.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "Requiring AUTH while not requiring TLS")
+            return super().factory()
+
+
 class SmtpServer:
     """aiosmtpd on ``127.0.0.1:<free port>``; a context manager."""
 
@@ -105,13 +114,14 @@ class SmtpServer:
             options.update(
                 authenticator=_Authenticator(username, password),
                 auth_required=True,
-                auth_require_tls=tls is not None,
+                # Over implicit TLS aiosmtpd does not see the session as TLS; it is.
+                auth_require_tls=tls is not None and not implicit_tls,
             )
         if tls is not None and implicit_tls:
             options["ssl_context"] = tls
         elif tls is not None:
             options.update(tls_context=tls, require_starttls=True)
-        self._controller = Controller(self.inbox, hostname="127.0.0.1", port=self.port, **options)
+        self._controller = _Controller(self.inbox, hostname="127.0.0.1", port=self.port, **options)
 
     def url(self, scheme: str = "smtp", *, userinfo: str = "", query: str = "") -> str:
         """A ``VELVETROPE_SMTP_URL`` for this server."""

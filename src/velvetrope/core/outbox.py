@@ -35,6 +35,14 @@ class _Queued:
     user: str
 
 
+def _raise_if_cancelled() -> None:
+    """Stop if this task was cancelled while the SMTP client turned the cancellation
+    into a connection error (it can): shutdown must not wait out the retries."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 class MailOutbox:
     """Queues mail for a :class:`~velvetrope.core.mail.Mailer` and sends it in the background."""
 
@@ -123,6 +131,7 @@ class MailOutbox:
             try:
                 await self.mailer.send(item.mail)
             except MailUnavailable as exc:
+                _raise_if_cancelled()
                 if attempt == self._attempts:
                     self._failed(item.purpose, item.user, exc)
                     return
@@ -137,6 +146,7 @@ class MailOutbox:
                 await self._sleep(pause)
                 pause *= 2
             except Exception:  # a bug must not kill the worker and strand the queue
+                _raise_if_cancelled()
                 _logger.exception("%s mail for user %s: unexpected error", item.purpose, item.user)
                 self.events.emit(
                     "mail_failed", purpose=item.purpose, user=item.user, reason="internal error"

@@ -93,7 +93,7 @@ class _Controller(Controller):
         # Over implicit TLS AUTH is encrypted, but aiosmtpd only knows STARTTLS and warns.
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", "Requiring AUTH while not requiring TLS")
-            return super().factory()
+            return super().factory()  # type: ignore[no-untyped-call]
 
 
 class SmtpServer:

@@ -288,7 +288,11 @@ async def test_RESET_08_security_events_and_no_secret_in_the_log(
         await client.post("/auth/password/reset", json=body)
         await client.post("/auth/password/reset", json=body)
         await service.accounts.outbox.drain()
-    events = [(r.event, r.fields) for r in caplog.records if hasattr(r, "event")]
+    events = [
+        (getattr(r, "event"), getattr(r, "fields"))  # noqa: B009 - set as extra by the logger
+        for r in caplog.records
+        if hasattr(r, "event")
+    ]
     names = [name for name, _ in events]
     assert "password_reset_requested" in names
     outcomes = [f["outcome"] for n, f in events if n == "password_reset_requested"]

@@ -19,13 +19,21 @@ import warnings
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
 
 from tests.support.ports import free_port
+from tests.support.services import ORIGIN, started_service
+from velvetrope import AuthService, Clock, PasswordHasher
+from velvetrope.core.accounts import AccountMailPolicy
+from velvetrope.core.mail import SmtpMailer, smtp_config
+from velvetrope.stores import Stores
 
-__all__ = ["Inbox", "SmtpServer", "link_in"]
+__all__ = ["SENDER", "Inbox", "SmtpServer", "link_in", "mailed_token", "mailing_service"]
+
+SENDER = "velvetrope <no-reply@example.com>"
 
 LINK = re.compile(r"https?://\S+")
 
@@ -134,3 +142,27 @@ class SmtpServer:
 
     def __exit__(self, *_: object) -> None:
         self._controller.stop()
+
+
+async def mailing_service(
+    stores: Stores, smtp: SmtpServer, *, clock: Clock, hasher: PasswordHasher
+) -> AuthService:
+    """A started test service that mails through ``smtp``, its links on ``ORIGIN``
+    (close it with ``await service.accounts.outbox.aclose()``)."""
+    return await started_service(
+        stores,
+        clock=clock,
+        hasher=hasher,
+        mailer=SmtpMailer(smtp_config(smtp.url()), SENDER),
+        account_policy=AccountMailPolicy(origin=ORIGIN),
+    )
+
+
+async def mailed_token(
+    service: AuthService, smtp: SmtpServer, to: str, path: str, *, count: int = 1
+) -> str:
+    """The token in the ``count``-th mail to ``to``, from its link to ``path`` on ``ORIGIN``."""
+    await service.accounts.outbox.drain()
+    link = link_in(smtp.inbox.wait_for(to, count), path)
+    assert link.startswith(f"{ORIGIN}{path}?token=")
+    return parse_qs(urlsplit(link).query)["token"][0]

@@ -12,22 +12,19 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
-from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
 
 from tests.support.ports import free_port
 from tests.support.services import ORIGIN, PASSWORD, app_settings, started_service
-from tests.support.smtp import SmtpServer, link_in
+from tests.support.smtp import SENDER, SmtpServer, mailed_token, mailing_service
 from velvetrope import AuthService, FrozenClock, PasswordHasher, Velvetrope, create_app
-from velvetrope.core.accounts import AccountMailPolicy
 from velvetrope.core.mail import SmtpMailer, smtp_config
 from velvetrope.stores import Stores
 from velvetrope.web.routes.accounts import FORGOT_ANSWER
 
 NEW_PASSWORD = "a brand new passphrase for ann"
-SENDER = "velvetrope <no-reply@example.com>"
 
 
 @pytest.fixture
@@ -41,25 +38,9 @@ async def service(
     stores: Stores, clock: FrozenClock, hasher: PasswordHasher, smtp: SmtpServer
 ) -> AsyncIterator[AuthService]:
     """The test service, mailing through the local SMTP server (its queue sent at the end)."""
-    started = await started_service(
-        stores,
-        clock=clock,
-        hasher=hasher,
-        mailer=SmtpMailer(smtp_config(smtp.url()), SENDER),
-        account_policy=AccountMailPolicy(origin=ORIGIN),
-    )
+    started = await mailing_service(stores, smtp, clock=clock, hasher=hasher)
     yield started
     await started.accounts.outbox.aclose()
-
-
-async def mailed_token(
-    service: AuthService, smtp: SmtpServer, to: str, path: str, *, count: int = 1
-) -> str:
-    """The token in the ``count``-th mail to ``to``, from its link to ``path``."""
-    await service.accounts.outbox.drain()
-    link = link_in(smtp.inbox.wait_for(to, count), path)
-    assert link.startswith(f"{ORIGIN}{path}?token=")
-    return parse_qs(urlsplit(link).query)["token"][0]
 
 
 async def reset_token(

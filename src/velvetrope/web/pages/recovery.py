@@ -19,6 +19,7 @@ goes nowhere else.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import parse_qsl
 
 from fastapi import APIRouter
 from starlette.requests import Request
@@ -70,8 +71,12 @@ async def _submitted_token(request: Request) -> str | None:
     media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
     if media_type != "application/x-www-form-urlencoded":
         return None
-    value = (await request.form()).get("token")
-    return value if isinstance(value, str) and is_well_formed_secret(value) else None
+    try:
+        fields = dict(parse_qsl((await request.body()).decode("utf-8"), max_num_fields=16))
+    except ValueError:
+        return None
+    value = fields.get("token", "")
+    return value if is_well_formed_secret(value) else None
 
 
 def _reset_form(request: Request, ctx: WebContext, token: str, **context: Any) -> Response:

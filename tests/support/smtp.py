@@ -72,14 +72,14 @@ class Inbox:
 
     def wait_for(self, address: str, count: int = 1, timeout: float = 10.0) -> EmailMessage:
         """Wait (a real wait: delivery crosses threads) until ``address`` has ``count``
-        messages; return the latest."""
+        messages; return message number ``count`` (from 1)."""
         deadline = time.monotonic() + timeout
         with self._arrived:
             while len(self.to(address)) < count:
                 left = deadline - time.monotonic()
                 assert left > 0, f"no mail #{count} to {address}; got {self.envelopes}"
                 self._arrived.wait(left)
-        return self.to(address)[-1]
+        return self.to(address)[count - 1]
 
 
 class _Authenticator:

@@ -158,11 +158,23 @@ async def mailing_service(
     )
 
 
+def _links_to(message: EmailMessage, path: str) -> bool:
+    body = message.get_body(("plain",))
+    return body is not None and f"{path}?" in body.get_content()
+
+
 async def mailed_token(
     service: AuthService, smtp: SmtpServer, to: str, path: str, *, count: int = 1
 ) -> str:
-    """The token in the ``count``-th mail to ``to``, from its link to ``path`` on ``ORIGIN``."""
-    await service.accounts.outbox.drain()
-    link = link_in(smtp.inbox.wait_for(to, count), path)
+    """The token of the ``count``-th mail to ``to`` that links to ``path`` (on ``ORIGIN``)."""
+    await service.accounts.outbox.drain()  # queued mail has left (the inbox may lag)
+    deadline = time.monotonic() + 10
+    while True:
+        found = [m for m in smtp.inbox.to(to) if _links_to(m, path)]
+        if len(found) >= count or time.monotonic() > deadline:
+            break
+        smtp.inbox.wait_for(to, len(smtp.inbox.to(to)) + 1, timeout=deadline - time.monotonic())
+    assert len(found) >= count, f"no mail #{count} to {to} linking to {path}"
+    link = link_in(found[count - 1], path)
     assert link.startswith(f"{ORIGIN}{path}?token=")
     return parse_qs(urlsplit(link).query)["token"][0]

@@ -95,7 +95,7 @@ def open_link(page: Page, site: MailSite, email: str, count: int, path: str) -> 
     page.goto(link)
 
 
-def test_reset_and_verification_through_smtp_in_chromium(
+def test_RESET_12_VERIFY_06_reset_and_verification_through_smtp_in_chromium(
     laptop: BrowserContext, phone: BrowserContext, mail_site: MailSite, screenshots: Screenshots
 ) -> None:
     page = laptop.new_page()

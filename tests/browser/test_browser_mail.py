@@ -102,6 +102,8 @@ def test_RESET_12_VERIFY_06_reset_and_verification_through_smtp_in_chromium(
     email = new_email()
     sign_up(page, email)
     expect(page.locator("dd", has_text="Not verified yet")).to_be_visible()
+    if mail_site.mode == "session":
+        page.screenshot(path=screenshots.directory / "account-unverified.png")
 
     # The sign-up mail's link: opening it shows a button; pressing it verifies.
     open_link(page, mail_site, email, 1, "/email/verify")

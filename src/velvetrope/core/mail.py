@@ -41,6 +41,7 @@ __all__ = [
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 SMTP_TIMEOUT = 10.0
+_SHOWN = ("From", "To", "Subject", "Date", "Message-ID")
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,10 +228,12 @@ class ConsoleMailer:
         self._stream = stream
 
     async def send(self, mail: Mail) -> None:
-        """Write ``mail`` out in full, between two rules."""
+        """Write ``mail`` out: its headers, then its text as written (not transfer-encoded,
+        so a long link stays on one line and can be copied), then a rule."""
         stream = self._stream or sys.stdout
-        rule = "-" * 79
-        stream.write(f"{mail.to_message(self.sender).as_string()}\n{rule}\n")
+        message = mail.to_message(self.sender)
+        head = "".join(f"{name}: {message[name]}\n" for name in _SHOWN)
+        stream.write(f"{head}\n{mail.text.rstrip()}\n{'-' * 79}\n")
         stream.flush()
 
 

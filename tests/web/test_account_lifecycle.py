@@ -43,6 +43,14 @@ async def service(
     await started.accounts.outbox.aclose()
 
 
+@pytest.fixture
+async def user_email(service: AuthService) -> str:
+    """A user signed up as the sign-up route does it: with a verification link mailed."""
+    user = await service.register("ann@example.com", PASSWORD)
+    await service.accounts.welcome(user)
+    return user.email
+
+
 async def reset_token(
     client: httpx.AsyncClient, service: AuthService, smtp: SmtpServer, email: str
 ) -> str:

@@ -292,8 +292,9 @@ class AccountLifecycle:
         return True
 
     async def welcome(self, user: UserRecord) -> None:
-        """Queue a verification link for a new account, if mail can be sent; a failure
-        is logged and never fails the sign-up."""
+        """Queue a verification link for an account just signed up (the sign-up route
+        and page call it), if mail can be sent; a failure is logged and never fails the
+        sign-up. Accounts made by operators or by code get none unless asked."""
         if not self.outbox.enabled:
             return
         try:

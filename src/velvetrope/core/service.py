@@ -201,11 +201,8 @@ class AuthService:
         return self._csrf
 
     async def register(self, email: str, password: str, *, ip: str = "") -> UserRecord:
-        """Create an account (see :meth:`UserService.register`); when mail can be sent,
-        a verification link is queued for the address."""
-        user = await self.users.register(email, password, ip=ip)
-        await self.accounts.welcome(user)
-        return user
+        """Create an account; see :meth:`UserService.register`."""
+        return await self.users.register(email, password, ip=ip)
 
     async def login(
         self,

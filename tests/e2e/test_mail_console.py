@@ -19,7 +19,7 @@ NEW_PASSWORD = "a brand new passphrase from the console"
 def test_MAIL_02_a_development_server_prints_the_mail_and_its_link_works(
     servers: Servers, database: Path
 ) -> None:
-    server = servers.start(database)
+    server = servers.start(database, env={"VELVETROPE_LOG_LEVEL": "debug"})  # access log on
     with server.client() as http:
         register(http, "ann@example.com")
         answer = http.post("/auth/password/forgot", json={"email": "ann@example.com"})
@@ -27,6 +27,7 @@ def test_MAIL_02_a_development_server_prints_the_mail_and_its_link_works(
         line = server.expect_line("/password/reset?token=", timeout=10)
         assert line.startswith(f"{server.base_url}/password/reset?token="), line
         token = re.findall(r"token=([A-Za-z0-9_-]{43})$", line.strip())[0]
+        assert http.get(f"/password/reset?token={token}").status_code == 200
         body = {"token": token, "new_password": NEW_PASSWORD}
         assert http.post("/auth/password/reset", json=body).status_code == 204
         login = http.post(
@@ -38,6 +39,9 @@ def test_MAIL_02_a_development_server_prints_the_mail_and_its_link_works(
     server.stop()
     assert "Subject: Reset your velvetrope password" in server.stdout
     assert "To: ann@example.com" in server.stdout
+    logged = server.stdout + server.stderr
+    assert "GET /password/reset?token=[redacted]" in logged  # RESET-13: not in the access log
+    assert logged.count(token) == 1  # the printed mail, nowhere else
 
 
 def test_MAIL_02_a_production_origin_without_smtp_sends_nothing(

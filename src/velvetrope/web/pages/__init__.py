@@ -26,12 +26,14 @@ from fastapi import APIRouter, Depends
 from velvetrope.web.context import WebContext
 from velvetrope.web.pages import account, account_settings, recovery, signin
 from velvetrope.web.pages.render import PAGE_CSP, static_files
+from velvetrope.web.redact import redact_link_tokens
 
 __all__ = ["PAGE_CSP", "build_page_router", "static_files"]
 
 
 def build_page_router(ctx: WebContext) -> APIRouter:
     """The browser pages bound to ``ctx`` (mount the :func:`static_files` too)."""
+    redact_link_tokens()  # the mailed links' secrets travel in query strings
     router = APIRouter(dependencies=[Depends(ctx.bind)], include_in_schema=False)
     router.include_router(signin.routes)
     router.include_router(account.routes)

@@ -171,22 +171,19 @@ class AccountLifecycle:
         self._events.emit(
             "password_reset_requested", email=email_handle(normal), ip=ip, outcome=outcome
         )
-        if user is None or not fresh:
-            return
+        # The message is composed either way, so both cases do the same work.
         link = f"{self.policy.origin}{reset_path}?token={token}"
         minutes = int(self.policy.reset_ttl.total_seconds() // 60)
         text = (
             f"Someone asked to reset the password of your {self.policy.product} account "
-            f"({user.email}).\n\nTo choose a new password, open this link within {minutes} "
+            f"({normal}).\n\nTo choose a new password, open this link within {minutes} "
             f"minutes:\n\n{link}\n\nIt works once. Every device signed in to your account "
             "will be signed out.\n\nIf you did not ask for this, ignore this mail: your "
             "password stays as it is.\n"
         )
-        self.outbox.submit(
-            Mail(user.email, f"Reset your {self.policy.product} password", text),
-            purpose="password_reset",
-            user=user.id,
-        )
+        mail = Mail(normal, f"Reset your {self.policy.product} password", text)
+        if user is not None and fresh:
+            self.outbox.submit(mail, purpose="password_reset", user=user.id)
 
     async def _redeem(self, purpose: Purpose, token: str) -> tuple[UserRecord, str, datetime]:
         """Take the link's entry and return its user, the raw entry and its deadline.

@@ -262,3 +262,26 @@ async def test_MAIL_05_a_cancelled_worker_stops_at_once_even_mid_send() -> None:
         worker.cancel()
         with pytest.raises(asyncio.CancelledError):
             await asyncio.wait_for(asyncio.shield(worker), 1.5)
+
+
+async def test_MAIL_05_a_request_that_waits_for_delivery_waits_a_bounded_time(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """``deliver`` (the signed-in resend) gives up on a silent server after its deadline,
+    with ``MailUnavailable`` and a log line, instead of holding the request."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    try:
+        url = f"smtp://127.0.0.1:{listener.getsockname()[1]}"
+        mailer = SmtpMailer(smtp_config(url), SENDER, timeout=30)
+        outbox = MailOutbox(mailer, deliver_timeout=timedelta(milliseconds=200))
+        with (
+            caplog.at_level(logging.ERROR, logger="velvetrope.mail"),
+            pytest.raises(MailUnavailable) as caught,
+        ):
+            await outbox.deliver(MAIL, purpose="email_verification", user="u1")
+        assert caught.value.reason == "no answer within 0.2 s"
+        assert "email_verification mail for user u1 not sent" in caplog.text
+    finally:
+        listener.close()

@@ -56,6 +56,7 @@ class MailOutbox:
         backoff: timedelta = timedelta(seconds=2),
         sleep: Sleep = asyncio.sleep,
         flush_timeout: timedelta = timedelta(seconds=5),
+        deliver_timeout: timedelta = timedelta(seconds=15),
     ) -> None:
         """Args:
         mailer: Where mail goes.
@@ -65,6 +66,7 @@ class MailOutbox:
         backoff: The pause after the first failure; it doubles after each.
         sleep: How to pause (tests pass one that does not).
         flush_timeout: How long :meth:`aclose` waits for queued mail to go.
+        deliver_timeout: How long :meth:`deliver` (a request waiting) may take in all.
         """
         self.mailer = mailer
         self.events = events or SecurityEvents()
@@ -75,6 +77,7 @@ class MailOutbox:
         self._sleep = sleep
         self._worker: asyncio.Task[None] | None = None
         self._flush_timeout = flush_timeout.total_seconds()
+        self._deliver_timeout = deliver_timeout.total_seconds()
 
     @property
     def enabled(self) -> bool:
@@ -101,13 +104,18 @@ class MailOutbox:
 
     async def deliver(self, mail: Mail, *, purpose: str, user: str) -> None:
         """Send ``mail`` now, once, and wait for the server's answer (for a signed-in
-        user who asked for it and should hear if it failed).
+        user who asked for it and should hear if it failed), ``deliver_timeout`` at most.
 
         Raises:
             MailUnavailable: It was not sent (logged, with the reason).
         """
         try:
-            await self.mailer.send(mail)
+            async with asyncio.timeout(self._deliver_timeout):
+                await self.mailer.send(mail)
+        except TimeoutError:
+            exc = MailUnavailable(reason=f"no answer within {self._deliver_timeout:g} s")
+            self._failed(purpose, user, exc)
+            raise exc from None
         except MailUnavailable as exc:
             self._failed(purpose, user, exc)
             raise

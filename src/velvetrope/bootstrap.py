@@ -6,6 +6,7 @@ the CLI ask this module for a service built from ``VELVETROPE_*`` settings.
 
 from __future__ import annotations
 
+from velvetrope.core.hooks import Hooks
 from velvetrope.core.mail import ConsoleMailer, Mailer, NoMailer, SmtpMailer
 from velvetrope.core.passwords import PasswordHasher, PasswordPolicy
 from velvetrope.core.service import AuthService
@@ -46,7 +47,11 @@ def build_service(settings: Settings, *, stores: Stores | None = None) -> AuthSe
     return AuthService(
         stores or open_configured_stores(settings),
         hasher=PasswordHasher(
-            settings.password_hash_profile, max_concurrency=settings.password_hash_concurrency
+            settings.password_hash_profile,
+            max_concurrency=settings.password_hash_concurrency,
+            max_waiting=settings.password_hash_queue,
+            max_wait=settings.password_hash_queue_timeout,
+            nice=settings.password_hash_nice,
         ),
         password_policy=PasswordPolicy(min_length=settings.password_min_length),
         session_policy=settings.session_policy(),
@@ -58,6 +63,7 @@ def build_service(settings: Settings, *, stores: Stores | None = None) -> AuthSe
         poll_interval=settings.revocation_poll,
         mailer=build_mailer(settings),
         account_policy=settings.account_policy(),
+        hooks=Hooks(max_claims_bytes=settings.max_claims_bytes),
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 from starlette.responses import JSONResponse
 
+from velvetrope.core.capacity import cache_limits
 from velvetrope.stores.records import SessionCacheStatus
 from velvetrope.web.context import Ctx, WebContext
 
@@ -32,6 +33,8 @@ async def ready(ctx: Ctx) -> JSONResponse:
             "session_cache": None
             if status.session_cache is None
             else _session_cache(status.session_cache),
+            # Every in-process cache and queue of the hot path, with its bound.
+            "caches": cache_limits(ctx.service),
         }
     )
 
@@ -45,6 +48,7 @@ def _session_cache(status: SessionCacheStatus) -> dict[str, object]:
         "entries": status.entries,
         "hits": status.hits,
         "misses": status.misses,
+        "max_entries": status.max_entries,
     }
 
 

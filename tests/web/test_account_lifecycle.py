@@ -327,6 +327,11 @@ async def test_VERIFY_01_sign_up_mails_a_link_that_verifies_the_address(
     assert verified.json()["email_verified"] is True
     assert verified.json()["email"] == "eve@example.com"
     assert (await service.find_user("eve@example.com")).email_verified_at is not None
+    login = await client.post(
+        "/auth/login", json={"email": "eve@example.com", "password": PASSWORD}
+    )
+    assert login.status_code == 200
+    assert (await client.get("/auth/me")).json()["email_verified"] is True
 
 
 async def test_VERIFY_02_replayed_tampered_and_expired_links_are_refused(

@@ -161,6 +161,7 @@ async def me(principal: Current, ctx: Ctx) -> JSONResponse:
     body = MeOut(
         id=user.id,
         email=user.email,
+        email_verified=user.email_verified_at is not None,
         session=CurrentSessionOut(id=principal.handle, created_at=created, expires_at=expires),
     )
     return JSONResponse(body.model_dump())

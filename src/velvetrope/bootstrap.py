@@ -7,13 +7,14 @@ the CLI ask this module for a service built from ``VELVETROPE_*`` settings.
 from __future__ import annotations
 
 from velvetrope.core.hooks import Hooks
+from velvetrope.core.mail import ConsoleMailer, Mailer, NoMailer, SmtpMailer
 from velvetrope.core.passwords import PasswordHasher, PasswordPolicy
 from velvetrope.core.service import AuthService
 from velvetrope.settings import Settings
 from velvetrope.stores.protocols import Stores
 from velvetrope.stores.registry import StoreOptions, open_stores
 
-__all__ = ["build_service", "open_configured_stores", "store_options"]
+__all__ = ["build_mailer", "build_service", "open_configured_stores", "store_options"]
 
 
 def store_options(settings: Settings) -> StoreOptions:
@@ -60,5 +61,17 @@ def build_service(settings: Settings, *, stores: Stores | None = None) -> AuthSe
         binding_policy=settings.binding_policy(),
         csrf_secret=settings.csrf_secret_bytes(),
         poll_interval=settings.revocation_poll,
+        mailer=build_mailer(settings),
+        account_policy=settings.account_policy(),
         hooks=Hooks(max_claims_bytes=settings.max_claims_bytes),
     )
+
+
+def build_mailer(settings: Settings) -> Mailer:
+    """SMTP when ``smtp_url`` is set; else the console in development, else no mail."""
+    config = settings.smtp()
+    if config is not None:
+        return SmtpMailer(config, settings.sender)
+    if settings.mail_to_console:
+        return ConsoleMailer(settings.sender)
+    return NoMailer()

@@ -36,7 +36,9 @@ never knows about HTTP.
     │   └── HashingBusy              hashing_busy         (503: the password-hash queue is full)
     ├── ConfigurationError           configuration_error
     │   └── InvalidClaims            invalid_claims       (the app's claims hook broke a rule)
-    └── StoreUnavailable             store_unavailable    (fail closed)
+    ├── StoreUnavailable             store_unavailable    (fail closed)
+    ├── InvalidLink                  invalid_link         (a mailed link: unknown, used, expired)
+    └── MailUnavailable              mail_unavailable     (no SMTP server, or it refused)
 """
 
 from __future__ import annotations
@@ -61,7 +63,9 @@ __all__ = [
     "InvalidEmail",
     "InvalidGrant",
     "InvalidInput",
+    "InvalidLink",
     "InvalidToken",
+    "MailUnavailable",
     "NotAuthenticated",
     "NotFound",
     "OAuthError",
@@ -381,3 +385,35 @@ class HashingBusy(TooManyAttempts):
 
     code = "hashing_busy"
     default_detail = "The server is busy checking passwords; try again shortly."
+
+
+# --- account lifecycle: links sent by mail -----------------------------------------------
+
+
+class InvalidLink(AuthError):
+    """A password-reset or email-verification link that is unknown, used, expired, or
+    no longer matches the account (its password or address changed since it was sent).
+
+    One answer for every case; ``reason`` is for logs and tests only.
+    """
+
+    code = "invalid_link"
+    default_detail = "This link is not valid: it was already used, it has expired, or it is wrong."
+
+    def __init__(self, reason: str = "invalid") -> None:
+        self.reason = reason
+        super().__init__()
+
+
+class MailUnavailable(AuthError):
+    """Mail cannot be sent: no SMTP server is configured, or it did not take the message.
+
+    ``reason`` (for logs only) says what the server or the connection answered.
+    """
+
+    code = "mail_unavailable"
+    default_detail = "Mail cannot be sent right now; try again shortly."
+
+    def __init__(self, detail: str | None = None, *, reason: str = "") -> None:
+        self.reason = reason
+        super().__init__(detail)

@@ -26,8 +26,10 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from velvetrope.core.accounts import AccountMailPolicy
 from velvetrope.core.binding.dbsc import SessionBindingPolicy
 from velvetrope.core.binding.dpop import DPoPPolicy
+from velvetrope.core.mail import SmtpConfig, check_sender, smtp_config
 from velvetrope.core.ratelimit import ThrottlePolicy
 from velvetrope.core.sessions import SessionPolicy
 from velvetrope.core.tokens.access import TokenPolicy
@@ -217,6 +219,26 @@ class Settings(BaseSettings):
     login_ip_window: Duration = timedelta(minutes=15)
     registrations_per_ip: int = Field(20, ge=1, description="Sign-ups per client address per hour")
 
+    # --- account lifecycle: mail (password reset, email verification) ---
+    smtp_url: SecretStr | None = Field(
+        None,
+        description="smtp://user:password@host:587?starttls=true or smtps://user:password@host "
+        "(465); unset: mail is printed to the console on a loopback origin, else not sent",
+    )
+    mail_from: str | None = Field(
+        None, description="The From of every mail (default: velvetrope <no-reply@origin host>)"
+    )
+    password_reset_ttl: Duration = Field(
+        timedelta(minutes=30), description="How long a password reset link works"
+    )
+    email_verification_ttl: Duration = Field(
+        timedelta(hours=24), description="How long an email verification link works"
+    )
+    mail_cooldown: Duration = Field(
+        timedelta(seconds=60),
+        description="At most one reset (per address) or verification (per user) mail this often",
+    )
+
     max_body_bytes: int = Field(16 * 1024, ge=1024, le=1024 * 1024)
     max_cookie_bytes: int = Field(8 * 1024, ge=512, le=64 * 1024)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
@@ -374,7 +396,49 @@ class Settings(BaseSettings):
         self.token_policy()  # each raises ValueError with the reason (TIME-03 limits...)
         self.session_policy()
         self.throttle_policy()
+        self.account_policy()
+        self.smtp()
+        check_sender(self.sender)
         return self
+
+    def smtp(self) -> SmtpConfig | None:
+        """The SMTP server ``smtp_url`` names, if any.
+
+        Raises:
+            ValueError: The URL is malformed (the message never shows the password).
+        """
+        if self.smtp_url is None:
+            return None
+        try:
+            return smtp_config(self.smtp_url.get_secret_value())
+        except ValueError as exc:
+            raise ValueError(f"VELVETROPE_SMTP_URL {exc}") from None
+
+    @property
+    def sender(self) -> str:
+        """The From address of mail."""
+        if self.mail_from is not None:
+            return self.mail_from
+        host = urlsplit(self.origin).hostname or "localhost"
+        if _is_loopback(host) or ":" in host or host.replace(".", "").isdigit():
+            host = "localhost"
+        return f"velvetrope <no-reply@{host}>"
+
+    @property
+    def mail_to_console(self) -> bool:
+        """Whether mail is printed rather than sent: no SMTP server, in development (a
+        loopback origin, or ``dev_insecure_http``). Elsewhere no mail leaves at all."""
+        host = urlsplit(self.origin).hostname or ""
+        return self.smtp_url is None and (_is_loopback(host) or self.dev_insecure_http)
+
+    def account_policy(self) -> AccountMailPolicy:
+        """Where mailed links point and how long they work."""
+        return AccountMailPolicy(
+            origin=self.origin,
+            reset_ttl=self.password_reset_ttl,
+            verify_ttl=self.email_verification_ttl,
+            cooldown=self.mail_cooldown,
+        )
 
     def csrf_secret_bytes(self) -> bytes | None:
         """The configured CSRF secret, decoded; ``None`` to use the one in the database.

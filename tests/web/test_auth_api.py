@@ -60,7 +60,8 @@ async def test_me_describes_user_and_session(signed_in: httpx.AsyncClient, user_
     response = await signed_in.get("/auth/me")
     assert response.status_code == 200
     body = response.json()
-    assert set(body) == {"id", "email", "session"}
+    assert set(body) == {"id", "email", "email_verified", "session"}
+    assert body["email_verified"] is False
     assert body["email"] == user_email
     assert set(body["session"]) == {"id", "created_at", "expires_at"}
     assert body["session"]["created_at"] == "2026-01-01T00:00:00Z"

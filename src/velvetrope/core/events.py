@@ -38,6 +38,14 @@ EventName = Literal[
     "dpop_proof_refused",
     "session_bound",
     "session_binding_failed",
+    # account lifecycle (velvetrope.core.accounts, velvetrope.core.outbox)
+    "password_reset_requested",
+    "password_reset",
+    "email_verification_requested",
+    "email_verified",
+    "link_refused",
+    "mail_sent",
+    "mail_failed",
 ]
 
 _logger = logging.getLogger("velvetrope.events")

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from velvetrope.clock import Clock, system_clock
+from velvetrope.core.accounts import AccountLifecycle, AccountMailPolicy
 from velvetrope.core.binding.dbsc import BOUND_SECRET_NAME, SessionBinding, SessionBindingPolicy
 from velvetrope.core.binding.dpop import NONCE_SECRET_NAME, DPoPPolicy, DPoPProofs
 from velvetrope.core.credentials import Presented
@@ -20,7 +21,9 @@ from velvetrope.core.devices import Device, sorted_devices
 from velvetrope.core.events import SecurityEvents
 from velvetrope.core.hooks import AccountEvent, Hooks
 from velvetrope.core.ids import TokenSource
+from velvetrope.core.mail import Mailer, NoMailer
 from velvetrope.core.maintenance import Maintenance
+from velvetrope.core.outbox import MailOutbox
 from velvetrope.core.passwords import PasswordHasher, PasswordPolicy
 from velvetrope.core.principal import Principal
 from velvetrope.core.ratelimit import LoginThrottle, ThrottlePolicy
@@ -96,6 +99,8 @@ class AuthService(TokenOperations):
         token_bytes: TokenSource = secrets.token_bytes,
         csrf_secret: bytes | None = None,
         poll_interval: timedelta = timedelta(seconds=1),
+        mailer: Mailer | None = None,
+        account_policy: AccountMailPolicy | None = None,
     ) -> None:
         """Wire the service over ``stores`` (connected later, by :meth:`start`).
 
@@ -115,6 +120,9 @@ class AuthService(TokenOperations):
             csrf_secret: The CSRF secret; by default one is made once and shared
                 through ``stores`` by every node.
             poll_interval: How often the background work replays the revocation feed.
+            mailer: Where reset and verification links go (default: none; links
+                cannot be sent).
+            account_policy: The links' lifetimes and origin.
         """
         self.stores = stores
         self._poll_interval = poll_interval
@@ -159,6 +167,17 @@ class AuthService(TokenOperations):
             else DeviceBoundSessionStrategy(self.sessions, self.binding)
         )
         self.token_strategy = AccessTokenStrategy(self.tokens, self.dpop)
+        self.accounts = AccountLifecycle(
+            self.users,
+            stores.users,
+            stores.one_time,
+            MailOutbox(mailer or NoMailer(), events=self.events),
+            end_everything=self.sign_out_everywhere,
+            policy=account_policy,
+            events=self.events,
+            now=now,
+            token_bytes=token_bytes,
+        )
 
     async def start(self, *, rotate_keys: bool = True) -> None:
         """Connect the stores, then load what the service keeps in memory (signing keys,
@@ -499,7 +518,9 @@ class AuthService(TokenOperations):
         )
 
     async def aclose(self) -> None:
-        """Close the stores and stop the hashing workers."""
+        """Send the mail still queued (a few seconds at most), close the stores and stop
+        the hashing workers."""
+        await self.accounts.outbox.aclose()
         self.users.hasher.close()
         await self.stores.aclose()
 

@@ -26,7 +26,9 @@ from velvetrope.errors import (
     InvalidCredentials,
     InvalidDeviceProof,
     InvalidInput,
+    InvalidLink,
     InvalidToken,
+    MailUnavailable,
     NotAuthenticated,
     NotFound,
     OAuthError,
@@ -128,6 +130,8 @@ STATUS: tuple[tuple[type[AuthError], int, Headers | None], ...] = (
     (TooManyAttempts, 429, _retry_after),
     (StoreUnavailable, 503, lambda _: {"Retry-After": "5"}),
     (ConfigurationError, 500, None),
+    (InvalidLink, 400, None),
+    (MailUnavailable, 503, lambda _: {"Retry-After": "30"}),
 )
 
 

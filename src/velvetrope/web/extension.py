@@ -50,7 +50,12 @@ from velvetrope.web.browser import BrowserFlows
 from velvetrope.web.context import WebContext
 from velvetrope.web.csrf import CsrfGuard
 from velvetrope.web.errors import install_error_handlers
-from velvetrope.web.routes import build_auth_router, build_dbsc_router, build_token_router
+from velvetrope.web.routes import (
+    build_accounts_router,
+    build_auth_router,
+    build_dbsc_router,
+    build_token_router,
+)
 from velvetrope.web.transports import CookieTransport
 
 __all__ = ["ORIGIN_REQUIRED", "Velvetrope"]
@@ -153,6 +158,7 @@ class Velvetrope:
             router = APIRouter()
             router.include_router(build_auth_router(self.context))
             router.include_router(build_token_router(self.context))
+            router.include_router(build_accounts_router(self.context))
             if self.context.browser.binds:
                 router.include_router(build_dbsc_router(self.context))
             self._router = router

@@ -69,6 +69,9 @@ class MeOut(BaseModel):
 
     id: str
     email: str
+    email_verified: bool = Field(
+        description="Whether the owner proved they read mail at this address (a mailed link)"
+    )
     session: CurrentSessionOut
 
 

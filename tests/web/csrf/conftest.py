@@ -4,20 +4,38 @@ run on the memory backend unless they say otherwise."""
 
 from __future__ import annotations
 
+import io
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 
-from tests.support.services import PASSWORD, app_settings, asgi_client
+from tests.support.services import PASSWORD, app_settings, asgi_client, started_service
 from tests.web.csrf.helpers import TRUSTED, Browser, Mode, other_client, second_device, sign_in
-from velvetrope import AuthService, Settings, Velvetrope, create_app
+from velvetrope import (
+    AuthService,
+    FrozenClock,
+    PasswordHasher,
+    Settings,
+    Velvetrope,
+    create_app,
+)
+from velvetrope.core.mail import ConsoleMailer
+from velvetrope.stores import Stores
 
 
 @pytest.fixture
 def mode() -> Mode:
     """Session mode, unless a test parametrises ``mode`` itself."""
     return "session"
+
+
+@pytest.fixture
+async def service(stores: Stores, clock: FrozenClock, hasher: PasswordHasher) -> AuthService:
+    """The shared service, with mail printed to a buffer: the verification-resend route
+    then succeeds once its CSRF checks pass."""
+    mailer = ConsoleMailer("velvetrope <no-reply@example.com>", io.StringIO())
+    return await started_service(stores, clock=clock, hasher=hasher, mailer=mailer)
 
 
 @pytest.fixture

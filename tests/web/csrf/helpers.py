@@ -231,6 +231,19 @@ TOKEN_FREE: dict[tuple[str, str], str] = {
         "challenge; without a valid proof it only answers a new challenge or "
         "continue=false and changes nothing (DBSC-03..05)"
     ),
+    ("POST", "/auth/password/forgot"): (
+        "forgotten password: no session yet; it only mails the address's owner a link, and "
+        "answers the same for every address; form posts need the pre-session pair "
+        "(test_account_lifecycle.py, RESET-09)"
+    ),
+    ("POST", "/auth/password/reset"): (
+        "reset by link: the single-use secret from the mail is the proof and no session is "
+        "involved (nor made: it signs nobody in); form posts need the pre-session pair"
+    ),
+    ("POST", "/auth/email/verify"): (
+        "verification by link: the single-use secret from the mail is the proof; it can "
+        "only verify the address the link was sent to; form posts need the pre-session pair"
+    ),
 }
 """The unsafe routes a same-origin request may call without a CSRF token, and why. Every
 other unsafe route of the app must refuse a cookie without its token; every unsafe route
@@ -267,6 +280,7 @@ UNSAFE: dict[str, tuple[str, str, dict[str, str] | None]] = {
     ),
     "end-session": ("DELETE", "/auth/sessions/{handle}", None),
     "refresh": ("POST", "/auth/refresh", None),
+    "resend-verification": ("POST", "/auth/email/verify/resend", None),
 }
 """The unsafe API endpoints a cookie authenticates, by name, with a body that makes the
 call succeed when the CSRF checks pass (every such route of the app must be listed)."""

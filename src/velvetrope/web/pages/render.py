@@ -56,6 +56,13 @@ NOTICES = {
     "expired": "Your session has expired; sign in again.",
     "device-signed-out": "That device is signed out.",
     "device-gone": "That device was already signed out.",
+    # account lifecycle
+    "password-reset": "Your password is reset and every device is signed out. Sign in with it.",
+    "password-changed": "Your password is changed; every other device is signed out.",
+    "password-changed-signin": "Your password is changed and every device is signed out. "
+    "Sign in with the new one.",
+    "verification-sent": "A verification link is on its way to your inbox.",
+    "already-verified": "Your address is already verified.",
 }
 CSRF_REFUSED = (
     "This form had expired or did not come from this site, so nothing was changed. "

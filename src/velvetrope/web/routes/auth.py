@@ -110,6 +110,7 @@ async def register(request: Request, ctx: Ctx) -> JSONResponse:
     body = await read_body(request, Credentials)
     await _check_form_csrf(request, ctx)
     user = await ctx.service.register(body.email, body.password, ip=client_of(request).ip)
+    await ctx.service.accounts.welcome(user)  # a verification link, when mail can be sent
     return JSONResponse(UserOut.of(user).model_dump(), status_code=201)
 
 
@@ -160,6 +161,7 @@ async def me(principal: Current, ctx: Ctx) -> JSONResponse:
     body = MeOut(
         id=user.id,
         email=user.email,
+        email_verified=user.email_verified_at is not None,
         session=CurrentSessionOut(id=principal.handle, created_at=created, expires_at=expires),
     )
     return JSONResponse(body.model_dump())

@@ -129,3 +129,15 @@ def test_token_settings_that_would_break_every_token_are_refused(
     with pytest.raises(ValidationError) as caught:
         make(**kwargs)
     assert reason in describe_validation_error(caught.value)
+
+
+def test_DPOP_04_process_replay_scope_is_refused_with_several_workers() -> None:
+    """A process-local replay cache would let a proof replayed to another worker through."""
+    with pytest.raises(ValidationError, match="DPOP_REPLAY_SCOPE=process"):
+        Settings(
+            _env_file=None,
+            database_url="sqlite:///vr.db",
+            workers=2,
+            dpop_replay_scope="process",
+        )
+    assert Settings(_env_file=None, workers=2).dpop_policy().replay_scope == "shared"

@@ -389,6 +389,12 @@ class Settings(BaseSettings):
                 "VELVETROPE_BROWSER_CREDENTIALS=jwt-cookie: browsers hold those tokens in "
                 "cookies, without a DPoP key; use session cookies (with device binding)"
             )
+        if self.workers > 1 and self.dpop_replay_scope == "process":
+            raise ValueError(
+                "VELVETROPE_DPOP_REPLAY_SCOPE=process needs a single server process: with "
+                "several workers a proof replayed to another worker would be accepted; use "
+                "shared (or auto)"
+            )
         self.dpop_policy()
         self.binding_policy()
         self.csrf_secret_bytes()

@@ -158,6 +158,12 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             "VELVETROPE_LOGIN_FREE_FAILURES": str(args.free_failures),
             "VELVETROPE_LOGIN_IP_FAILURES": "1000",
             **({"VELVETROPE_PASSWORD_HASH_NICE": str(args.nice)} if args.nice is not None else {}),
+            **({"VELVETROPE_PASSWORD_HASH_PROFILE": args.profile} if args.profile else {}),
+            **(
+                {"VELVETROPE_PASSWORD_HASH_CONCURRENCY": str(args.hash_workers)}
+                if args.hash_workers is not None
+                else {}
+            ),
         },
     )
     with (
@@ -276,6 +282,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--retry-pause", type=float, default=0.1, help="seconds, after a refusal")
     parser.add_argument(
         "--free-failures", type=run._bounded(1, 100), default=20, help="server setting"
+    )
+    parser.add_argument(
+        "--profile",
+        choices=("rfc9106-low-memory", "owasp-minimum"),
+        default=None,
+        help="server setting (default: the server's, rfc9106-low-memory)",
+    )
+    parser.add_argument(
+        "--hash-workers", type=run._bounded(1, 64), default=None, help="server setting"
     )
     parser.add_argument("--nice", type=run._bounded(0, 19), default=None, help="server setting")
     parser.add_argument("--results", type=Path, default=run.RESULTS_DIR)

@@ -200,7 +200,9 @@ class Settings(BaseSettings):
     login_ip_window: Duration = timedelta(minutes=15)
     registrations_per_ip: int = Field(20, ge=1, description="Sign-ups per client address per hour")
 
-    max_body_bytes: int = Field(16 * 1024, ge=1024, le=1024 * 1024)
+    # Above the largest body the OpenAPI document allows (every field at its maxLength,
+    # each character a 12-byte escape), so its limits, not this cap, decide (issue 14).
+    max_body_bytes: int = Field(64 * 1024, ge=1024, le=1024 * 1024)
     max_cookie_bytes: int = Field(8 * 1024, ge=512, le=64 * 1024)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 

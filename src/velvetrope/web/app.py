@@ -13,11 +13,13 @@ from starlette.responses import HTMLResponse
 from starlette.types import ASGIApp
 
 from velvetrope._version import __version__
+from velvetrope.core.passwords import PasswordPolicy
 from velvetrope.settings import Settings
 from velvetrope.web.csrf import CSRF_HEADER
 from velvetrope.web.errors import install_error_handlers
 from velvetrope.web.extension import Velvetrope
 from velvetrope.web.middleware import OriginCheck, RequestLimits, SecurityHeaders
+from velvetrope.web.openapi import install_openapi
 from velvetrope.web.pages import build_page_router, static_files
 from velvetrope.web.routes import build_health_router
 
@@ -68,6 +70,12 @@ def create_app(
     app.include_router(build_page_router(vr.context))
     app.mount("/static", static_files(), name="static")
     _add_docs(app)
+    install_openapi(
+        app,
+        vr.authenticator.backends,
+        password_min_length=vr.settings.password_min_length,
+        password_max_length=PasswordPolicy(vr.settings.password_min_length).max_length,
+    )
     app.security_headers_hsts = vr.settings.https
     app.add_middleware(OriginCheck, context=vr.context)
     allowed = vr.settings.cors_allowlist()

@@ -49,7 +49,10 @@ from velvetrope.web.transports import BearerTransport, CookieTransport, DPoPTran
 __all__ = [
     "AUTHENTICATED",
     "BODY",
+    "BROWSER",
+    "BROWSER_OPTIONAL",
     "GUESSABLE",
+    "LINKS",
     "OPTIONAL_AUTH",
     "SIGNED_IN",
     "Extra",
@@ -80,14 +83,14 @@ Extra = tuple[int, str, str]
 
 # The headers the table's header functions send, by the class that triggers them; a
 # test (tests/web/test_openapi.py) checks each against ``error_response``.
-_HEADERS: Mapping[type[AuthError], tuple[str, bool]] = {
-    NotAuthenticated: ("WWW-Authenticate", True),
-    InvalidCredentials: ("WWW-Authenticate", True),
-    TooManyAttempts: ("Retry-After", True),
-    StoreUnavailable: ("Retry-After", True),
-    UseDPoPNonce: ("DPoP-Nonce", False),
-    DPoPNonceRequired: ("DPoP-Nonce", False),
-}
+_HEADERS: tuple[tuple[type[AuthError], str], ...] = (
+    (NotAuthenticated, "WWW-Authenticate"),
+    (InvalidCredentials, "WWW-Authenticate"),
+    (TooManyAttempts, "Retry-After"),
+    (StoreUnavailable, "Retry-After"),
+    (UseDPoPNonce, "DPoP-Nonce"),
+    (DPoPNonceRequired, "DPoP-Nonce"),
+)
 
 HEADER_DOCS: Mapping[str, dict[str, Any]] = {
     "WWW-Authenticate": {
@@ -135,8 +138,8 @@ def status_of(error: type[AuthError]) -> int:
     return next((status for cls, status, _ in STATUS if issubclass(error, cls)), 400)
 
 
-def _header_of(error: type[AuthError]) -> tuple[str, bool] | None:
-    return next((h for cls, h in _HEADERS.items() if issubclass(error, cls)), None)
+def _headers_of(error: type[AuthError]) -> frozenset[str]:
+    return frozenset(name for cls, name in _HEADERS if issubclass(error, cls))
 
 
 def _error_schema(codes: Iterable[str], *, oauth: bool) -> dict[str, Any]:
@@ -188,13 +191,11 @@ def answers(
 
 def _headers(errors: list[type[AuthError]], extras: list[Extra]) -> dict[str, Any]:
     """The headers of one status: required when every answer of that status sends it."""
-    sent = [_header_of(e) for e in errors] + [(h, False) if h else None for _, _, h in extras]
-    names = {found[0] for found in sent if found is not None}
+    sent = [_headers_of(e) for e in errors] + [frozenset() for _ in extras]
+    extra = {header for _, _, header in extras if header}
+    names = set().union(*sent) | extra
     return {
-        name: {
-            **HEADER_DOCS[name],
-            "required": all(found is not None and found == (name, True) for found in sent),
-        }
+        name: {**HEADER_DOCS[name], "required": all(name in each for each in sent)}
         for name in sorted(names)
     }
 
@@ -299,6 +300,79 @@ GUESSABLE = r"^([\s\S])\1*([\s\S])(\1|\2)*$|^([\s\S])\4*$"
 """A string of at most two distinct characters (the policy refuses those, among others)."""
 
 
+def _ref(path: str, method: str) -> str:
+    return "#/paths/" + path.replace("~", "~0").replace("/", "~1") + "/" + method
+
+
+_BEARER = "Bearer {$response.body#/access_token}"
+_SAME_BEARER = "$request.header.Authorization"
+
+# The walk clients take (OpenAPI links; schemathesis' stateful phase follows them):
+# register -> sign in -> use the token -> refresh -> revoke.
+LINKS: Mapping[tuple[str, str, str], Mapping[str, dict[str, Any]]] = {
+    ("/auth/register", "post", "201"): {
+        "PasswordGrant": {
+            "operationRef": _ref("/auth/token", "post"),
+            "requestBody": {
+                "grant_type": "password",
+                "username": "$request.body#/email",
+                "password": "$request.body#/password",
+            },
+            "description": "Sign in as the new account for tokens.",
+        },
+        "SignIn": {
+            "operationRef": _ref("/auth/login", "post"),
+            "requestBody": {"email": "$request.body#/email", "password": "$request.body#/password"},
+            "description": "Sign in as the new account for a session cookie.",
+        },
+    },
+    ("/auth/token", "post", "200"): {
+        "Me": {
+            "operationRef": _ref("/auth/me", "get"),
+            "parameters": {"header.Authorization": _BEARER},
+            "description": "Use the access token.",
+        },
+        "Devices": {
+            "operationRef": _ref("/auth/sessions", "get"),
+            "parameters": {"header.Authorization": _BEARER},
+        },
+        "RefreshGrant": {
+            "operationRef": _ref("/auth/token", "post"),
+            "requestBody": {
+                "grant_type": "refresh_token",
+                "refresh_token": "$response.body#/refresh_token",
+            },
+            "description": "Rotate the refresh token into a new pair.",
+        },
+        "Revoke": {
+            "operationRef": _ref("/auth/revoke", "post"),
+            "requestBody": {"token": "$response.body#/refresh_token"},
+            "description": "End the token family (RFC 7009).",
+        },
+        "SignOut": {
+            "operationRef": _ref("/auth/logout", "post"),
+            "parameters": {"header.Authorization": _BEARER},
+        },
+    },
+    ("/auth/me", "get", "200"): {
+        "EndThisDevice": {
+            "operationRef": _ref("/auth/sessions/{handle}", "delete"),
+            "parameters": {
+                "path.handle": "$response.body#/session/id",
+                "header.Authorization": _SAME_BEARER,
+            },
+        },
+    },
+}
+
+
+def _add_links(document: dict[str, Any]) -> None:
+    for (path, method, status), links in LINKS.items():
+        response = document["paths"].get(path, {}).get(method, {}).get("responses", {}).get(status)
+        if response is not None:
+            response["links"] = dict(links)
+
+
 def install_openapi(
     app: FastAPI,
     backends: Iterable[AuthBackend],
@@ -328,6 +402,15 @@ def install_openapi(
         schemes = _schemes(backends, "/auth/token")
         document.setdefault("components", {})["securitySchemes"] = schemes
         signed_in: list[dict[str, list[str]]] = [{name: []} for name in schemes]
+        cookies: list[dict[str, list[str]]] = [
+            {b.name: []} for b in backends if isinstance(b.transport, CookieTransport)
+        ]
+        security = {
+            "required": signed_in,
+            "optional": [{}, *signed_in],
+            "browser": cookies,
+            "browser-optional": [{}, *cookies],
+        }
         every = answers(*_EVERY_OPERATION)
         unsafe = answers(*_UNSAFE_OPERATION)
         for operations in document["paths"].values():
@@ -336,14 +419,13 @@ def install_openapi(
                 if method in _UNSAFE:
                     _merge(operation, unsafe)
                 auth = operation.pop(_AUTH, None)
-                if auth == "required":
-                    operation["security"] = signed_in
-                elif auth == "optional":
-                    operation["security"] = [{}, *signed_in]
+                if auth is not None:
+                    operation["security"] = security[auth]
         schemas = document["components"].get("schemas", {})
         for unused in ("HTTPValidationError", "ValidationError"):
             schemas.pop(unused, None)
         _policy_limits(document, min_length=password_min_length, max_length=password_max_length)
+        _add_links(document)
         app.openapi_schema = document
         return document
 
@@ -355,6 +437,10 @@ SIGNED_IN: dict[str, Any] = {_AUTH: "required"}
 """``openapi_extra`` of an operation that needs a credential (``principal: Current``)."""
 OPTIONAL_AUTH: dict[str, Any] = {_AUTH: "optional"}
 """``openapi_extra`` of an operation that uses a credential when one is sent."""
+BROWSER: dict[str, Any] = {_AUTH: "browser"}
+"""``openapi_extra`` of an operation only the browser credential (a cookie) may call."""
+BROWSER_OPTIONAL: dict[str, Any] = {_AUTH: "browser-optional"}
+"""``openapi_extra`` of an operation that uses the browser credential when one is sent."""
 
 
 def sets_cookie(status: int, *, required: bool = False) -> dict[int | str, dict[str, Any]]:

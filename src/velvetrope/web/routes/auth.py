@@ -43,6 +43,8 @@ from velvetrope.web.csrf import SAFE_METHODS, form_token
 from velvetrope.web.openapi import (
     AUTHENTICATED,
     BODY,
+    BROWSER,
+    BROWSER_OPTIONAL,
     OPTIONAL_AUTH,
     SIGNED_IN,
     answers,
@@ -158,7 +160,7 @@ async def login(request: Request, ctx: Ctx) -> Response:
     response_model=CsrfOut,
     summary="A CSRF token for this sign-in (or for a sign-in form)",
     responses=answers(InvalidInput, STORE) | sets_cookie(200),
-    openapi_extra=OPTIONAL_AUTH,
+    openapi_extra=BROWSER_OPTIONAL,
 )
 async def csrf(request: Request, ctx: Ctx) -> Response:
     if ctx.authenticator.presents_non_ambient(request.scope):
@@ -264,7 +266,7 @@ async def logout_all(principal: Current, ctx: Ctx) -> Response:
     "/reauth",
     response_model=LoginOut,
     summary="Confirm the password; renews the session",
-    openapi_extra=form_or_json_schema(PasswordProof) | SIGNED_IN,
+    openapi_extra=form_or_json_schema(PasswordProof) | BROWSER,
     responses=answers(*BODY, *AUTHENTICATED, InvalidCredentials, AccountDisabled, TooManyAttempts)
     | sets_cookie(200, required=True),
 )
@@ -300,6 +302,7 @@ async def change_password(request: Request, principal: Current, ctx: Ctx) -> Res
     response_model=LoginOut,
     summary="JWT-in-cookie mode: new access and refresh cookies",
     responses=answers(*AUTHENTICATED, InvalidGrant) | sets_cookie(200, required=True),
+    openapi_extra=BROWSER,
 )
 async def refresh(request: Request, ctx: Ctx) -> Response:
     family = await ctx.browser.live_refresh_family(request)

@@ -30,7 +30,7 @@ from velvetrope.core.binding.dbsc import device_session_id
 from velvetrope.errors import CsrfFailed, InvalidDeviceProof, NotAuthenticated, StoreUnavailable
 from velvetrope.stores.records import SessionRecord
 from velvetrope.web.context import Ctx, WebContext
-from velvetrope.web.openapi import answers, sets_cookie
+from velvetrope.web.openapi import BROWSER, answers, sets_cookie
 from velvetrope.web.routes.auth import same_origin
 
 __all__ = ["REFRESH_PATH", "build_dbsc_router"]
@@ -110,6 +110,7 @@ async def _challenge(ctx: WebContext, session: SessionRecord, session_id: str) -
     summary="Bind this session to the browser's device key (DBSC)",
     responses=answers(NotAuthenticated, InvalidDeviceProof, CsrfFailed, StoreUnavailable)
     | sets_cookie(200, required=True),
+    openapi_extra=BROWSER,
 )
 async def register(request: Request, ctx: Ctx) -> Response:
     secret = ctx.cookies.session.read(request)

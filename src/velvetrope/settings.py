@@ -206,6 +206,42 @@ class Settings(BaseSettings):
     max_cookie_bytes: int = Field(8 * 1024, ge=512, le=64 * 1024)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
+    # Slow and greedy clients (issue 14), per worker: velvetrope serve applies them
+    # (web/server_limits.py, web/deadlines.py).
+    header_timeout: Duration = Field(
+        timedelta(seconds=10),
+        description="Time for a request's line and headers to arrive (else 408, closed)",
+    )
+    body_timeout: Duration = Field(
+        timedelta(seconds=30),
+        description="Time for a request's whole body to arrive once read (else 408, closed)",
+    )
+    keep_alive_timeout: Duration = Field(
+        timedelta(seconds=5), description="Idle time allowed between requests on a connection"
+    )
+    max_connections: int = Field(
+        2048,
+        ge=16,
+        le=65536,
+        description="Open connections per worker; past it the longest-idle one is closed",
+    )
+    max_header_bytes: int = Field(
+        32 * 1024, ge=4096, le=1024 * 1024, description="Size of a request's line and headers"
+    )
+
+    @model_validator(mode="after")
+    def _client_limits(self) -> Settings:
+        for name in ("header_timeout", "body_timeout", "keep_alive_timeout"):
+            value: timedelta = getattr(self, name)
+            if not timedelta(seconds=1) <= value <= timedelta(minutes=10):
+                raise ValueError(f"VELVETROPE_{name.upper()} must be between 1 s and 10 min")
+        if self.max_header_bytes <= self.max_cookie_bytes:
+            raise ValueError(
+                "VELVETROPE_MAX_HEADER_BYTES must exceed VELVETROPE_MAX_COOKIE_BYTES, so an "
+                "oversized Cookie header still gets its own answer (431 header_too_large)"
+            )
+        return self
+
     @field_validator("database_url")
     @classmethod
     def _database_supported(cls, value: str) -> str:

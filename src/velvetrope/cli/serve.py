@@ -15,6 +15,7 @@ from velvetrope.cli.common import DatabaseOption, clean_errors, err, load_settin
 from velvetrope.settings import Settings
 from velvetrope.stores.registry import describe_database_url
 from velvetrope.web.app import create_app
+from velvetrope.web.server_limits import limits_of
 
 __all__ = ["serve"]
 
@@ -115,6 +116,7 @@ def serve(
         lifespan="on",
         ssl_certfile=None if tls_cert is None else str(tls_cert),
         ssl_keyfile=None if tls_key is None else str(tls_key),
+        **limits_of(settings).uvicorn_options(),  # slow and greedy clients (issue 14)
     )
     server = _AnnouncingServer(config, settings, tls=tls_cert is not None)
     server.run(sockets=sockets)

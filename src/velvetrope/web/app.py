@@ -16,6 +16,7 @@ from velvetrope._version import __version__
 from velvetrope.core.passwords import PasswordPolicy
 from velvetrope.settings import Settings
 from velvetrope.web.csrf import CSRF_HEADER
+from velvetrope.web.deadlines import BodyDeadline
 from velvetrope.web.errors import install_error_handlers
 from velvetrope.web.extension import Velvetrope
 from velvetrope.web.middleware import OriginCheck, RequestLimits, SecurityHeaders
@@ -90,6 +91,7 @@ def create_app(
             expose_headers=["DPoP-Nonce", "WWW-Authenticate"],
             max_age=600,
         )
+    app.add_middleware(BodyDeadline, timeout=vr.settings.body_timeout)  # slow bodies: 408
     app.add_middleware(
         RequestLimits,
         max_body_bytes=vr.settings.max_body_bytes,

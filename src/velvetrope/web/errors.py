@@ -38,6 +38,7 @@ __all__ = [
     "HeaderTooLarge",
     "InvalidJson",
     "PayloadTooLarge",
+    "RequestTimeout",
     "UnsupportedMediaType",
     "error_response",
     "install_error_handlers",
@@ -75,6 +76,13 @@ class HeaderTooLarge(InvalidInput):
 
     code = "header_too_large"
     default_detail = "The request's cookies are too large."
+
+
+class RequestTimeout(AuthError):
+    """The request body did not arrive within ``VELVETROPE_BODY_TIMEOUT`` (a slow client)."""
+
+    code = "request_timeout"
+    default_detail = "The request body did not arrive in time."
 
 
 Headers = Callable[[AuthError], Mapping[str, str]]
@@ -125,6 +133,7 @@ STATUS: tuple[tuple[type[AuthError], int, Headers | None], ...] = (
     (TooManyAttempts, 429, _retry_after),
     (StoreUnavailable, 503, lambda _: {"Retry-After": "5"}),
     (ConfigurationError, 500, None),
+    (RequestTimeout, 408, lambda _: {"Connection": "close"}),
 )
 
 

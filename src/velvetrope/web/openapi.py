@@ -42,6 +42,7 @@ from velvetrope.web.errors import (
     HeaderTooLarge,
     InvalidJson,
     PayloadTooLarge,
+    RequestTimeout,
     UnsupportedMediaType,
 )
 from velvetrope.web.transports import BearerTransport, CookieTransport, DPoPTransport
@@ -126,6 +127,7 @@ _STATUS_TEXT = {
     413: "Body too large",
     415: "Unsupported media type",
     422: "Invalid request data",
+    408: "The body did not arrive in time",
     429: "Too many attempts",
     431: "Cookies too large",
     500: "Server misconfigured",
@@ -238,7 +240,7 @@ def _schemes(backends: Iterable[AuthBackend], token_url: str) -> dict[str, dict[
 
 # Answered by the middleware before any route runs (web/middleware.py).
 _EVERY_OPERATION = (PayloadTooLarge, HeaderTooLarge, InvalidInput)
-_UNSAFE_OPERATION = (CsrfFailed,)
+_UNSAFE_OPERATION = (CsrfFailed, RequestTimeout)
 _UNSAFE = frozenset({"post", "put", "patch", "delete"})
 
 

@@ -55,4 +55,5 @@ def build_service(settings: Settings, *, stores: Stores | None = None) -> AuthSe
         binding_policy=settings.binding_policy(),
         csrf_secret=settings.csrf_secret_bytes(),
         poll_interval=settings.revocation_poll,
+        security_log_retention=settings.security_log_retention,
     )

@@ -229,12 +229,20 @@ class Settings(BaseSettings):
         32 * 1024, ge=4096, le=1024 * 1024, description="Size of a request's line and headers"
     )
 
+    # The persisted security log (issue 14; core/security_log.py).
+    security_log_retention: Duration = Field(
+        timedelta(days=90),
+        description="How long security events (sign-ins, failures, revocations...) are kept",
+    )
+
     @model_validator(mode="after")
     def _client_limits(self) -> Settings:
         for name in ("header_timeout", "body_timeout", "keep_alive_timeout"):
             value: timedelta = getattr(self, name)
             if not timedelta(seconds=1) <= value <= timedelta(minutes=10):
                 raise ValueError(f"VELVETROPE_{name.upper()} must be between 1 s and 10 min")
+        if not timedelta(hours=1) <= self.security_log_retention <= timedelta(days=3650):
+            raise ValueError("VELVETROPE_SECURITY_LOG_RETENTION must be between 1 h and 10 years")
         if self.max_header_bytes <= self.max_cookie_bytes:
             raise ValueError(
                 "VELVETROPE_MAX_HEADER_BYTES must exceed VELVETROPE_MAX_COOKIE_BYTES, so an "

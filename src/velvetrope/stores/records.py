@@ -14,6 +14,7 @@ __all__ = [
     "RefreshFamilyRecord",
     "RevocationRecord",
     "SchemaVersion",
+    "SecurityEventRecord",
     "SessionCacheStatus",
     "SessionRecord",
     "UserRecord",
@@ -213,3 +214,30 @@ def load_claims(text: str | None) -> dict[str, Any]:
         return {}
     claims: dict[str, Any] = json.loads(text)
     return claims
+
+
+@dataclass(frozen=True, slots=True)
+class SecurityEventRecord:
+    """One entry of the persisted security log (issue 14): public handles only.
+
+    Attributes:
+        id: Random, unique; orders events written in the same microsecond.
+        at: When it happened (UTC).
+        event: The event's name (``login_succeeded``, ``refresh_reuse_detected`` ...).
+        subject: Whose it is: a user id, or ``email:<handle>`` for a sign-in attempt on
+            an address with no known account (the handle is a keyed hash, never the
+            address); ``""`` for server-wide events (a key rotation).
+        ip: The client address, if the event has one.
+        user_agent: The client's ``User-Agent`` (sign-ins), cut to 256 characters.
+        handle: The public handle of the session, token family or key concerned.
+        detail: The event's other public fields, as compact JSON text.
+    """
+
+    id: str
+    at: datetime
+    event: str
+    subject: str
+    ip: str = ""
+    user_agent: str = ""
+    handle: str = ""
+    detail: str = "{}"

@@ -21,7 +21,7 @@ def _sign_in_twice_and_fail_once(db: Database) -> None:
     db.run(work)
 
 
-def test_events_lists_sign_ins_failures_and_admin_actions(cli: Cli, db: Database) -> None:
+def test_LOG_05_events_lists_sign_ins_failures_and_admin_actions(cli: Cli, db: Database) -> None:
     user = db.register("ann@example.com")
     _sign_in_twice_and_fail_once(db)
     cli.ok("users", "disable", "ann@example.com")

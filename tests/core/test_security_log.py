@@ -38,7 +38,7 @@ class FlakyLog:
         return await self.inner.purge_before(cutoff)
 
 
-async def test_kept_events_are_written_with_public_fields_only(clock: FrozenClock) -> None:
+async def test_LOG_01_kept_events_are_written_with_public_fields_only(clock: FrozenClock) -> None:
     store = MemoryStores().security_log
     log = SecurityLog(store, now=clock)
     log.sink("login_failed", {"email": "0a1b2c3d4e5f", "ip": "192.0.2.1", "failures": 3})
@@ -51,7 +51,9 @@ async def test_kept_events_are_written_with_public_fields_only(clock: FrozenCloc
     assert record.at == clock()
 
 
-async def test_a_store_outage_keeps_events_queued_until_it_is_back(clock: FrozenClock) -> None:
+async def test_LOG_02_a_store_outage_keeps_events_queued_until_it_is_back(
+    clock: FrozenClock,
+) -> None:
     store = FlakyLog()
     log = SecurityLog(store, now=clock)
     log.sink("refresh_reuse_detected", {"user": "u1", "family": "f1", "generation": 2})
@@ -63,14 +65,14 @@ async def test_a_store_outage_keeps_events_queued_until_it_is_back(clock: Frozen
     assert (record.event, record.handle) == ("refresh_reuse_detected", "f1")
 
 
-async def test_a_full_queue_drops_new_events_and_counts_them(clock: FrozenClock) -> None:
+async def test_LOG_02_a_full_queue_drops_new_events_and_counts_them(clock: FrozenClock) -> None:
     log = SecurityLog(FlakyLog(), now=clock, max_queue=3)
     for n in range(5):
         log.sink("login_throttled", {"email": f"h{n}", "ip": "192.0.2.1"})
     assert (log.queued, log.dropped) == (3, 2)
 
 
-async def test_purge_keeps_the_retention(clock: FrozenClock) -> None:
+async def test_LOG_04_purge_keeps_the_retention(clock: FrozenClock) -> None:
     store = MemoryStores().security_log
     log = SecurityLog(store, retention=timedelta(days=30), now=clock)
     log.sink("user_disabled", {"user": "u1"})
@@ -88,7 +90,7 @@ def test_retention_must_be_positive() -> None:
         SecurityLog(MemoryStores().security_log, retention=timedelta(0))
 
 
-async def test_a_users_log_has_sign_ins_failures_and_revocations(
+async def test_LOG_01_a_users_log_has_sign_ins_failures_and_revocations(
     service: AuthService, clock: FrozenClock
 ) -> None:
     user = await service.register("ann@example.com", PASSWORD)
@@ -113,3 +115,12 @@ async def test_token_sign_ins_are_kept_too(service: AuthService) -> None:
     pair = await service.token_login("ann@example.com", PASSWORD, ip="::1", user_agent="cli")
     [sign_in] = await service.security_events(user, events=SIGN_INS)
     assert (sign_in.handle, sign_in.user_agent) == (pair.family.id, "cli")
+
+
+async def test_closing_the_service_writes_what_is_still_queued(service: AuthService) -> None:
+    """No background writer ran (as in a CLI command): aclose() writes the queue."""
+    user = await service.register("ann@example.com", PASSWORD)
+    assert service.security_log.queued == 1
+    await service.aclose()
+    found = await service.stores.security_log.for_subjects([user.id], limit=5)
+    assert [e.event for e in found] == ["user_registered"]

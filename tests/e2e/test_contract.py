@@ -44,7 +44,9 @@ def _seed() -> int:
     return int(os.environ.get("VELVETROPE_CONTRACT_SEED") or secrets.randbelow(2**31))
 
 
-def test_schemathesis_finds_no_failure_in_any_phase(servers: Servers, tmp_path: Path) -> None:
+def test_API_01_schemathesis_finds_no_failure_in_any_phase(
+    servers: Servers, tmp_path: Path
+) -> None:
     server = servers.start(tmp_path / "contract.db", env=SERVER_ENV)
     with server.client() as client:
         register(client, CONTRACT_USER)

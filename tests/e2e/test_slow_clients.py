@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Awaitable
 from urllib.parse import urlsplit
 
 import httpx
@@ -69,13 +70,15 @@ async def _read_answer(reader: asyncio.StreamReader) -> bytes:
     return await asyncio.wait_for(reader.read(), GIVE_UP)
 
 
-async def _slowloris(host: str, port: int) -> bytes:
+async def _drip(host: str, port: int, start: bytes, drop: bytes) -> bytes:
+    """Send ``start``, then ``drop`` every :data:`DRIP` seconds until the server answers
+    and closes; return its answer."""
     reader, writer = await asyncio.open_connection(host, port)
     answer = asyncio.ensure_future(_read_answer(reader))
     try:
-        writer.write(b"GET /auth/me HTTP/1.1\r\nHost: x\r\n")
+        writer.write(start)
         while not answer.done():
-            writer.write(b"X-Slow: 1\r\n")
+            writer.write(drop)
             with contextlib.suppress(ConnectionError):
                 await writer.drain()
             await asyncio.wait([answer], timeout=DRIP)
@@ -84,22 +87,18 @@ async def _slowloris(host: str, port: int) -> bytes:
         writer.close()
 
 
-async def _slow_body(host: str, port: int) -> bytes:
-    reader, writer = await asyncio.open_connection(host, port)
-    answer = asyncio.ensure_future(_read_answer(reader))
-    try:
-        writer.write(
-            b"POST /auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-            b"Content-Length: 4000\r\n\r\n{"
-        )
-        while not answer.done():
-            writer.write(b" ")
-            with contextlib.suppress(ConnectionError):
-                await writer.drain()
-            await asyncio.wait([answer], timeout=DRIP)
-        return answer.result()
-    finally:
-        writer.close()
+def _slowloris(host: str, port: int) -> Awaitable[bytes]:
+    """Headers a line at a time, never finished."""
+    return _drip(host, port, b"GET /auth/me HTTP/1.1\r\nHost: x\r\n", b"X-Slow: 1\r\n")
+
+
+def _slow_body(host: str, port: int) -> Awaitable[bytes]:
+    """A body a byte at a time, never finished."""
+    head = (
+        b"POST /auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 4000\r\n\r\n{"
+    )
+    return _drip(host, port, head, b" ")
 
 
 async def _silent(host: str, port: int) -> bytes:
@@ -122,7 +121,7 @@ async def _idle_keep_alive(
         ready.set()
 
 
-async def test_slow_and_greedy_clients_do_not_stop_authenticated_requests(
+async def test_SLOW_01_slow_and_greedy_clients_do_not_stop_authenticated_requests(
     servers: Servers, tmp_path: object
 ) -> None:
     server = servers.start(servers.workdir / "slow.db", env=LIMITS)
@@ -175,7 +174,7 @@ async def test_slow_and_greedy_clients_do_not_stop_authenticated_requests(
     assert all(a.startswith(b"HTTP/1.1 408") for a in silent), silent[:3]
 
 
-async def test_past_the_connection_cap_idle_connections_make_room(servers: Servers) -> None:
+async def test_SLOW_02_past_the_connection_cap_idle_connections_make_room(servers: Servers) -> None:
     """A greedy client's idle sockets are recycled before anyone's request is refused."""
     cap = 64
     server = servers.start(

@@ -23,7 +23,7 @@ def event(n: int, subject: str = "user-1", kind: str = "login_succeeded") -> Sec
     )
 
 
-async def test_events_round_trip_newest_first(stores: Stores) -> None:
+async def test_LOG_03_events_round_trip_newest_first(stores: Stores) -> None:
     await stores.security_log.add([event(1), event(2)])
     await stores.security_log.add([event(3)])
     found = await stores.security_log.for_subjects(["user-1"], limit=10)
@@ -57,7 +57,7 @@ async def test_events_can_be_filtered_by_kind(stores: Stores) -> None:
     assert [e.id for e in found] == ["id000400", "id000001"]
 
 
-async def test_purge_deletes_only_what_is_older_than_the_cutoff(stores: Stores) -> None:
+async def test_LOG_04_purge_deletes_only_what_is_older_than_the_cutoff(stores: Stores) -> None:
     await stores.security_log.add([event(1), event(2, "user-2"), event(3)])
     purged = await stores.security_log.purge_before(T0 + timedelta(seconds=3))
     assert purged == 2

@@ -11,7 +11,7 @@ from tests.support.services import PASSWORD
 FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:140.0) Gecko/20100101 Firefox/140.0"
 
 
-async def test_recent_sign_ins_show_time_ip_and_device(
+async def test_LOG_06_recent_sign_ins_show_time_ip_and_device(
     client: httpx.AsyncClient, user_email: str
 ) -> None:
     token = await client.post(

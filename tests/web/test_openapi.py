@@ -49,7 +49,9 @@ SAMPLES: list[tree.AuthError] = [
 
 
 @pytest.mark.parametrize("error", SAMPLES, ids=lambda e: type(e).__name__)
-def test_declared_status_code_and_headers_are_what_the_table_sends(error: tree.AuthError) -> None:
+def test_API_02_declared_status_code_and_headers_are_what_the_table_sends(
+    error: tree.AuthError,
+) -> None:
     response = error_response(error)
     [(status, entry)] = answers(type(error)).items()
     assert status == response.status_code == status_of(type(error))
@@ -74,7 +76,7 @@ async def _document(client: httpx.AsyncClient) -> dict[str, Any]:
     return document
 
 
-async def test_every_operation_declares_the_answers_sent_before_any_route(
+async def test_API_02_every_operation_declares_the_answers_sent_before_any_route(
     client: httpx.AsyncClient,
 ) -> None:
     document = await _document(client)
@@ -91,7 +93,9 @@ async def test_every_operation_declares_the_answers_sent_before_any_route(
     assert "HTTPValidationError" not in document["components"]["schemas"]
 
 
-async def test_security_schemes_give_docs_an_authorize_button(client: httpx.AsyncClient) -> None:
+async def test_API_03_security_schemes_give_docs_an_authorize_button(
+    client: httpx.AsyncClient,
+) -> None:
     document = await _document(client)
     schemes = document["components"]["securitySchemes"]
     assert schemes["session"] == {
@@ -110,7 +114,9 @@ async def test_security_schemes_give_docs_an_authorize_button(client: httpx.Asyn
     assert "security" not in document["paths"]["/auth/register"]["post"]
 
 
-async def test_request_schemas_say_what_the_server_enforces(client: httpx.AsyncClient) -> None:
+async def test_API_04_request_schemas_say_what_the_server_enforces(
+    client: httpx.AsyncClient,
+) -> None:
     document = await _document(client)
 
     def schema(path: str, media: str = "application/json") -> dict[str, Any]:
@@ -127,7 +133,7 @@ async def test_request_schemas_say_what_the_server_enforces(client: httpx.AsyncC
     assert form["maxProperties"] == 16
 
 
-async def test_revoke_answers_what_it_declares(client: httpx.AsyncClient) -> None:
+async def test_API_05_revoke_answers_what_it_declares(client: httpx.AsyncClient) -> None:
     document = await _document(client)
     declared = document["paths"]["/auth/revoke"]["post"]["responses"]["200"]
     assert "content" not in declared
@@ -137,7 +143,7 @@ async def test_revoke_answers_what_it_declares(client: httpx.AsyncClient) -> Non
     assert "content-type" not in response.headers
 
 
-async def test_declared_headers_are_sent(client: httpx.AsyncClient) -> None:
+async def test_API_02_declared_headers_are_sent(client: httpx.AsyncClient) -> None:
     document = await _document(client)
     login = document["paths"]["/auth/login"]["post"]["responses"]
     assert login["200"]["headers"]["Set-Cookie"]["required"] is True

@@ -26,7 +26,7 @@ async def _reads_the_body(scope: Scope, receive: Receive, send: Send) -> None:
         pass
 
 
-def test_defaults_are_documented_values(no_env: None) -> None:
+def test_SLOW_03_defaults_are_documented_values(no_env: None) -> None:
     settings = Settings(database_url="memory://")
     options = limits_of(settings).uvicorn_options()
     assert settings.header_timeout == timedelta(seconds=10)
@@ -50,7 +50,7 @@ def test_out_of_range_limits_are_refused(no_env: None, bad: dict[str, str]) -> N
         Settings(database_url="memory://", **bad)  # type: ignore[arg-type]
 
 
-async def test_a_body_that_stalls_past_the_deadline_is_a_408() -> None:
+async def test_SLOW_01_a_body_that_stalls_past_the_deadline_is_a_408() -> None:
     pieces: list[Message] = [{"type": "http.request", "body": b"{", "more_body": True}]
 
     async def trickle() -> Message:

@@ -109,8 +109,9 @@ class SecurityLog:
         self._max_queue = max_queue
         self._batch = batch
         self._pending: deque[SecurityEventRecord] = deque()
-        self._wake = asyncio.Event()
-        self._write_lock = asyncio.Lock()
+        # Made by run(), on the loop that serves: the service may be started again on
+        # another loop (a second TestClient), where an old Event would not work.
+        self._wake: asyncio.Event | None = None
         self.dropped = 0
 
     def sink(self, event: EventName, fields: Mapping[str, str | int]) -> None:
@@ -125,7 +126,8 @@ class SecurityLog:
             self.dropped += 1
             return
         self._pending.append(self._record(event, fields))
-        self._wake.set()
+        if self._wake is not None:
+            self._wake.set()
 
     def _record(self, event: EventName, fields: Mapping[str, str | int]) -> SecurityEventRecord:
         rest = dict(fields)
@@ -158,31 +160,31 @@ class SecurityLog:
 
     async def run(self) -> None:
         """Write queued events as they come, until cancelled (then flush what is left)."""
+        wake = self._wake = asyncio.Event()
+        wake.set()  # what was queued before the loop started
         try:
             while True:
-                await self._wake.wait()
-                self._wake.clear()
+                await wake.wait()
+                wake.clear()
                 if not await self.flush():  # the store is down: try again shortly
                     await asyncio.sleep(_RETRY)
-                    self._wake.set()
+                    wake.set()
         finally:
+            self._wake = None
             if self._pending:
                 await asyncio.shield(self.flush())
 
     async def flush(self) -> bool:
         """Write every queued event now; whether the queue is empty (``False``: the store
         is down; the events stay queued for the next try)."""
-        async with self._write_lock:
-            while self._pending:
-                batch = [
-                    self._pending.popleft() for _ in range(min(self._batch, len(self._pending)))
-                ]
-                try:
-                    await self._store.add(batch)
-                except AuthError as exc:
-                    self._pending.extendleft(reversed(batch))
-                    _logger.warning("security log not written (will retry): %s", exc.detail)
-                    return False
+        while self._pending:
+            batch = [self._pending.popleft() for _ in range(min(self._batch, len(self._pending)))]
+            try:
+                await self._store.add(batch)
+            except AuthError as exc:
+                self._pending.extendleft(reversed(batch))
+                _logger.warning("security log not written (will retry): %s", exc.detail)
+                return False
         return True
 
     async def purge(self) -> int:

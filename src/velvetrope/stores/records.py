@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,6 +20,7 @@ __all__ = [
     "UserRecord",
     "dump_claims",
     "load_claims",
+    "security_event_from_row",
 ]
 
 
@@ -241,3 +242,18 @@ class SecurityEventRecord:
     user_agent: str = ""
     handle: str = ""
     detail: str = "{}"
+
+
+def security_event_from_row(row: Sequence[Any], at: datetime) -> SecurityEventRecord:
+    """A :class:`SecurityEventRecord` from an SQL row in column order (id, at, event,
+    subject, ip, user_agent, handle, detail), with ``at`` already converted."""
+    return SecurityEventRecord(
+        id=row[0],
+        at=at,
+        event=row[2],
+        subject=row[3],
+        ip=row[4],
+        user_agent=row[5],
+        handle=row[6],
+        detail=row[7],
+    )

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from velvetrope.stores.postgres._db import PostgresTable, utc
-from velvetrope.stores.records import SecurityEventRecord
+from velvetrope.stores.records import SecurityEventRecord, security_event_from_row
 
 __all__ = ["PostgresSecurityLogStore"]
 
@@ -47,19 +47,7 @@ class PostgresSecurityLogStore(PostgresTable):
             list(events),
             limit,
         )
-        return [
-            SecurityEventRecord(
-                id=r[0],
-                at=utc(r[1]),
-                event=r[2],
-                subject=r[3],
-                ip=r[4],
-                user_agent=r[5],
-                handle=r[6],
-                detail=r[7],
-            )
-            for r in rows
-        ]
+        return [security_event_from_row(tuple(r), utc(r[1])) for r in rows]
 
     async def purge_before(self, cutoff: datetime) -> int:
         return await self._write("DELETE FROM security_events WHERE at < $1", cutoff)

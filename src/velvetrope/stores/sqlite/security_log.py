@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from velvetrope.stores.records import SecurityEventRecord
+from velvetrope.stores.records import SecurityEventRecord, security_event_from_row
 from velvetrope.stores.sqlite._db import SQLiteTable, dt, ts
 
 __all__ = ["SQLiteSecurityLogStore"]
@@ -53,19 +53,7 @@ class SQLiteSecurityLogStore(SQLiteTable):
             "ORDER BY at DESC, id DESC LIMIT ?",
             [*params, limit],
         )
-        return [
-            SecurityEventRecord(
-                id=r[0],
-                at=dt(r[1]),
-                event=r[2],
-                subject=r[3],
-                ip=r[4],
-                user_agent=r[5],
-                handle=r[6],
-                detail=r[7],
-            )
-            for r in rows
-        ]
+        return [security_event_from_row(r, dt(r[1])) for r in rows]
 
     async def purge_before(self, cutoff: datetime) -> int:
         return self._write("DELETE FROM security_events WHERE at < ?", (ts(cutoff),))

@@ -97,9 +97,11 @@ class TokenRequest(_Body):
     ]
     username: Email | None = None
     password: Password | None = None
-    # Ours are 43 characters; the cap keeps the largest token request under max_body_bytes.
-    refresh_token: Annotated[Text, Field(min_length=1, max_length=512)] | None = None
-    scope: Annotated[Text, Field(max_length=1024)] | None = None
+    # Ours are 43 characters; an access token sent by mistake is still answered
+    # invalid_grant (JWT-13), not invalid_request. The caps keep the largest token request
+    # (every field at its maximum, 12 bytes a character) under max_body_bytes.
+    refresh_token: Annotated[Text, Field(min_length=1, max_length=2048)] | None = None
+    scope: Annotated[Text, Field(max_length=256)] | None = None
 
 
 class RevokeRequest(_Body):

@@ -99,3 +99,7 @@ def test_API_01_schemathesis_finds_no_failure_in_any_phase(
     generated = re.search(r"(\d+) generated, (\d+) passed", result.stdout)
     assert generated is not None, result.stdout
     assert generated[1] == generated[2], result.stdout
+    # The stateful walk really ran: every link of the document was followed.
+    links = re.search(r"API Links:\s+(\d+) covered / (\d+) selected", result.stdout)
+    assert links is not None, result.stdout
+    assert links[1] == links[2] != "0", result.stdout

@@ -307,7 +307,6 @@ def _ref(path: str, method: str) -> str:
 
 
 _BEARER = "Bearer {$response.body#/access_token}"
-_SAME_BEARER = "$request.header.Authorization"
 
 # The walk clients take (OpenAPI links; schemathesis' stateful phase follows them):
 # register -> sign in -> use the token -> refresh -> revoke.
@@ -322,21 +321,12 @@ LINKS: Mapping[tuple[str, str, str], Mapping[str, dict[str, Any]]] = {
             },
             "description": "Sign in as the new account for tokens.",
         },
-        "SignIn": {
-            "operationRef": _ref("/auth/login", "post"),
-            "requestBody": {"email": "$request.body#/email", "password": "$request.body#/password"},
-            "description": "Sign in as the new account for a session cookie.",
-        },
     },
     ("/auth/token", "post", "200"): {
         "Me": {
             "operationRef": _ref("/auth/me", "get"),
             "parameters": {"header.Authorization": _BEARER},
             "description": "Use the access token.",
-        },
-        "Devices": {
-            "operationRef": _ref("/auth/sessions", "get"),
-            "parameters": {"header.Authorization": _BEARER},
         },
         "RefreshGrant": {
             "operationRef": _ref("/auth/token", "post"),
@@ -350,19 +340,6 @@ LINKS: Mapping[tuple[str, str, str], Mapping[str, dict[str, Any]]] = {
             "operationRef": _ref("/auth/revoke", "post"),
             "requestBody": {"token": "$response.body#/refresh_token"},
             "description": "End the token family (RFC 7009).",
-        },
-        "SignOut": {
-            "operationRef": _ref("/auth/logout", "post"),
-            "parameters": {"header.Authorization": _BEARER},
-        },
-    },
-    ("/auth/me", "get", "200"): {
-        "EndThisDevice": {
-            "operationRef": _ref("/auth/sessions/{handle}", "delete"),
-            "parameters": {
-                "path.handle": "$response.body#/session/id",
-                "header.Authorization": _SAME_BEARER,
-            },
         },
     },
 }

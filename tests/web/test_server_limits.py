@@ -16,7 +16,7 @@ from starlette.types import Message, Receive, Scope, Send
 from velvetrope import Settings
 from velvetrope.web.deadlines import BodyDeadline
 from velvetrope.web.errors import RequestTimeout, error_response
-from velvetrope.web.server_limits import limits_of
+from velvetrope.web.server_limits import DEFAULT_LIMITS, limits_of
 
 SCOPE: Scope = {"type": "http", "method": "POST", "path": "/", "headers": []}
 
@@ -33,7 +33,7 @@ def test_SLOW_03_defaults_are_documented_values(no_env: None) -> None:
     assert settings.body_timeout == timedelta(seconds=30)
     assert options["timeout_keep_alive"] == 5
     assert options["limit_concurrency"] == 2 * settings.max_connections == 4096
-    assert options["http"].max_header_bytes == 32 * 1024
+    assert limits_of(settings) == DEFAULT_LIMITS
 
 
 @pytest.mark.parametrize(

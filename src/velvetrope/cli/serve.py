@@ -103,6 +103,7 @@ def serve(
     with clean_errors():
         asyncio.run(_check_stores(settings))
         app = create_app(settings)
+    limits = limits_of(settings)
     config = uvicorn.Config(
         app,
         host=settings.host,
@@ -116,8 +117,9 @@ def serve(
         lifespan="on",
         ssl_certfile=None if tls_cert is None else str(tls_cert),
         ssl_keyfile=None if tls_key is None else str(tls_key),
-        **limits_of(settings).uvicorn_options(),  # slow and greedy clients (issue 14)
+        **limits.uvicorn_options(),  # slow and greedy clients (issue 14)
     )
+    limits.configure(config)
     server = _AnnouncingServer(config, settings, tls=tls_cert is not None)
     server.run(sockets=sockets)
     if not server.started:

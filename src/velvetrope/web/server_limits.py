@@ -30,7 +30,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from velvetrope.settings import Settings
 
-__all__ = ["ServerLimits", "guarded_protocol", "limits_of"]
+__all__ = ["DEFAULT_LIMITS", "GuardedProtocol", "ServerLimits", "limits_of"]
 
 _CLOSE = b"content-type: application/json\r\nconnection: close\r\n"
 
@@ -53,15 +53,30 @@ class ServerLimits:
     max_connections: int
     max_header_bytes: int
 
+    def configure(self, config: Any) -> None:
+        """Put these limits on a ``uvicorn.Config`` made with :meth:`uvicorn_options`."""
+        setattr(config, _ATTRIBUTE, self)
+
     def uvicorn_options(self) -> dict[str, Any]:
         """Keyword arguments for ``uvicorn.Config``."""
         return {
-            "http": guarded_protocol(self),
+            "http": GuardedProtocol,
             "timeout_keep_alive": max(1, round(self.keep_alive_timeout.total_seconds())),
             # uvicorn counts connections that are closing too; the protocol caps the live
             # ones (idle first), so this bounds in-flight requests and nothing else.
             "limit_concurrency": 2 * self.max_connections,
         }
+
+
+_ATTRIBUTE = "velvetrope_limits"
+DEFAULT_LIMITS = ServerLimits(
+    header_timeout=timedelta(seconds=10),
+    body_timeout=timedelta(seconds=30),
+    keep_alive_timeout=timedelta(seconds=5),
+    max_connections=2048,
+    max_header_bytes=32 * 1024,
+)
+"""The settings' defaults (for a config nobody configured)."""
 
 
 def _answer(status: bytes, code: str, detail: str) -> bytes:
@@ -83,22 +98,17 @@ BUSY = _answer(
 )
 
 
-def guarded_protocol(limits: ServerLimits) -> type[HttpToolsProtocol]:
-    """uvicorn's httptools protocol with the header timeout, header size and connection cap
-    of ``limits`` (one class per server: the limits are class attributes)."""
+class GuardedProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with the header timeout, header size and connection
+    cap of the :class:`ServerLimits` that :meth:`ServerLimits.configure` put on the
+    config (a module-level class, so a config for several worker processes pickles)."""
 
-    class GuardedProtocol(_Guarded):
-        header_timeout = limits.header_timeout.total_seconds()
-        max_header_bytes = limits.max_header_bytes
-        max_connections = limits.max_connections
-
-    return GuardedProtocol
-
-
-class _Guarded(HttpToolsProtocol):
-    header_timeout: float
-    max_header_bytes: int
-    max_connections: int
+    def __init__(self, config: Any, *args: Any, **kwargs: Any) -> None:
+        super().__init__(config, *args, **kwargs)
+        limits: ServerLimits = getattr(config, _ATTRIBUTE, DEFAULT_LIMITS)
+        self.header_timeout = limits.header_timeout.total_seconds()
+        self.max_header_bytes = limits.max_header_bytes
+        self.max_connections = limits.max_connections
 
     _head_timer: asyncio.TimerHandle | None = None
     _head_bytes = 0
@@ -166,7 +176,9 @@ class _Guarded(HttpToolsProtocol):
     def _make_room(self) -> bool:
         """Close the connection idle the longest (not this one); whether there was one."""
         idle = [
-            c for c in self.connections if c is not self and isinstance(c, _Guarded) and c._idle()
+            c
+            for c in self.connections
+            if c is not self and isinstance(c, GuardedProtocol) and c._idle()
         ]
         if not idle:
             return False

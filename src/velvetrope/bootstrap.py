@@ -64,6 +64,7 @@ def build_service(settings: Settings, *, stores: Stores | None = None) -> AuthSe
         mailer=build_mailer(settings),
         account_policy=settings.account_policy(),
         hooks=Hooks(max_claims_bytes=settings.max_claims_bytes),
+        security_log_retention=settings.security_log_retention,
     )
 
 

@@ -239,7 +239,9 @@ class Settings(BaseSettings):
         description="At most one reset (per address) or verification (per user) mail this often",
     )
 
-    max_body_bytes: int = Field(16 * 1024, ge=1024, le=1024 * 1024)
+    # Above the largest body the OpenAPI document allows (every field at its maxLength,
+    # each character a 12-byte escape), so its limits, not this cap, decide (issue 14).
+    max_body_bytes: int = Field(64 * 1024, ge=1024, le=1024 * 1024)
     max_cookie_bytes: int = Field(8 * 1024, ge=512, le=64 * 1024)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
@@ -321,6 +323,50 @@ class Settings(BaseSettings):
                 "VELVETROPE_DATABASE_URL=memory://"
             )
         return value
+
+    # Slow and greedy clients (issue 14), per worker: velvetrope serve applies them
+    # (web/server_limits.py, web/deadlines.py).
+    header_timeout: Duration = Field(
+        timedelta(seconds=10),
+        description="Time for a request's line and headers to arrive (else 408, closed)",
+    )
+    body_timeout: Duration = Field(
+        timedelta(seconds=30),
+        description="Time for a request's whole body to arrive once read (else 408, closed)",
+    )
+    keep_alive_timeout: Duration = Field(
+        timedelta(seconds=5), description="Idle time allowed between requests on a connection"
+    )
+    max_connections: int = Field(
+        2048,
+        ge=16,
+        le=65536,
+        description="Open connections per worker; past it the longest-idle one is closed",
+    )
+    max_header_bytes: int = Field(
+        32 * 1024, ge=4096, le=1024 * 1024, description="Size of a request's line and headers"
+    )
+
+    # The persisted security log (issue 14; core/security_log.py).
+    security_log_retention: Duration = Field(
+        timedelta(days=90),
+        description="How long security events (sign-ins, failures, revocations...) are kept",
+    )
+
+    @model_validator(mode="after")
+    def _client_limits(self) -> Settings:
+        for name in ("header_timeout", "body_timeout", "keep_alive_timeout"):
+            value: timedelta = getattr(self, name)
+            if not timedelta(seconds=1) <= value <= timedelta(minutes=10):
+                raise ValueError(f"VELVETROPE_{name.upper()} must be between 1 s and 10 min")
+        if not timedelta(hours=1) <= self.security_log_retention <= timedelta(days=3650):
+            raise ValueError("VELVETROPE_SECURITY_LOG_RETENTION must be between 1 h and 10 years")
+        if self.max_header_bytes <= self.max_cookie_bytes:
+            raise ValueError(
+                "VELVETROPE_MAX_HEADER_BYTES must exceed VELVETROPE_MAX_COOKIE_BYTES, so an "
+                "oversized Cookie header still gets its own answer (431 header_too_large)"
+            )
+        return self
 
     @field_validator("database_url")
     @classmethod

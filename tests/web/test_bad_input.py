@@ -31,7 +31,7 @@ from velvetrope import AuthService, MemoryStores, SQLiteStores
 from velvetrope.stores import PostgresStores, Stores
 
 COOKIE = "__Host-velvetrope-session"
-MAX_BODY = 16 * 1024
+MAX_BODY = 64 * 1024
 MAX_COOKIE = 8 * 1024
 JSON = "application/json"
 FORM = "application/x-www-form-urlencoded"

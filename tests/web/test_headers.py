@@ -28,7 +28,7 @@ Probe = Callable[[httpx.AsyncClient], Awaitable[httpx.Response]]
 
 
 async def _oversize_stream() -> AsyncIterator[bytes]:
-    for _ in range(20):
+    for _ in range(80):
         yield b" " * 1024
 
 
@@ -72,7 +72,7 @@ PROBES: dict[str, tuple[Probe, int]] = {
     ),
     "content-length-413": (
         lambda c: c.post(
-            "/auth/login", content=b" " * 20_000, headers={"Content-Type": "application/json"}
+            "/auth/login", content=b" " * 80_000, headers={"Content-Type": "application/json"}
         ),
         413,
     ),

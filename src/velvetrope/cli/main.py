@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from velvetrope._version import __version__
+from velvetrope.cli.events import events
 from velvetrope.cli.keys import keys_app
 from velvetrope.cli.lab import lab
 from velvetrope.cli.migrate import migrate
@@ -27,6 +28,7 @@ app.command()(lab)
 app.add_typer(users_app, name="users")
 app.add_typer(sessions_app, name="sessions")
 app.add_typer(keys_app, name="keys")
+app.command()(events)  # velvetrope events USER: the persisted security log
 
 
 @app.command()

@@ -17,6 +17,7 @@ from velvetrope.cli.logs import configure_logging
 from velvetrope.cli.workers import WORKER_APP, Workers, build_server_app, export_settings
 from velvetrope.settings import Settings
 from velvetrope.stores.registry import describe_database_url
+from velvetrope.web.server_limits import limits_of
 
 if TYPE_CHECKING:
     from velvetrope.cli.metrics import MetricsServer
@@ -188,6 +189,7 @@ def _run(
     Return whether the server started."""
     with clean_errors():
         app = build_server_app(settings) if settings.workers == 1 else WORKER_APP
+    limits = limits_of(settings)
     config = uvicorn.Config(
         app,
         host=settings.host,
@@ -204,7 +206,9 @@ def _run(
         ssl_keyfile=None if tls_key is None else str(tls_key),
         factory=settings.workers > 1,
         workers=settings.workers,
+        **limits.uvicorn_options(),  # slow and greedy clients (issue 14)
     )
+    limits.configure(config)  # before the workers are spawned: they get it with the config
     if settings.workers == 1:
         server = _AnnouncingServer(config, settings, tls=tls_cert is not None)
         server.run(sockets=sockets)

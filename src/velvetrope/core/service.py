@@ -5,6 +5,7 @@ Web routes, the CLI and integrations talk to this; none of them touch stores.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import secrets
 from collections.abc import Sequence
@@ -27,6 +28,7 @@ from velvetrope.core.outbox import MailOutbox
 from velvetrope.core.passwords import PasswordHasher, PasswordPolicy
 from velvetrope.core.principal import Principal
 from velvetrope.core.ratelimit import LoginThrottle, ThrottlePolicy
+from velvetrope.core.security_log import SecurityLog, subjects_of
 from velvetrope.core.sessions import IssuedSession, SessionPolicy, SessionService
 from velvetrope.core.strategies import (
     AccessTokenStrategy,
@@ -36,7 +38,7 @@ from velvetrope.core.strategies import (
 from velvetrope.core.token_operations import TokenOperations
 from velvetrope.core.tokens.access import TokenPolicy
 from velvetrope.core.tokens.service import TokenPair, TokenService
-from velvetrope.core.users import UserService
+from velvetrope.core.users import UserService, email_handle
 from velvetrope.errors import (
     InvalidCredentials,
     InvalidInput,
@@ -46,6 +48,7 @@ from velvetrope.errors import (
 )
 from velvetrope.stores.protocols import Stores
 from velvetrope.stores.records import (
+    SecurityEventRecord,
     SessionCacheStatus,
     SessionRecord,
     UserRecord,
@@ -101,6 +104,7 @@ class AuthService(TokenOperations):
         poll_interval: timedelta = timedelta(seconds=1),
         mailer: Mailer | None = None,
         account_policy: AccountMailPolicy | None = None,
+        security_log_retention: timedelta = timedelta(days=90),
     ) -> None:
         """Wire the service over ``stores`` (connected later, by :meth:`start`).
 
@@ -123,6 +127,7 @@ class AuthService(TokenOperations):
             mailer: Where reset and verification links go (default: none; links
                 cannot be sent).
             account_policy: The links' lifetimes and origin.
+            security_log_retention: How long the persisted security log keeps events.
         """
         self.stores = stores
         self._poll_interval = poll_interval
@@ -178,6 +183,11 @@ class AuthService(TokenOperations):
             now=now,
             token_bytes=token_bytes,
         )
+        # The persisted security log listens to the event stream (core/security_log.py).
+        self.security_log = SecurityLog(
+            stores.security_log, retention=security_log_retention, now=now, token_bytes=token_bytes
+        )
+        self.events.add_sink(self.security_log.sink)
 
     async def start(self, *, rotate_keys: bool = True) -> None:
         """Connect the stores, then load what the service keeps in memory (signing keys,
@@ -244,7 +254,13 @@ class AuthService(TokenOperations):
         if not await self._still_valid(user):  # disabled / password changed while we hashed
             await self.sessions.end(issued.secret)
             raise InvalidCredentials
-        self.events.emit("login_succeeded", user=user.id, session=issued.record.handle, ip=ip)
+        self.events.emit(
+            "login_succeeded",
+            user=user.id,
+            session=issued.record.handle,
+            ip=ip,
+            user_agent=user_agent,
+        )
         await self.hooks.emit(
             AccountEvent(
                 "signed_in",
@@ -299,7 +315,9 @@ class AuthService(TokenOperations):
         if not await self._still_valid(user):  # disabled / password changed while we hashed
             await self.tokens.revoke_family(pair.family.id)
             raise InvalidCredentials
-        self.events.emit("login_succeeded", user=user.id, family=pair.family.id, ip=ip)
+        self.events.emit(
+            "login_succeeded", user=user.id, family=pair.family.id, ip=ip, user_agent=user_agent
+        )
         await self.hooks.emit(
             AccountEvent(
                 "signed_in", user.id, email=user.email, device=pair.family.id, method="token", ip=ip
@@ -491,18 +509,22 @@ class AuthService(TokenOperations):
         await self.users.throttle.purge(self.now())
         await self.tokens.maintain()
         await self.stores.one_time.purge_expired(self.now())
+        await self.security_log.purge()
 
     async def run_background(self) -> None:
         """Keep this node in step until cancelled: replay revocations and keys every
         poll interval, apply pushes from other nodes at once, and :meth:`maintain`
         (see :mod:`velvetrope.core.maintenance`)."""
-        await Maintenance(
+        maintenance = Maintenance(
             sync=self.tokens.sync,
             purge=self.maintain,
             on_change=self.tokens.on_change,
             notifier=self.stores.notifier,
             poll=self._poll_interval,
-        ).run()
+        )
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(self.security_log.run())  # writes the queued security events
+            tasks.create_task(maintenance.run())
 
     async def status(self) -> ServiceStatus:
         """This node's state for readiness checks, once its stores answer.
@@ -517,12 +539,27 @@ class AuthService(TokenOperations):
             session_cache=self.stores.session_cache_status(),
         )
 
+    async def security_events(
+        self, user: UserRecord, *, limit: int = 50, events: Sequence[str] = ()
+    ) -> Sequence[SecurityEventRecord]:
+        """The user's newest security events (failed sign-ins on their address included),
+        newest first; only ``events`` when given (e.g. ``SIGN_INS``).
+
+        Raises:
+            StoreUnavailable: The store did not answer.
+        """
+        subjects = subjects_of(user.id, email_handle(user.email))
+        return await self.security_log.recent(subjects, limit=limit, events=events)
+
     async def aclose(self) -> None:
-        """Send the mail still queued (a few seconds at most), close the stores and stop
-        the hashing workers."""
-        await self.accounts.outbox.aclose()
-        self.users.hasher.close()
-        await self.stores.aclose()
+        """Send the mail still queued (a few seconds at most), write what the security
+        log still holds (best effort), close the stores and stop the hashing workers."""
+        try:
+            await self.accounts.outbox.aclose()
+            await self.security_log.flush()
+        finally:
+            self.users.hasher.close()
+            await self.stores.aclose()
 
 
 def _session_of(principal: Principal) -> SessionRecord:

@@ -14,6 +14,7 @@ from velvetrope.stores.protocols import (
     OneTimeStore,
     RefreshStore,
     RevocationStore,
+    SecurityLogStore,
     SessionStore,
     Stores,
     ThrottleStore,
@@ -59,6 +60,10 @@ class CompositeStores:
     @property
     def one_time(self) -> OneTimeStore:
         return self.fast.one_time
+
+    @property
+    def security_log(self) -> SecurityLogStore:
+        return self.fast.security_log
 
     @property
     def notifier(self) -> Notifier | None:

@@ -24,6 +24,7 @@ from velvetrope.stores.records import (
     RefreshFamilyRecord,
     RevocationRecord,
     SchemaVersion,
+    SecurityEventRecord,
     SessionCacheStatus,
     SessionRecord,
     UserRecord,
@@ -38,6 +39,7 @@ __all__ = [
     "OneTimeStore",
     "RefreshStore",
     "RevocationStore",
+    "SecurityLogStore",
     "SessionStore",
     "Stores",
     "ThrottleStore",
@@ -271,6 +273,22 @@ class OneTimeStore(Protocol):
         """Delete entries whose deadline has passed; return how many."""
 
 
+class SecurityLogStore(Protocol):
+    """The persisted security log: append-only, read per subject, purged by age."""
+
+    async def add(self, events: Sequence[SecurityEventRecord]) -> None:
+        """Append ``events`` (one batch; ids are unique)."""
+
+    async def for_subjects(
+        self, subjects: Sequence[str], *, limit: int, events: Sequence[str] = ()
+    ) -> Sequence[SecurityEventRecord]:
+        """The newest ``limit`` events of any of ``subjects``, newest first (ties by id);
+        only those named in ``events`` when it is not empty."""
+
+    async def purge_before(self, cutoff: datetime) -> int:
+        """Delete the events older than ``cutoff``; return how many (where known)."""
+
+
 class Notifier(Protocol):
     """Push between nodes: "topic X changed, re-read it" (Redis pub/sub, PostgreSQL NOTIFY).
 
@@ -324,6 +342,9 @@ class FastStores(Protocol):
 
     @property
     def one_time(self) -> OneTimeStore: ...
+
+    @property
+    def security_log(self) -> SecurityLogStore: ...
 
     @property
     def notifier(self) -> Notifier | None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -14,11 +14,13 @@ __all__ = [
     "RefreshFamilyRecord",
     "RevocationRecord",
     "SchemaVersion",
+    "SecurityEventRecord",
     "SessionCacheStatus",
     "SessionRecord",
     "UserRecord",
     "dump_claims",
     "load_claims",
+    "security_event_from_row",
 ]
 
 
@@ -215,3 +217,45 @@ def load_claims(text: str | None) -> dict[str, Any]:
         return {}
     claims: dict[str, Any] = json.loads(text)
     return claims
+
+
+@dataclass(frozen=True, slots=True)
+class SecurityEventRecord:
+    """One entry of the persisted security log (issue 14): public handles only.
+
+    Attributes:
+        id: Random, unique; orders events written in the same microsecond.
+        at: When it happened (UTC).
+        event: The event's name (``login_succeeded``, ``refresh_reuse_detected`` ...).
+        subject: Whose it is: a user id, or ``email:<handle>`` for a sign-in attempt on
+            an address with no known account (the handle is a keyed hash, never the
+            address); ``""`` for server-wide events (a key rotation).
+        ip: The client address, if the event has one.
+        user_agent: The client's ``User-Agent`` (sign-ins), cut to 256 characters.
+        handle: The public handle of the session, token family or key concerned.
+        detail: The event's other public fields, as compact JSON text.
+    """
+
+    id: str
+    at: datetime
+    event: str
+    subject: str
+    ip: str = ""
+    user_agent: str = ""
+    handle: str = ""
+    detail: str = "{}"
+
+
+def security_event_from_row(row: Sequence[Any], at: datetime) -> SecurityEventRecord:
+    """A :class:`SecurityEventRecord` from an SQL row in column order (id, at, event,
+    subject, ip, user_agent, handle, detail), with ``at`` already converted."""
+    return SecurityEventRecord(
+        id=row[0],
+        at=at,
+        event=row[2],
+        subject=row[3],
+        ip=row[4],
+        user_agent=row[5],
+        handle=row[6],
+        detail=row[7],
+    )

@@ -7,12 +7,15 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp
 
 from velvetrope._version import __version__
+from velvetrope.core.passwords import PasswordPolicy
 from velvetrope.settings import Settings
 from velvetrope.web.csrf import CSRF_HEADER
+from velvetrope.web.deadlines import BodyDeadline
 from velvetrope.web.docs import add_docs
 from velvetrope.web.errors import install_error_handlers
 from velvetrope.web.extension import Velvetrope
 from velvetrope.web.middleware import OriginCheck, RequestLimits, SecurityHeaders
+from velvetrope.web.openapi import install_openapi
 from velvetrope.web.pages import build_page_router, static_files
 from velvetrope.web.routes import build_health_router
 
@@ -61,6 +64,12 @@ def create_app(
     app.include_router(build_page_router(vr.context))
     app.mount("/static", static_files(), name="static")
     add_docs(app)
+    install_openapi(
+        app,
+        vr.authenticator.backends,
+        password_min_length=vr.settings.password_min_length,
+        password_max_length=PasswordPolicy(vr.settings.password_min_length).max_length,
+    )
     app.security_headers_hsts = vr.settings.https
     app.add_middleware(OriginCheck, context=vr.context)
     allowed = vr.settings.cors_allowlist()
@@ -75,6 +84,7 @@ def create_app(
             expose_headers=["DPoP-Nonce", "WWW-Authenticate"],
             max_age=600,
         )
+    app.add_middleware(BodyDeadline, timeout=vr.settings.body_timeout)  # slow bodies: 408
     app.add_middleware(
         RequestLimits,
         max_body_bytes=vr.settings.max_body_bytes,

@@ -43,17 +43,31 @@ def _encodable(value: str) -> str:
 
 
 Text = Annotated[StrictStr, AfterValidator(_encodable)]
+NO_NUL = "^[^\\u0000]*$"
+"""What ``Text`` accepts, as far as JSON Schema says it (lone surrogates cannot be sent as
+UTF-8 anyway)."""
 
 
 class _Body(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
 
+# The longest password the policy ever accepts (PasswordPolicy.max_length): a longer
+# one cannot be right, and the limit keeps every body of these fields under
+# max_body_bytes even when each character is sent as a 12-byte escape.
+PASSWORD_MAX = 1024
+EMAIL_MAX = 320
+Email = Annotated[
+    Text, Field(min_length=1, max_length=EMAIL_MAX, json_schema_extra={"format": "email"})
+]
+Password = Annotated[Text, Field(min_length=1, max_length=PASSWORD_MAX)]
+
+
 class Credentials(_Body):
     """An email address and a password."""
 
-    email: Annotated[Text, Field(min_length=1, max_length=320)]
-    password: Annotated[Text, Field(min_length=1, max_length=4096)]
+    email: Email
+    password: Password
 
 
 class SignInCredentials(Credentials):
@@ -67,30 +81,43 @@ class SignInCredentials(Credentials):
 class PasswordProof(_Body):
     """The current password, to re-authenticate."""
 
-    password: Annotated[Text, Field(min_length=1, max_length=4096)]
+    password: Password
 
 
 class PasswordChange(_Body):
     """The current password and the new one."""
 
-    current_password: Annotated[Text, Field(min_length=1, max_length=4096)]
-    new_password: Annotated[Text, Field(min_length=1, max_length=4096)]
+    current_password: Password
+    new_password: Password
+
+
+GRANT_TYPES = ("password", "refresh_token")
 
 
 class TokenRequest(_Body):
-    """An OAuth 2.0 token request (RFC 6749 §4.3 and §6)."""
+    """An OAuth 2.0 token request (RFC 6749 §4.3 and §6).
 
-    grant_type: Annotated[Text, Field(min_length=1, max_length=64)]
-    username: Annotated[Text, Field(min_length=1, max_length=320)] | None = None
-    password: Annotated[Text, Field(min_length=1, max_length=4096)] | None = None
-    refresh_token: Annotated[Text, Field(min_length=1, max_length=8192)] | None = None
-    scope: Annotated[Text, Field(max_length=1024)] | None = None
+    ``grant_type`` is documented as the enum it is; another value is still answered
+    as RFC 6749 §5.2 says (``400 unsupported_grant_type``), not as a validation error.
+    """
+
+    grant_type: Annotated[
+        Text, Field(min_length=1, max_length=64, json_schema_extra={"enum": list(GRANT_TYPES)})
+    ]
+    username: Email | None = None
+    password: Password | None = None
+    # Ours are 43 characters; an access token sent by mistake is still answered
+    # invalid_grant (JWT-13), not invalid_request. The caps keep the largest token request
+    # (every field at its maximum, 12 bytes a character) under max_body_bytes.
+    refresh_token: Annotated[Text, Field(min_length=1, max_length=2048)] | None = None
+    scope: Annotated[Text, Field(max_length=256)] | None = None
 
 
 class RevokeRequest(_Body):
     """An OAuth 2.0 token revocation request (RFC 7009 §2.1)."""
 
-    token: Annotated[Text, Field(min_length=1, max_length=8192)]
+    # An access token (a JWT that fits a 4 KiB cookie, COOK-07) or a refresh token.
+    token: Annotated[Text, Field(min_length=1, max_length=4096)]
     token_type_hint: Annotated[Text, Field(max_length=64)] | None = None
 
 
@@ -149,9 +176,15 @@ async def read_body(request: Request, model: type[M]) -> M:
 def form_or_json_schema(model: type[BaseModel]) -> dict[str, Any]:
     """OpenAPI ``requestBody`` for an endpoint that takes ``model`` as JSON or a form."""
     schema = model.model_json_schema()
+    for field in schema.get("properties", {}).values():
+        for option in field.get("anyOf", [field]):
+            if option.get("type") == "string":  # every string is Text: no NUL (see _encodable)
+                option.setdefault("pattern", NO_NUL)
+    # A form's fields are strings, each named once, and there are at most _MAX_FIELDS.
+    form = schema | {"additionalProperties": {"type": "string"}, "maxProperties": _MAX_FIELDS}
     return {
         "requestBody": {
             "required": True,
-            "content": {_JSON: {"schema": schema}, _FORM: {"schema": schema}},
+            "content": {_JSON: {"schema": schema}, _FORM: {"schema": form}},
         }
     }

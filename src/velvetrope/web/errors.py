@@ -42,6 +42,7 @@ __all__ = [
     "HeaderTooLarge",
     "InvalidJson",
     "PayloadTooLarge",
+    "RequestTimeout",
     "UnsupportedMediaType",
     "error_response",
     "install_error_handlers",
@@ -79,6 +80,13 @@ class HeaderTooLarge(InvalidInput):
 
     code = "header_too_large"
     default_detail = "The request's cookies are too large."
+
+
+class RequestTimeout(AuthError):
+    """The request body did not arrive within ``VELVETROPE_BODY_TIMEOUT`` (a slow client)."""
+
+    code = "request_timeout"
+    default_detail = "The request body did not arrive in time."
 
 
 Headers = Callable[[AuthError], Mapping[str, str]]
@@ -132,6 +140,7 @@ STATUS: tuple[tuple[type[AuthError], int, Headers | None], ...] = (
     (ConfigurationError, 500, None),
     (InvalidLink, 400, None),
     (MailUnavailable, 503, lambda _: {"Retry-After": "30"}),
+    (RequestTimeout, 408, lambda _: {"Connection": "close"}),
 )
 
 

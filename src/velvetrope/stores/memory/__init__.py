@@ -9,6 +9,7 @@ from velvetrope.stores.memory.accounts import (
     MemoryThrottleStore,
     MemoryUserStore,
 )
+from velvetrope.stores.memory.security_log import MemorySecurityLogStore
 from velvetrope.stores.memory.tokens import (
     MemoryKeyStore,
     MemoryOneTimeStore,
@@ -33,6 +34,7 @@ class MemoryStores:
         self._refresh = MemoryRefreshStore()
         self._revocations = MemoryRevocationStore()
         self._one_time = MemoryOneTimeStore()
+        self._security_log = MemorySecurityLogStore()
 
     @property
     def users(self) -> MemoryUserStore:
@@ -57,6 +59,10 @@ class MemoryStores:
     @property
     def revocations(self) -> MemoryRevocationStore:
         return self._revocations
+
+    @property
+    def security_log(self) -> MemorySecurityLogStore:
+        return self._security_log
 
     @property
     def one_time(self) -> MemoryOneTimeStore:

@@ -38,6 +38,7 @@ from velvetrope.stores.postgres.accounts import (
 )
 from velvetrope.stores.postgres.notifier import PostgresNotifier, channel_name
 from velvetrope.stores.postgres.schema import check_schema_name, lock_key, migrate
+from velvetrope.stores.postgres.security_log import PostgresSecurityLogStore
 from velvetrope.stores.postgres.tokens import (
     PostgresKeyStore,
     PostgresOneTimeStore,
@@ -107,6 +108,7 @@ class PostgresStores:
         self._keys = PostgresKeyStore(self._db)
         self._refresh = PostgresRefreshStore(self._db)
         self._one_time = PostgresOneTimeStore(self._db)
+        self._security_log = PostgresSecurityLogStore(self._db)
         self._revocations = PostgresRevocationStore(
             self._db, append_lock=lock_key("revocations", self._schema)
         )
@@ -152,6 +154,10 @@ class PostgresStores:
     @property
     def revocations(self) -> PostgresRevocationStore:
         return self._revocations
+
+    @property
+    def security_log(self) -> PostgresSecurityLogStore:
+        return self._security_log
 
     @property
     def one_time(self) -> PostgresOneTimeStore:

@@ -122,6 +122,21 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE sessions ADD COLUMN device_key text;
     ALTER TABLE refresh_families ADD COLUMN jkt text;
     """,
+    # 4: the persisted security log (public handles only; purged by age).
+    """
+    CREATE TABLE security_events (
+        id         text PRIMARY KEY,
+        at         timestamptz NOT NULL,
+        event      text NOT NULL,
+        subject    text NOT NULL,
+        ip         text NOT NULL,
+        user_agent text NOT NULL,
+        handle     text NOT NULL,
+        detail     text NOT NULL
+    );
+    CREATE INDEX security_events_by_subject ON security_events (subject, at);
+    CREATE INDEX security_events_by_time ON security_events (at);
+    """,
 )
 
 _VERSIONS_TABLE = """

@@ -80,6 +80,7 @@ from velvetrope.stores.redis._base import Keys, guard
 from velvetrope.stores.redis._client import open_client
 from velvetrope.stores.redis.notifier import RedisNotifier
 from velvetrope.stores.redis.scripts import Scripts
+from velvetrope.stores.redis.security_log import RedisSecurityLogStore
 from velvetrope.stores.redis.sessions import RedisSessionStore, RedisThrottleStore
 from velvetrope.stores.redis.tokens import (
     RedisOneTimeStore,
@@ -148,6 +149,7 @@ class RedisStores:
         self._refresh = RedisRefreshStore(self._client, keys, scripts)
         self._revocations = RedisRevocationStore(self._client, keys, scripts)
         self._one_time = RedisOneTimeStore(self._client, keys, scripts)
+        self._security_log = RedisSecurityLogStore(self._client, prefix)
 
     @classmethod
     def from_url(cls, url: str, options: StoreOptions) -> RedisStores:
@@ -182,6 +184,10 @@ class RedisStores:
     @property
     def one_time(self) -> RedisOneTimeStore:
         return self._one_time
+
+    @property
+    def security_log(self) -> RedisSecurityLogStore:
+        return self._security_log
 
     @property
     def notifier(self) -> RedisNotifier:

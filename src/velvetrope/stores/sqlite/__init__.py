@@ -23,6 +23,7 @@ from velvetrope.stores.sqlite.accounts import (
 )
 from velvetrope.stores.sqlite.epoch import EPOCH_SUFFIX, RevocationEpoch
 from velvetrope.stores.sqlite.schema import migrate, schema_version
+from velvetrope.stores.sqlite.security_log import SQLiteSecurityLogStore
 from velvetrope.stores.sqlite.tokens import (
     SQLiteKeyStore,
     SQLiteOneTimeStore,
@@ -57,6 +58,7 @@ class SQLiteStores:
         self._refresh = SQLiteRefreshStore(self._db)
         self._revocations = SQLiteRevocationStore(self._db)
         self._one_time = SQLiteOneTimeStore(self._db)
+        self._security_log = SQLiteSecurityLogStore(self._db)
         self._version: SchemaVersion | None = None
 
     @classmethod
@@ -124,6 +126,10 @@ class SQLiteStores:
     @property
     def revocations(self) -> SQLiteRevocationStore:
         return self._revocations
+
+    @property
+    def security_log(self) -> SQLiteSecurityLogStore:
+        return self._security_log
 
     @property
     def one_time(self) -> SQLiteOneTimeStore:

@@ -106,6 +106,21 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE sessions ADD COLUMN device_key TEXT;
     ALTER TABLE refresh_families ADD COLUMN jkt TEXT;
     """,
+    # 5: the persisted security log (public handles only; purged by age).
+    """
+    CREATE TABLE security_events (
+        id         TEXT PRIMARY KEY,
+        at         REAL NOT NULL,
+        event      TEXT NOT NULL,
+        subject    TEXT NOT NULL,
+        ip         TEXT NOT NULL,
+        user_agent TEXT NOT NULL,
+        handle     TEXT NOT NULL,
+        detail     TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX security_events_by_subject ON security_events (subject, at);
+    CREATE INDEX security_events_by_time ON security_events (at);
+    """,
 )
 
 

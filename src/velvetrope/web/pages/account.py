@@ -24,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from velvetrope.core.principal import Principal
+from velvetrope.core.security_log import SIGN_INS
 from velvetrope.errors import (
     AccountDisabled,
     CsrfFailed,
@@ -34,12 +35,14 @@ from velvetrope.errors import (
     SessionNotFound,
     TooManyAttempts,
 )
+from velvetrope.stores.records import UserRecord
 from velvetrope.web.bodies import Text, read_body
 from velvetrope.web.browser import BrowserSignIn, PageAuth
 from velvetrope.web.context import Ctx, WebContext
 from velvetrope.web.csrf import form_token
-from velvetrope.web.devices import DeviceView, device_view, when
+from velvetrope.web.devices import DeviceView, describe_user_agent, device_view, when
 from velvetrope.web.pages.render import PageRoute, failure, notice_of, redirect, render, to_signin
+from velvetrope.web.schemas import iso
 
 __all__ = ["routes"]
 
@@ -77,6 +80,24 @@ async def _devices(ctx: WebContext, principal: Principal) -> list[DeviceView]:
     return sorted(reversed(views), key=lambda d: not d.current)  # this one, then by recency
 
 
+RECENT_SIGN_INS = 10
+
+
+async def _recent_sign_ins(ctx: WebContext, user: UserRecord) -> list[dict[str, str]]:
+    """The user's latest sign-ins from the security log: when, from where, on what."""
+    found = await ctx.service.security_events(user, limit=RECENT_SIGN_INS, events=SIGN_INS)
+    return [
+        {
+            "when": when(e.at),
+            "iso": iso(e.at),
+            "ip": e.ip or "unknown",
+            "device": describe_user_agent(e.user_agent),
+            "user_agent": e.user_agent,
+        }
+        for e in found
+    ]
+
+
 @routes.get("/account")
 async def account(request: Request, ctx: Ctx) -> Response:
     auth = await ctx.browser.page_principal(request)
@@ -95,6 +116,7 @@ async def account(request: Request, ctx: Ctx) -> Response:
         credentials=principal.method,
         bound=principal.session is not None and principal.session.device_key is not None,
         devices=await _devices(ctx, principal),
+        sign_ins=await _recent_sign_ins(ctx, user),
         csrf_token=ctx.csrf.token_for(principal),
         notice=notice_of(request),
     )

@@ -14,7 +14,21 @@ from starlette.requests import HTTPConnection
 from starlette.responses import JSONResponse, Response
 
 from velvetrope.core.principal import Principal
-from velvetrope.errors import CsrfFailed, InvalidInput, NotAuthenticated
+from velvetrope.errors import (
+    AccountDisabled,
+    CsrfFailed,
+    EmailTaken,
+    InvalidCredentials,
+    InvalidEmail,
+    InvalidGrant,
+    InvalidInput,
+    NotAuthenticated,
+    ReauthRequired,
+    SessionNotFound,
+    StoreUnavailable,
+    TooManyAttempts,
+    WeakPassword,
+)
 from velvetrope.web.bodies import (
     Credentials,
     PasswordChange,
@@ -27,6 +41,16 @@ from velvetrope.web.browser import BrowserSignIn
 from velvetrope.web.client import client_of
 from velvetrope.web.context import Ctx, WebContext
 from velvetrope.web.csrf import SAFE_METHODS, form_token
+from velvetrope.web.openapi import (
+    AUTHENTICATED,
+    BODY,
+    BROWSER,
+    BROWSER_OPTIONAL,
+    OPTIONAL_AUTH,
+    SIGNED_IN,
+    answers,
+    sets_cookie,
+)
 from velvetrope.web.schemas import (
     CsrfOut,
     CurrentSessionOut,
@@ -40,6 +64,7 @@ from velvetrope.web.schemas import (
 
 __all__ = ["build_auth_router", "current_principal", "same_origin"]
 
+STORE = StoreUnavailable
 USE_THE_GRANT = "Token clients re-authenticate with grant_type=password at /auth/token."
 
 
@@ -104,7 +129,9 @@ def _signed_out_if_ambient(ctx: WebContext, principal: Principal, response: Resp
     response_model=UserOut,
     summary="Create an account",
     openapi_extra=form_or_json_schema(Credentials),
-    responses=errors(409, 415, 422, 429),
+    responses=answers(
+        *BODY, InvalidEmail, WeakPassword, EmailTaken, TooManyAttempts, CsrfFailed, STORE
+    ),
 )
 async def register(request: Request, ctx: Ctx) -> JSONResponse:
     body = await read_body(request, Credentials)
@@ -121,7 +148,10 @@ async def register(request: Request, ctx: Ctx) -> JSONResponse:
     description="`remember` (default `true`): `false` sets a browser-session cookie (no "
     "`Max-Age`) and a shorter server-side lifetime (`VELVETROPE_SESSION_TRANSIENT_LIFETIME`).",
     openapi_extra=form_or_json_schema(SignInCredentials),
-    responses=errors(401, 403, 415, 422, 429),
+    responses=answers(
+        *BODY, InvalidCredentials, AccountDisabled, TooManyAttempts, CsrfFailed, STORE
+    )
+    | sets_cookie(200, required=True),
 )
 async def login(request: Request, ctx: Ctx) -> Response:
     body = await read_body(request, SignInCredentials)
@@ -136,7 +166,8 @@ async def login(request: Request, ctx: Ctx) -> Response:
     "/csrf",
     response_model=CsrfOut,
     summary="A CSRF token for this sign-in (or for a sign-in form)",
-    responses=errors(400, 503),
+    responses=answers(InvalidInput, STORE) | sets_cookie(200),
+    openapi_extra=BROWSER_OPTIONAL,
 )
 async def csrf(request: Request, ctx: Ctx) -> Response:
     if ctx.authenticator.presents_non_ambient(request.scope):
@@ -154,7 +185,13 @@ async def csrf(request: Request, ctx: Ctx) -> Response:
     return JSONResponse({"csrf_token": ctx.csrf.token_for(principal)})
 
 
-@routes.get("/me", response_model=MeOut, summary="Who am I", responses=errors(401))
+@routes.get(
+    "/me",
+    response_model=MeOut,
+    summary="Who am I",
+    responses=answers(*AUTHENTICATED),
+    openapi_extra=SIGNED_IN,
+)
 async def me(principal: Current, ctx: Ctx) -> JSONResponse:
     user = await ctx.service.user_of(principal)
     created, expires = await _device_times(ctx, principal)
@@ -184,7 +221,8 @@ async def _device_times(ctx: WebContext, principal: Principal) -> tuple[str, str
     "/sessions",
     response_model=list[SessionOut],
     summary="My sessions and token families (devices)",
-    responses=errors(401),
+    responses=answers(*AUTHENTICATED),
+    openapi_extra=SIGNED_IN,
 )
 async def sessions(principal: Current, ctx: Ctx) -> JSONResponse:
     devices = await ctx.devices(principal)
@@ -195,7 +233,8 @@ async def sessions(principal: Current, ctx: Ctx) -> JSONResponse:
     "/sessions/{handle}",
     status_code=204,
     summary="Sign one device out",
-    responses=errors(401, 403, 404),
+    responses=answers(*AUTHENTICATED, ReauthRequired, SessionNotFound) | sets_cookie(204),
+    openapi_extra=SIGNED_IN,
 )
 async def end_session(handle: str, principal: Current, ctx: Ctx) -> Response:
     current = await ctx.end_device(principal, handle)
@@ -207,7 +246,8 @@ async def end_session(handle: str, principal: Current, ctx: Ctx) -> Response:
     "/logout",
     status_code=204,
     summary="Sign out this device (session cookie or bearer token family)",
-    responses=errors(401),
+    responses=answers(*AUTHENTICATED) | sets_cookie(204),
+    openapi_extra=OPTIONAL_AUTH,
 )
 async def logout(request: Request, ctx: Ctx) -> Response:
     if ctx.authenticator.presents_non_ambient(request.scope):
@@ -222,7 +262,8 @@ async def logout(request: Request, ctx: Ctx) -> Response:
     "/logout-all",
     status_code=204,
     summary="Sign out every device, this one included",
-    responses=errors(401, 403),
+    responses=answers(*AUTHENTICATED, ReauthRequired) | sets_cookie(204),
+    openapi_extra=SIGNED_IN,
 )
 async def logout_all(principal: Current, ctx: Ctx) -> Response:
     await ctx.sign_out_everywhere(principal)
@@ -233,8 +274,9 @@ async def logout_all(principal: Current, ctx: Ctx) -> Response:
     "/reauth",
     response_model=LoginOut,
     summary="Confirm the password; renews the session",
-    openapi_extra=form_or_json_schema(PasswordProof),
-    responses=errors(401, 415, 422, 429),
+    openapi_extra=form_or_json_schema(PasswordProof) | BROWSER,
+    responses=answers(*BODY, *AUTHENTICATED, InvalidCredentials, AccountDisabled, TooManyAttempts)
+    | sets_cookie(200, required=True),
 )
 async def reauth(request: Request, principal: Current, ctx: Ctx) -> Response:
     body = await read_body(request, PasswordProof)
@@ -247,8 +289,9 @@ async def reauth(request: Request, principal: Current, ctx: Ctx) -> Response:
     "/password",
     status_code=204,
     summary="Change the password; signs every other device out",
-    openapi_extra=form_or_json_schema(PasswordChange),
-    responses=errors(401, 415, 422, 429),
+    openapi_extra=form_or_json_schema(PasswordChange) | SIGNED_IN,
+    responses=answers(*BODY, *AUTHENTICATED, InvalidCredentials, WeakPassword, TooManyAttempts)
+    | sets_cookie(204),
 )
 async def change_password(request: Request, principal: Current, ctx: Ctx) -> Response:
     body = await read_body(request, PasswordChange)
@@ -266,7 +309,8 @@ async def change_password(request: Request, principal: Current, ctx: Ctx) -> Res
     "/refresh",
     response_model=LoginOut,
     summary="JWT-in-cookie mode: new access and refresh cookies",
-    responses=errors(401, 403),
+    responses=answers(*AUTHENTICATED, InvalidGrant) | sets_cookie(200, required=True),
+    openapi_extra=BROWSER,
 )
 async def refresh(request: Request, ctx: Ctx) -> Response:
     family = await ctx.browser.live_refresh_family(request)

@@ -27,9 +27,10 @@ from fastapi import APIRouter, Depends, Request
 from starlette.responses import JSONResponse, Response
 
 from velvetrope.core.binding.dbsc import device_session_id
-from velvetrope.errors import InvalidDeviceProof, NotAuthenticated
+from velvetrope.errors import CsrfFailed, InvalidDeviceProof, NotAuthenticated, StoreUnavailable
 from velvetrope.stores.records import SessionRecord
 from velvetrope.web.context import Ctx, WebContext
+from velvetrope.web.openapi import BROWSER, answers, sets_cookie
 from velvetrope.web.routes.auth import same_origin
 
 __all__ = ["REFRESH_PATH", "build_dbsc_router"]
@@ -104,7 +105,13 @@ async def _challenge(ctx: WebContext, session: SessionRecord, session_id: str) -
     )
 
 
-@routes.post("/register", summary="Bind this session to the browser's device key (DBSC)")
+@routes.post(
+    "/register",
+    summary="Bind this session to the browser's device key (DBSC)",
+    responses=answers(NotAuthenticated, InvalidDeviceProof, CsrfFailed, StoreUnavailable)
+    | sets_cookie(200, required=True),
+    openapi_extra=BROWSER,
+)
 async def register(request: Request, ctx: Ctx) -> Response:
     secret = ctx.cookies.session.read(request)
     proof = _header(request, RESPONSE_HEADER)
@@ -116,7 +123,16 @@ async def register(request: Request, ctx: Ctx) -> Response:
     return _config(request, ctx, bound.record)
 
 
-@routes.post("/refresh", summary="Renew a device-bound session's short cookie (DBSC)")
+@routes.post(
+    "/refresh",
+    summary="Renew a device-bound session's short cookie (DBSC)",
+    responses=answers(
+        CsrfFailed,
+        StoreUnavailable,
+        extra=[(403, "challenge", "Secure-Session-Challenge")],
+    )
+    | sets_cookie(200),
+)
 async def refresh(request: Request, ctx: Ctx) -> Response:
     session_id = _header(request, ID_HEADER)
     secret = ctx.cookies.session.read(request)

@@ -9,8 +9,10 @@ from fastapi import APIRouter, Depends
 from starlette.responses import JSONResponse
 
 from velvetrope.core.capacity import cache_limits
+from velvetrope.errors import StoreUnavailable
 from velvetrope.stores.records import SessionCacheStatus
 from velvetrope.web.context import Ctx, WebContext
+from velvetrope.web.openapi import answers
 
 __all__ = ["build_health_router"]
 
@@ -33,7 +35,7 @@ async def health() -> JSONResponse:
     return JSONResponse({"status": "ok"})
 
 
-@routes.get("/ready", summary="Readiness: the stores answer", responses={503: {}})
+@routes.get("/ready", summary="Readiness: the stores answer", responses=answers(StoreUnavailable))
 async def ready(ctx: Ctx) -> JSONResponse:
     status = await ctx.service.status()  # StoreUnavailable -> 503 store_unavailable
     age = status.revocations_age

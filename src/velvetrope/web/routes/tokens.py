@@ -20,15 +20,18 @@ from velvetrope.errors import (
     InvalidInput,
     InvalidToken,
     OAuthError,
+    StoreUnavailable,
+    TooManyAttempts,
     UnsupportedGrantType,
     UseDPoPNonce,
 )
 from velvetrope.web.bodies import RevokeRequest, TokenRequest, form_or_json_schema, read_body
 from velvetrope.web.client import client_of
 from velvetrope.web.context import Ctx, WebContext
-from velvetrope.web.errors import UnsupportedMediaType
+from velvetrope.web.errors import PayloadTooLarge, UnsupportedMediaType
+from velvetrope.web.openapi import BODY, answers
 from velvetrope.web.routes.auth import same_origin
-from velvetrope.web.schemas import ErrorOut, TokenOut
+from velvetrope.web.schemas import TokenOut
 from velvetrope.web.transports import request_htu
 
 __all__ = ["build_token_router"]
@@ -82,12 +85,22 @@ async def _dpop_key(request: Request, ctx: WebContext) -> str | None:
     response_model=TokenOut,
     summary="Get tokens: grant_type=password or grant_type=refresh_token",
     openapi_extra=form_or_json_schema(TokenRequest),
-    responses={400: {"model": ErrorOut}, 429: {"model": ErrorOut}},
+    responses=answers(
+        UnsupportedMediaType,
+        PayloadTooLarge,
+        OAuthError,
+        UnsupportedGrantType,
+        InvalidGrant,
+        DPoPProofRefused,
+        DPoPNonceRequired,
+        TooManyAttempts,
+        StoreUnavailable,
+    ),
 )
 async def token(request: Request, ctx: Ctx) -> Response:
     try:
         body = await read_body(request, TokenRequest)
-    except UnsupportedMediaType:
+    except (UnsupportedMediaType, PayloadTooLarge):
         raise
     except InvalidInput as exc:
         raise OAuthError(exc.detail) from None  # RFC 6749 §5.2: 400 invalid_request
@@ -115,6 +128,9 @@ async def token(request: Request, ctx: Ctx) -> Response:
     status_code=200,
     summary="Revoke a refresh or access token (RFC 7009)",
     openapi_extra=form_or_json_schema(RevokeRequest),
+    response_class=Response,
+    responses=answers(*BODY, StoreUnavailable)
+    | {200: {"description": "Revoked, or not a token of ours (RFC 7009 section 2.2): no body"}},
 )
 async def revoke(request: Request, ctx: Ctx) -> Response:
     body = await read_body(request, RevokeRequest)

@@ -20,14 +20,21 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import JSONResponse, Response
 
-from velvetrope.web.bodies import Text, form_or_json_schema, read_body
+from velvetrope.errors import (
+    CsrfFailed,
+    HashingBusy,
+    InvalidEmail,
+    InvalidLink,
+    MailUnavailable,
+    StoreUnavailable,
+    TooManyAttempts,
+    WeakPassword,
+)
+from velvetrope.web.bodies import Email, Password, Text, form_or_json_schema, read_body
 from velvetrope.web.client import client_of
 from velvetrope.web.context import Ctx, WebContext
-from velvetrope.web.routes.auth import (
-    Current,
-    errors,
-    same_origin,
-)
+from velvetrope.web.openapi import AUTHENTICATED, BODY, answers
+from velvetrope.web.routes.auth import Current, same_origin
 from velvetrope.web.routes.auth import (
     _check_form_csrf as check_form_csrf,  # the sign-in forms' pre-session pair
 )
@@ -51,14 +58,14 @@ class _Body(BaseModel):
 class ForgotPassword(_Body):
     """The address whose password is forgotten."""
 
-    email: Annotated[Text, Field(min_length=1, max_length=320)]
+    email: Email
 
 
 class ResetPassword(_Body):
     """The secret from the reset link, and the new password."""
 
     token: Token
-    new_password: Annotated[Text, Field(min_length=1, max_length=4096)]
+    new_password: Password
 
 
 class VerifyEmail(_Body):
@@ -88,7 +95,7 @@ class VerifiedOut(BaseModel):
     response_model=AcceptedOut,
     summary="Mail a password reset link (the same answer whether or not the account exists)",
     openapi_extra=form_or_json_schema(ForgotPassword),
-    responses=errors(403, 415, 422, 503),
+    responses=answers(*BODY, InvalidEmail, CsrfFailed, MailUnavailable, StoreUnavailable),
 )
 async def forgot_password(request: Request, ctx: Ctx) -> JSONResponse:
     body = await read_body(request, ForgotPassword)
@@ -102,7 +109,9 @@ async def forgot_password(request: Request, ctx: Ctx) -> JSONResponse:
     status_code=204,
     summary="Set a new password with the link's token; signs every device out",
     openapi_extra=form_or_json_schema(ResetPassword),
-    responses=errors(400, 403, 415, 422),
+    responses=answers(
+        *BODY, InvalidLink, WeakPassword, CsrfFailed, HashingBusy, TooManyAttempts, StoreUnavailable
+    ),
 )
 async def reset_password(request: Request, ctx: Ctx) -> Response:
     body = await read_body(request, ResetPassword)
@@ -118,7 +127,7 @@ async def reset_password(request: Request, ctx: Ctx) -> Response:
     response_model=VerifiedOut,
     summary="Verify the address with the link's token",
     openapi_extra=form_or_json_schema(VerifyEmail),
-    responses=errors(400, 403, 415, 422),
+    responses=answers(*BODY, InvalidLink, CsrfFailed, StoreUnavailable),
 )
 async def verify_email(request: Request, ctx: Ctx) -> JSONResponse:
     body = await read_body(request, VerifyEmail)
@@ -133,7 +142,7 @@ async def verify_email(request: Request, ctx: Ctx) -> JSONResponse:
     response_model=AcceptedOut,
     status_code=202,
     summary="Mail me a new verification link",
-    responses=errors(401, 403, 429, 503),
+    responses=answers(*AUTHENTICATED, TooManyAttempts, MailUnavailable),
 )
 async def resend_verification(principal: Current, ctx: Ctx) -> JSONResponse:
     user = await ctx.service.user_of(principal)

@@ -54,7 +54,6 @@ from velvetrope.web.openapi import (
 from velvetrope.web.schemas import (
     CsrfOut,
     CurrentSessionOut,
-    ErrorOut,
     LoginOut,
     MeOut,
     SessionOut,
@@ -66,11 +65,6 @@ __all__ = ["build_auth_router", "current_principal", "same_origin"]
 
 STORE = StoreUnavailable
 USE_THE_GRANT = "Token clients re-authenticate with grant_type=password at /auth/token."
-
-
-def errors(*statuses: int) -> dict[int | str, dict[str, object]]:
-    """OpenAPI ``responses`` for error statuses: each has the house error body."""
-    return {status: {"model": ErrorOut} for status in statuses}
 
 
 async def same_origin(request: Request, ctx: Ctx) -> None:

@@ -34,7 +34,8 @@ never knows about HTTP.
     │   └── SessionNotFound          session_not_found
     ├── TooManyAttempts              too_many_attempts    (carries retry_after)
     ├── ConfigurationError           configuration_error
-    └── StoreUnavailable             store_unavailable    (fail closed)
+    ├── StoreUnavailable             store_unavailable    (fail closed)
+    └── GatewayAudienceUnknown       gateway_audience_unknown (the proxy named no such service)
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ __all__ = [
     "DPoPProofRefused",
     "DeviceBindingRequired",
     "EmailTaken",
+    "GatewayAudienceUnknown",
     "InvalidCredentials",
     "InvalidDPoPProof",
     "InvalidDeviceProof",
@@ -355,3 +357,16 @@ class StoreUnavailable(AuthError):
 
     code = "store_unavailable"
     default_detail = "The authentication store is unavailable; try again shortly."
+
+
+# --- the hybrid gateway (issue 10) ---------------------------------------------------
+
+
+class GatewayAudienceUnknown(AuthError):
+    """The proxy asked the edge check for a token for a service that is not configured."""
+
+    code = "gateway_audience_unknown"
+    default_detail = (
+        "The proxy must name a configured audience in X-Velvetrope-Audience "
+        "(VELVETROPE_GATEWAY_AUDIENCES)."
+    )

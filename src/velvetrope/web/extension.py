@@ -39,7 +39,12 @@ from velvetrope.web.backends import AuthBackend, Authenticator
 from velvetrope.web.browser import BrowserFlows
 from velvetrope.web.context import WebContext
 from velvetrope.web.csrf import CsrfGuard
-from velvetrope.web.routes import build_auth_router, build_dbsc_router, build_token_router
+from velvetrope.web.routes import (
+    build_auth_router,
+    build_dbsc_router,
+    build_gateway_router,
+    build_token_router,
+)
 from velvetrope.web.transports import CookieTransport
 
 __all__ = ["Velvetrope"]
@@ -118,6 +123,8 @@ class Velvetrope:
             router.include_router(build_token_router(self.context))
             if self.context.browser.binds:
                 router.include_router(build_dbsc_router(self.context))
+            if self.context.gateway is not None:
+                router.include_router(build_gateway_router(self.context))
             self._router = router
         return self._router
 
@@ -130,9 +137,14 @@ class Velvetrope:
         """ASGI lifespan: start the service, keep it in step with other nodes while the
         app serves (``AuthService.run_background``), close the stores at the end."""
         await self.service.start()
+        gateway = self.context.gateway
         try:
+            if gateway is not None:
+                await gateway.start()
             async with anyio.create_task_group() as tasks:
                 tasks.start_soon(self.service.run_background)
+                if gateway is not None:
+                    tasks.start_soon(gateway.run)
                 try:
                     yield
                 finally:

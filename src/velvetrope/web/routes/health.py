@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 from starlette.responses import JSONResponse
 
+from velvetrope.core.gateway import GatewayStatus
 from velvetrope.stores.records import SessionCacheStatus
 from velvetrope.web.context import Ctx, WebContext
 
@@ -32,8 +33,28 @@ async def ready(ctx: Ctx) -> JSONResponse:
             "session_cache": None
             if status.session_cache is None
             else _session_cache(status.session_cache),
+            # null when the hybrid gateway is off.
+            "gateway": None if ctx.gateway is None else _gateway(ctx.gateway.status()),
         }
     )
+
+
+def _gateway(status: GatewayStatus) -> dict[str, object]:
+    """The mint cache's size and hit ratio, and the tokens this node signed."""
+    cache = status.cache
+    ratio = cache.hit_ratio
+    return {
+        "minted": status.minted,
+        "mint_cache": {
+            "enabled": cache.enabled,
+            "entries": cache.entries,
+            "max_entries": cache.max_entries,
+            "hits": cache.hits,
+            "misses": cache.misses,
+            "hit_ratio": None if ratio is None else round(ratio, 4),
+            "evictions": cache.evictions,
+        },
+    }
 
 
 def _session_cache(status: SessionCacheStatus) -> dict[str, object]:

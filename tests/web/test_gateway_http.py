@@ -44,10 +44,17 @@ async def test_HYB_01_a_live_session_gets_an_internal_token_of_its_own_typ(
     assert "set-cookie" not in response.headers
     assert response.headers["cache-control"] == "no-store"
     jwks = (await gateway_client.get("/auth/gateway/jwks.json")).json()
-    keys = {k["kid"]: (codec.jwk_from_json(__import__("json").dumps(k), k["alg"]), k["alg"]) for k in jwks["keys"]}
+    keys = {
+        k["kid"]: (codec.jwk_from_json(__import__("json").dumps(k), k["alg"]), k["alg"])
+        for k in jwks["keys"]
+    }
     decoded = codec.decode_compact(token, keys.get, typ=INTERNAL_TYP)
     claims = validate_internal_claims(
-        decoded.claims, issuer=ORIGIN, audience=AUDIENCE, now=clock(), leeway=__import__("datetime").timedelta(0)
+        decoded.claims,
+        issuer=ORIGIN,
+        audience=AUDIENCE,
+        now=clock(),
+        leeway=__import__("datetime").timedelta(0),
     )
     assert claims.expires_at - claims.issued_at <= __import__("datetime").timedelta(seconds=60)
     assert set(decoded.claims) >= {"iss", "aud", "sub", "sid", "jti", "iat", "nbf", "exp"}

@@ -111,7 +111,7 @@ class RevokedSessions:
 
         from velvetrope.stores.redis.notifier import RedisNotifier  # noqa: PLC0415
 
-        client = Redis.from_url(url)
+        client = Redis.from_url(url, decode_responses=True)
         try:
             notifier = RedisNotifier(client, prefix + "notify")
             await notifier.listen(self._on_push, on_status=self._on_status)

@@ -36,6 +36,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from velvetrope.clock import Clock, system_clock
 from velvetrope.core.credentials import Presented
@@ -177,7 +178,7 @@ class Gateway:
             mint=mint,
         )
 
-    def jwks(self) -> dict[str, object]:
+    def jwks(self) -> dict[str, Any]:
         """The public keys that verify internal tokens."""
         return self.tokens.jwks()
 

@@ -14,7 +14,8 @@ The proxy sends the browser's request headers (its cookies, ``Origin``,
 Every answer is ``Cache-Control: no-store`` and sets no cookie: the edge never passes
 a ``Set-Cookie`` of the auth subrequest on, and nothing here may be cached. The
 original method is missing only when the proxy is misconfigured; it then counts as
-unsafe, so the CSRF checks run (fail closed).
+unsafe, so the CSRF checks run (fail closed); so does a client-sent method header that
+disagrees with the proxy's.
 """
 
 from __future__ import annotations
@@ -55,14 +56,19 @@ def _gateway(ctx: WebContext) -> Gateway:
 
 
 def original_method(request: Request) -> str:
-    """The method of the request the proxy is guarding; ``POST`` (unsafe: CSRF is
-    checked) when the proxy did not say or said something that is not a method."""
-    for name in METHOD_HEADERS:
-        value = request.headers.get(name)
-        if value is not None:
-            method = value.strip().upper()
-            return method if _METHOD.fullmatch(method) else "POST"
-    return "POST"
+    """The method of the request the proxy is guarding.
+
+    Read from ``X-Original-Method`` (nginx) and ``X-Forwarded-Method`` (Caddy). Anything
+    but one well-formed method named consistently (no header, repeated or disagreeing
+    lines, a value that is not a method) counts as ``POST``: unsafe, so CSRF is checked.
+    """
+    named = {
+        value.strip().upper() for name, value in request.headers.items() if name in METHOD_HEADERS
+    }
+    if len(named) != 1:
+        return "POST"
+    method = named.pop()
+    return method if _METHOD.fullmatch(method) else "POST"
 
 
 @routes.get(

@@ -28,11 +28,15 @@ __all__ = ["EXAMPLE", "EdgeLayout", "GuardedService", "caddyfile", "nginx_conf",
 
 @dataclass(frozen=True, slots=True)
 class GuardedService:
-    """A service behind the gateway: its path prefix at the edge, audience and address."""
+    """A service behind the gateway: its path prefix at the edge, audience and address.
+
+    ``rewrite`` (nginx only) replaces the prefix on the way to the service (``/bench/``).
+    """
 
     path: str
     audience: str
     upstream: str
+    rewrite: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +57,7 @@ class EdgeLayout:
 
 EXAMPLE = EdgeLayout()
 
+_SESSION_RE = r"(?:^|;)\s*(?:__Host-)?velvetrope-session=(?<vr_id>[^;]+)"
 # Removes one velvetrope cookie (and its separator) from a Cookie header; chained three
 # times (session, bound, CSRF: all velvetrope ever sets on a browser at once).
 _COOKIE_RE = r"^(?<pre>(?:[^;]*;\s*)*?)\s*(?:__Host-)?velvetrope-[a-z]+=[^;]*(?:;\s*)?(?<post>.*)$"
@@ -63,12 +68,17 @@ def nginx_site(layout: EdgeLayout) -> str:
     nodes = "\n".join(f"    server {node} max_fails=0;" for node in layout.nodes)
     upstreams = [
         f"upstream velvetrope {{\n{nodes}\n    keepalive 32;\n}}",
+        # The edge checks of one session go to one node (consistent hashing on the session
+        # cookie), so its token is minted once per lifetime, not once per node; a node
+        # that fails hands its sessions to the others.
+        f"upstream velvetrope_check {{\n    hash $vr_session consistent;\n{nodes}\n"
+        "    keepalive 32;\n}",
         *(
             f"upstream {s.audience} {{\n    server {s.upstream};\n    keepalive 32;\n}}"
             for s in layout.services
         ),
     ]
-    maps = []
+    maps = [f'map $http_cookie $vr_session {{\n    "~{_SESSION_RE}" $vr_id;\n    default "";\n}}']
     source = "$http_cookie"
     for step in (1, 2, 3):
         maps.append(
@@ -82,7 +92,7 @@ def nginx_site(layout: EdgeLayout) -> str:
         locations.append(
             f"    # Benchmarks only: the same service without the gateway.\n"
             f"    location {layout.direct} {{\n"
-            f"        proxy_pass http://{first.audience};\n{_KEEPALIVE}    }}\n"
+            f"        proxy_pass http://{first.audience}{first.rewrite};\n{_KEEPALIVE}    }}\n"
         )
     return (
         "# velvetrope hybrid gateway: include inside http { } (see README, The hybrid gateway).\n"
@@ -137,7 +147,7 @@ def _nginx_guarded(service: GuardedService) -> str:
         auth_request_set $vr_error $upstream_http_x_velvetrope_error;
         error_page 401 = @velvetrope_401;
         error_page 403 = @velvetrope_403;
-        proxy_pass http://{service.audience};
+        proxy_pass http://{service.audience}{service.rewrite};
 {_KEEPALIVE}        proxy_set_header Authorization "Bearer $vr_token";
         proxy_set_header X-Velvetrope-Token "";
         proxy_set_header X-Velvetrope-Audience "";
@@ -150,7 +160,7 @@ def _nginx_guarded(service: GuardedService) -> str:
 
     location = {check} {{
         internal;
-        proxy_pass http://velvetrope/auth/gateway;
+        proxy_pass http://velvetrope_check/auth/gateway;
 {_KEEPALIVE}        proxy_pass_request_body off;
         proxy_set_header Content-Length "";
         proxy_set_header X-Original-Method $request_method;

@@ -173,7 +173,7 @@ def sign_out_on_b_refused_through_a(stack: GatewayStack, browser: Browser) -> No
 
 
 @pytest.mark.parametrize("proxy", ["nginx", "caddy"])
-def test_HYB_main_scenario_behind_the_edge(
+def test_HYB_04_main_scenario_behind_the_edge(
     tmp_path: Path, servers: Servers, postgres_url: str, prefix: str, proxy: str
 ) -> None:
     with gateway_stack(
@@ -203,7 +203,7 @@ def internal_key(database_url: str) -> tuple[codec.Jwk, codec.Algorithm, str]:
     return asyncio.run(read())
 
 
-def test_HYB_07_the_service_refuses_every_token_but_a_live_internal_one(
+def test_HYB_06_the_service_refuses_every_token_but_a_live_internal_one(
     tmp_path: Path, servers: Servers, postgres_url: str, prefix: str
 ) -> None:
     with gateway_stack(

@@ -56,7 +56,7 @@ def claims_of(
     )
 
 
-async def test_HYB_01_internal_tokens_carry_their_own_typ(
+async def test_HYB_03_internal_tokens_carry_their_own_typ(
     gateway: Gateway, principal: Principal, clock: FrozenClock
 ) -> None:
     minted = await gateway.token_for(principal, "orders")
@@ -66,7 +66,7 @@ async def test_HYB_01_internal_tokens_carry_their_own_typ(
         codec.decode_compact(minted.token, gateway.tokens.keys.lookup, typ="at+jwt")
 
 
-async def test_HYB_02_a_token_is_for_one_audience_only(
+async def test_HYB_08_a_token_is_for_one_audience_only(
     gateway: Gateway, principal: Principal, clock: FrozenClock
 ) -> None:
     minted = await gateway.token_for(principal, "orders")
@@ -99,7 +99,7 @@ async def test_HYB_03_the_claims_name_the_user_the_session_handle_and_the_app_cl
     assert session.id_digest not in minted.token
 
 
-async def test_HYB_04_a_token_lives_60_seconds_and_never_past_the_session(
+async def test_HYB_02_a_token_lives_60_seconds_and_never_past_the_session(
     gateway: Gateway, principal: Principal, clock: FrozenClock, service: AuthService
 ) -> None:
     minted = await gateway.token_for(principal, "orders")

@@ -46,7 +46,7 @@ async def get(
     )
 
 
-async def test_HYB_06_a_burst_of_100_requests_from_one_session_signs_once(
+async def test_HYB_10_a_burst_of_100_requests_from_one_session_signs_once(
     clock: FrozenClock,
 ) -> None:
     gate = asyncio.Event()
@@ -61,7 +61,7 @@ async def test_HYB_06_a_burst_of_100_requests_from_one_session_signs_once(
     assert kept.status().misses == 100  # 1 mint + 99 waiting for it, none served stale
 
 
-async def test_HYB_06_a_token_is_reused_until_shortly_before_it_expires(
+async def test_HYB_10_a_token_is_reused_until_shortly_before_it_expires(
     clock: FrozenClock,
 ) -> None:
     minter = Minter(clock)
@@ -77,7 +77,7 @@ async def test_HYB_06_a_token_is_reused_until_shortly_before_it_expires(
     assert status.hit_ratio == pytest.approx(1 / 3)
 
 
-async def test_HYB_06_each_audience_and_session_gets_its_own_token(clock: FrozenClock) -> None:
+async def test_HYB_10_each_audience_and_session_gets_its_own_token(clock: FrozenClock) -> None:
     minter = Minter(clock)
     kept = cache(clock)
     a = await get(kept, minter, audience="orders")
@@ -86,7 +86,7 @@ async def test_HYB_06_each_audience_and_session_gets_its_own_token(clock: Frozen
     assert len({a.token, b.token, c.token}) == 3
 
 
-async def test_the_cache_is_bounded_and_evicts_the_least_recently_used(clock: FrozenClock) -> None:
+async def test_HYB_10_the_cache_is_bounded_and_evicts_the_least_recently_used(clock: FrozenClock) -> None:
     minter = Minter(clock)
     kept = cache(clock, size=3)
     for handle in ("h1", "h2", "h3"):
@@ -102,7 +102,7 @@ async def test_the_cache_is_bounded_and_evicts_the_least_recently_used(clock: Fr
     assert minter.count == count + 1  # evicted, minted again
 
 
-async def test_sign_out_evicts_the_session_and_sign_out_everywhere_the_user(
+async def test_HYB_07_sign_out_evicts_the_session_and_sign_out_everywhere_the_user(
     clock: FrozenClock,
 ) -> None:
     minter = Minter(clock)

@@ -87,7 +87,7 @@ def verified(node: Node, token: str, clock: FrozenClock) -> InternalClaims:
     )
 
 
-async def test_HYB_06_sign_out_on_one_node_empties_the_mint_cache_of_the_other(
+async def test_HYB_07_sign_out_on_one_node_empties_the_mint_cache_of_the_other(
     nodes: tuple[Node, Node, str],
 ) -> None:
     a, b, _ = nodes
@@ -100,7 +100,7 @@ async def test_HYB_06_sign_out_on_one_node_empties_the_mint_cache_of_the_other(
 
 
 @pytest.mark.parametrize("how", ["sign-out", "device", "everywhere", "password", "disable"])
-async def test_HYB_07_a_subscribed_service_refuses_the_revoked_sessions_tokens(
+async def test_HYB_11_a_subscribed_service_refuses_the_revoked_sessions_tokens(
     nodes: tuple[Node, Node, str], clock: FrozenClock, how: str
 ) -> None:
     a, b, prefix = nodes
@@ -135,7 +135,7 @@ async def test_HYB_07_a_subscribed_service_refuses_the_revoked_sessions_tokens(
         await asyncio.gather(listener, return_exceptions=True)
 
 
-async def test_a_user_cut_off_spares_tokens_minted_after_it(
+async def test_HYB_11_a_user_cut_off_spares_tokens_minted_after_it(
     nodes: tuple[Node, Node, str], clock: FrozenClock
 ) -> None:
     a, b, prefix = nodes

@@ -68,7 +68,7 @@ def verifier_for(vr: Velvetrope, clock: FrozenClock, **options: Any) -> Internal
     )
 
 
-async def test_HYB_07_a_live_internal_token_for_this_service_passes(
+async def test_HYB_06_a_live_internal_token_for_this_service_passes(
     vr: Velvetrope, gateway: Gateway, principal: Principal, clock: FrozenClock
 ) -> None:
     token = (await gateway.token_for(principal, "orders")).token
@@ -77,7 +77,7 @@ async def test_HYB_07_a_live_internal_token_for_this_service_passes(
     assert claims.aud == "orders"
 
 
-async def test_HYB_07_browser_tokens_other_audiences_and_expired_tokens_are_refused(
+async def test_HYB_06_browser_tokens_other_audiences_and_expired_tokens_are_refused(
     vr: Velvetrope,
     gateway: Gateway,
     principal: Principal,
@@ -98,7 +98,7 @@ async def test_HYB_07_browser_tokens_other_audiences_and_expired_tokens_are_refu
     assert expired.value.reason == "expired"
 
 
-async def test_a_forged_token_is_refused(
+async def test_HYB_06_a_forged_token_is_refused(
     vr: Velvetrope, gateway: Gateway, principal: Principal, clock: FrozenClock
 ) -> None:
     token = (await gateway.token_for(principal, "orders")).token
@@ -108,7 +108,7 @@ async def test_a_forged_token_is_refused(
         await verifier_for(vr, clock).verify(f"{header}.{other}.{signature}")
 
 
-async def test_an_unknown_kid_refetches_once_per_interval(
+async def test_HYB_13_an_unknown_kid_refetches_once_per_interval(
     vr: Velvetrope, gateway: Gateway, principal: Principal, clock: FrozenClock
 ) -> None:
     verifier = verifier_for(vr, clock, refetch_every=timedelta(seconds=10))
@@ -155,7 +155,7 @@ async def served(app: Any) -> AsyncIterator[tuple[str, uvicorn.Server]]:
         await task
 
 
-async def test_an_unreachable_jwks_keeps_known_keys_for_a_bounded_time_then_fails_closed(
+async def test_HYB_13_an_unreachable_jwks_keeps_known_keys_for_a_bounded_time_then_fails_closed(
     vr: Velvetrope, gateway: Gateway, principal: Principal, clock: FrozenClock
 ) -> None:
     token = (await gateway.token_for(principal, "orders")).token
@@ -178,7 +178,7 @@ async def test_an_unreachable_jwks_keeps_known_keys_for_a_bounded_time_then_fail
         await verifier.verify(token)
 
 
-async def test_no_jwks_ever_fetched_fails_closed(clock: FrozenClock) -> None:
+async def test_HYB_13_no_jwks_ever_fetched_fails_closed(clock: FrozenClock) -> None:
     verifier = InternalTokenVerifier(
         jwks_url=f"http://127.0.0.1:{free_port()}{JWKS_PATH}",
         issuer=ORIGIN,
@@ -200,7 +200,7 @@ def _service_app() -> Starlette:
     return Starlette(routes=[Route("/whoami", whoami), Route("/health", whoami)])
 
 
-async def test_the_asgi_middleware_admits_only_internal_tokens(
+async def test_HYB_12_the_asgi_middleware_admits_only_internal_tokens(
     vr: Velvetrope, gateway: Gateway, principal: Principal, clock: FrozenClock
 ) -> None:
     app = InternalAuthMiddleware(_service_app(), verifier_for(vr, clock))

@@ -48,7 +48,7 @@ def proxied(method: str | None = "GET", audience: str | None = AUDIENCE) -> dict
     return headers
 
 
-async def test_HYB_01_a_live_session_gets_an_internal_token_and_nothing_to_cache(
+async def test_HYB_12_a_live_session_gets_an_internal_token_and_nothing_to_cache(
     edge: httpx.AsyncClient, clock: FrozenClock
 ) -> None:
     response = await edge.get("/auth/gateway", headers=proxied())
@@ -68,14 +68,14 @@ async def test_HYB_01_a_live_session_gets_an_internal_token_and_nothing_to_cache
     assert claims.expires_at - claims.issued_at == timedelta(seconds=60)
 
 
-async def test_the_internal_jwks_is_not_the_access_token_jwks(edge: httpx.AsyncClient) -> None:
+async def test_HYB_05_the_internal_jwks_is_not_the_access_token_jwks(edge: httpx.AsyncClient) -> None:
     internal = {k["kid"] for k in (await edge.get("/auth/gateway/jwks.json")).json()["keys"]}
     access = {k["kid"] for k in (await edge.get("/.well-known/jwks.json")).json()["keys"]}
     assert internal
     assert not internal & access
 
 
-async def test_without_a_session_the_edge_gets_401_with_a_code_and_no_token(
+async def test_HYB_01_without_a_session_the_edge_gets_401_with_a_code_and_no_token(
     edge: httpx.AsyncClient,
 ) -> None:
     edge.cookies.clear()
@@ -88,7 +88,7 @@ async def test_without_a_session_the_edge_gets_401_with_a_code_and_no_token(
     assert response.headers["cache-control"] == "no-store"
 
 
-async def test_an_expired_session_is_refused(edge: httpx.AsyncClient, clock: FrozenClock) -> None:
+async def test_HYB_01_an_expired_session_is_refused(edge: httpx.AsyncClient, clock: FrozenClock) -> None:
     clock.advance(timedelta(minutes=31))  # past the idle timeout
     response = await edge.get("/auth/gateway", headers=proxied())
     assert response.status_code == 401
@@ -96,7 +96,7 @@ async def test_an_expired_session_is_refused(edge: httpx.AsyncClient, clock: Fro
 
 
 @pytest.mark.parametrize("header", ["X-Original-Method", "X-Forwarded-Method"])
-async def test_an_unsafe_original_method_needs_the_csrf_token(
+async def test_HYB_09_an_unsafe_original_method_needs_the_csrf_token(
     edge: httpx.AsyncClient, header: str
 ) -> None:
     token = edge.headers.pop("X-CSRF-Token")
@@ -109,7 +109,7 @@ async def test_an_unsafe_original_method_needs_the_csrf_token(
     assert allowed.status_code == 200
 
 
-async def test_an_unsafe_request_from_another_site_is_refused_even_with_the_token(
+async def test_HYB_09_an_unsafe_request_from_another_site_is_refused_even_with_the_token(
     edge: httpx.AsyncClient,
 ) -> None:
     headers = {**proxied("POST"), "Origin": "https://evil.example"}
@@ -124,7 +124,7 @@ async def test_an_unsafe_request_from_another_site_is_refused_even_with_the_toke
         {"X-Original-Method": "G E T"},  # not a method
     ],
 )
-async def test_a_missing_or_doubtful_method_counts_as_unsafe(
+async def test_HYB_09_a_missing_or_doubtful_method_counts_as_unsafe(
     edge: httpx.AsyncClient, methods: dict[str, str]
 ) -> None:
     edge.headers.pop("X-CSRF-Token")
@@ -133,7 +133,7 @@ async def test_a_missing_or_doubtful_method_counts_as_unsafe(
 
 
 @pytest.mark.parametrize("audience", [None, "payroll", "orders "])
-async def test_an_audience_not_configured_gets_no_token(
+async def test_HYB_08_an_audience_not_configured_gets_no_token(
     edge: httpx.AsyncClient, audience: str | None
 ) -> None:
     response = await edge.get("/auth/gateway", headers=proxied(audience=audience))
@@ -142,7 +142,7 @@ async def test_an_audience_not_configured_gets_no_token(
     assert "X-Velvetrope-Token" not in response.headers
 
 
-async def test_ready_reports_the_mint_cache_size_and_hit_ratio(edge: httpx.AsyncClient) -> None:
+async def test_HYB_10_ready_reports_the_mint_cache_size_and_hit_ratio(edge: httpx.AsyncClient) -> None:
     first = await edge.get("/auth/gateway", headers=proxied())
     for _ in range(3):
         again = await edge.get("/auth/gateway", headers=proxied())
@@ -155,7 +155,7 @@ async def test_ready_reports_the_mint_cache_size_and_hit_ratio(edge: httpx.Async
     assert cache["hit_ratio"] == 0.6
 
 
-async def test_sign_out_evicts_the_sessions_tokens(edge: httpx.AsyncClient) -> None:
+async def test_HYB_07_sign_out_evicts_the_sessions_tokens(edge: httpx.AsyncClient) -> None:
     await edge.get("/auth/gateway", headers=proxied())
     cookies = dict(edge.cookies)
     assert (await edge.post("/auth/logout")).status_code == 204

@@ -86,7 +86,9 @@ async def test_HYB_10_each_audience_and_session_gets_its_own_token(clock: Frozen
     assert len({a.token, b.token, c.token}) == 3
 
 
-async def test_HYB_10_the_cache_is_bounded_and_evicts_the_least_recently_used(clock: FrozenClock) -> None:
+async def test_HYB_10_the_cache_is_bounded_and_evicts_the_least_recently_used(
+    clock: FrozenClock,
+) -> None:
     minter = Minter(clock)
     kept = cache(clock, size=3)
     for handle in ("h1", "h2", "h3"):

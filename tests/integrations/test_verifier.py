@@ -285,3 +285,21 @@ def _wsgi_requests(app: WSGIInternalAuth, tokens: list[str | None]) -> list[tupl
             response = http.get("/", headers=headers)
             found.append((response.status_code, response.json() if response.is_success else None))
     return found
+
+
+async def test_HYB_06_a_remembered_token_still_expires_and_still_dies_with_its_session(
+    vr: Velvetrope, gateway: Gateway, principal: Principal, clock: FrozenClock
+) -> None:
+    revoked: set[str] = set()
+    verifier = verifier_for(vr, clock, revoked=lambda claims: claims.sid in revoked)
+    token = (await gateway.token_for(principal, "orders")).token
+    await verifier.verify(token)
+    assert (await verifier.verify(token)).sub == principal.user_id  # remembered
+    revoked.add(principal.handle)
+    with pytest.raises(InvalidToken):
+        await verifier.verify(token)
+    revoked.clear()
+    clock.advance(timedelta(seconds=66))
+    with pytest.raises(InvalidToken) as expired:
+        await verifier.verify(token)
+    assert expired.value.reason == "expired"

@@ -68,7 +68,9 @@ async def test_HYB_12_a_live_session_gets_an_internal_token_and_nothing_to_cache
     assert claims.expires_at - claims.issued_at == timedelta(seconds=60)
 
 
-async def test_HYB_05_the_internal_jwks_is_not_the_access_token_jwks(edge: httpx.AsyncClient) -> None:
+async def test_HYB_05_the_internal_jwks_is_not_the_access_token_jwks(
+    edge: httpx.AsyncClient,
+) -> None:
     internal = {k["kid"] for k in (await edge.get("/auth/gateway/jwks.json")).json()["keys"]}
     access = {k["kid"] for k in (await edge.get("/.well-known/jwks.json")).json()["keys"]}
     assert internal
@@ -88,7 +90,9 @@ async def test_HYB_01_without_a_session_the_edge_gets_401_with_a_code_and_no_tok
     assert response.headers["cache-control"] == "no-store"
 
 
-async def test_HYB_01_an_expired_session_is_refused(edge: httpx.AsyncClient, clock: FrozenClock) -> None:
+async def test_HYB_01_an_expired_session_is_refused(
+    edge: httpx.AsyncClient, clock: FrozenClock
+) -> None:
     clock.advance(timedelta(minutes=31))  # past the idle timeout
     response = await edge.get("/auth/gateway", headers=proxied())
     assert response.status_code == 401
@@ -142,7 +146,9 @@ async def test_HYB_08_an_audience_not_configured_gets_no_token(
     assert "X-Velvetrope-Token" not in response.headers
 
 
-async def test_HYB_10_ready_reports_the_mint_cache_size_and_hit_ratio(edge: httpx.AsyncClient) -> None:
+async def test_HYB_10_ready_reports_the_mint_cache_size_and_hit_ratio(
+    edge: httpx.AsyncClient,
+) -> None:
     first = await edge.get("/auth/gateway", headers=proxied())
     for _ in range(3):
         again = await edge.get("/auth/gateway", headers=proxied())

@@ -18,6 +18,10 @@ The JWKS (``/auth/gateway/jwks.json`` on any velvetrope node) is cached:
   with :class:`~velvetrope.errors.StoreUnavailable` (fail closed, 503).
 
 ``verify`` is for asyncio services, ``verify_sync`` for WSGI ones; both share the cache.
+
+Verified tokens are remembered (at most ``cache_size``, oldest first out, each until its
+``exp``): the edge reuses a token for most of its life, so a service checks each
+signature once, and on every request only the expiry and the revocations.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -94,6 +99,7 @@ class InternalTokenVerifier:
         keep_keys_for: timedelta = timedelta(minutes=15),
         revoked: RevocationCheck | None = None,
         fetch_timeout: float = 2.0,
+        cache_size: int = 10_000,
         now: Clock = system_clock,
         transport: httpx.AsyncBaseTransport | None = None,
         sync_transport: httpx.BaseTransport | None = None,
@@ -109,6 +115,7 @@ class InternalTokenVerifier:
             fetched; then every token is refused (fail closed).
         revoked: A revocation check (``RevokedSessions.is_revoked``), or ``None``.
         fetch_timeout: Seconds a JWKS fetch may take.
+        cache_size: Verified tokens remembered (0: every request checks the signature).
         now: The clock.
         transport: The httpx transport for async fetches (tests, unix sockets).
         sync_transport: The httpx transport for ``verify_sync`` fetches.
@@ -133,6 +140,8 @@ class InternalTokenVerifier:
         self._alock: asyncio.Lock | None = None
         self._lock = threading.Lock()
         self.fetches = 0
+        self._cache_size = cache_size
+        self._verified: OrderedDict[str, InternalClaims] = OrderedDict()
 
     # --- the key cache ---------------------------------------------------------------
 
@@ -195,17 +204,33 @@ class InternalTokenVerifier:
     # --- verification ------------------------------------------------------------------
 
     def _check(self, token: str) -> InternalClaims:
-        decoded = codec.decode_compact(token, self._lookup, typ=INTERNAL_TYP)
-        claims = validate_internal_claims(
-            decoded.claims,
-            issuer=self.issuer,
-            audience=self.audience,
-            now=self._now(),
-            leeway=self.leeway,
-        )
+        claims = self._verified.get(token)
+        if claims is None:
+            decoded = codec.decode_compact(token, self._lookup, typ=INTERNAL_TYP)
+            claims = validate_internal_claims(
+                decoded.claims,
+                issuer=self.issuer,
+                audience=self.audience,
+                now=self._now(),
+                leeway=self.leeway,
+            )
+            if self._cache_size:
+                self._verified[token] = claims
+                if len(self._verified) > self._cache_size:
+                    self._verified.popitem(last=False)
+        elif self._now() >= claims.expires_at + self.leeway:
+            self._verified.pop(token, None)
+            raise InvalidToken("expired")
         if self._revoked is not None and self._revoked(claims):
             raise InvalidToken("session revoked")
         return claims
+
+    def _fast(self, token: str) -> InternalClaims | None:
+        """A token verified before, still usable, when the keys still count; else ``None``."""
+        if token not in self._verified or self._due(self._now(), unknown_kid=False):
+            return None
+        self._usable()
+        return self._check(token)
 
     async def verify(self, token: str) -> InternalClaims:
         """The claims of a valid internal token for this service.
@@ -214,6 +239,9 @@ class InternalTokenVerifier:
             InvalidToken: Not one (forged, another kind or audience, expired, revoked).
             StoreUnavailable: The JWKS could not be fetched for too long (fail closed).
         """
+        known = self._fast(token)
+        if known is not None:
+            return known
         if self._due(self._now(), unknown_kid=False):
             await self._refresh(unknown_kid=False)
         self._usable()
@@ -232,6 +260,9 @@ class InternalTokenVerifier:
         Raises:
             InvalidToken, StoreUnavailable: As :meth:`verify`.
         """
+        known = self._fast(token)
+        if known is not None:
+            return known
         if self._due(self._now(), unknown_kid=False):
             self._refresh_sync(unknown_kid=False)
         self._usable()

@@ -23,19 +23,23 @@ from __future__ import annotations
 import re
 
 from fastapi import APIRouter, Depends, Request
+from starlette.datastructures import Headers
 from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from velvetrope.core.gateway import Gateway
 from velvetrope.errors import AuthError, ConfigurationError
 from velvetrope.web.context import Ctx, WebContext
 from velvetrope.web.csrf import SAFE_METHODS, header_token
-from velvetrope.web.errors import error_response
+from velvetrope.web.errors import HeaderTooLarge, error_response
 
 __all__ = [
     "AUDIENCE_HEADER",
     "ERROR_HEADER",
     "METHOD_HEADERS",
     "TOKEN_HEADER",
+    "EdgeCheck",
+    "answer",
     "build_gateway_router",
 ]
 
@@ -43,6 +47,7 @@ TOKEN_HEADER = "X-Velvetrope-Token"  # noqa: S105 - a header name
 ERROR_HEADER = "X-Velvetrope-Error"
 AUDIENCE_HEADER = "X-Velvetrope-Audience"
 METHOD_HEADERS = ("x-original-method", "x-forwarded-method")
+PATH = "/auth/gateway"
 _METHOD = re.compile(r"[A-Z]{1,16}")
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
@@ -55,20 +60,40 @@ def _gateway(ctx: WebContext) -> Gateway:
     return ctx.gateway
 
 
-def original_method(request: Request) -> str:
+def original_method(headers: Headers) -> str:
     """The method of the request the proxy is guarding.
 
     Read from ``X-Original-Method`` (nginx) and ``X-Forwarded-Method`` (Caddy). Anything
     but one well-formed method named consistently (no header, repeated or disagreeing
     lines, a value that is not a method) counts as ``POST``: unsafe, so CSRF is checked.
     """
-    named = {
-        value.strip().upper() for name, value in request.headers.items() if name in METHOD_HEADERS
-    }
+    named = {value.strip().upper() for name, value in headers.items() if name in METHOD_HEADERS}
     if len(named) != 1:
         return "POST"
     method = named.pop()
     return method if _METHOD.fullmatch(method) else "POST"
+
+
+async def answer(ctx: WebContext, scope: Scope) -> Response:
+    """The edge check for the request in ``scope``: 200 with the token, or the refusal."""
+    headers = Headers(scope=scope)
+    try:
+        gateway = _gateway(ctx)
+        if len(headers.get("cookie", "")) > ctx.settings.max_cookie_bytes:
+            raise HeaderTooLarge
+        audience = gateway.audience(headers.get(AUDIENCE_HEADER))
+        principal = await gateway.authenticate(ctx.cookies.session.read_scope(scope))
+        method = original_method(headers)
+        if method not in SAFE_METHODS:
+            unsafe = {**scope, "method": method}
+            ctx.csrf.check(unsafe, principal, header_token(unsafe))
+        minted = await gateway.token_for(principal, audience)
+    except AuthError as exc:
+        refused = error_response(exc)
+        refused.headers[ERROR_HEADER] = exc.code
+        refused.headers.update(_NO_STORE)
+        return refused
+    return Response(status_code=200, headers={TOKEN_HEADER: minted.token, **_NO_STORE})
 
 
 @routes.get(
@@ -82,22 +107,24 @@ def original_method(request: Request) -> str:
     },
 )
 async def gateway_check(request: Request, ctx: Ctx) -> Response:
-    try:
-        gateway = _gateway(ctx)
-        audience = gateway.audience(request.headers.get(AUDIENCE_HEADER))
-        presented = ctx.cookies.session.read_scope(request.scope)
-        principal = await gateway.authenticate(presented)
-        method = original_method(request)
-        if method not in SAFE_METHODS:
-            scope = {**request.scope, "method": method}
-            ctx.csrf.check(scope, principal, header_token(scope))
-        minted = await gateway.token_for(principal, audience)
-    except AuthError as exc:
-        refused = error_response(exc)
-        refused.headers[ERROR_HEADER] = exc.code
-        refused.headers.update(_NO_STORE)
-        return refused
-    return Response(status_code=200, headers={TOKEN_HEADER: minted.token, **_NO_STORE})
+    return await answer(ctx, request.scope)
+
+
+class EdgeCheck:
+    """``GET /auth/gateway`` as pure ASGI, in front of the whole server app: the edge asks
+    on every request it lets through, so its check skips routing and the middleware
+    stack (the answer is headers for the proxy, never a page). Everything else passes on.
+    """
+
+    def __init__(self, app: ASGIApp, ctx: WebContext) -> None:
+        self.app = app
+        self.ctx = ctx
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == PATH and scope["method"] == "GET":
+            await (await answer(self.ctx, scope))(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
 
 
 @routes.get("/auth/gateway/jwks.json", summary="Public keys that verify internal tokens")

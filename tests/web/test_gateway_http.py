@@ -176,3 +176,33 @@ async def test_the_gateway_is_off_without_audiences(
 ) -> None:
     assert (await bare_client.get("/auth/gateway", headers=proxied())).status_code == 404
     assert (await bare_client.get("/ready")).json()["gateway"] is None
+
+
+async def test_HYB_12_the_servers_fast_path_answers_like_the_route(
+    vr_gateway: Velvetrope, service: AuthService
+) -> None:
+    """``create_app`` answers ``/auth/gateway`` in front of its stack (EdgeCheck): the same
+    token, the same refusals, the same headers."""
+    assert create_app(velvetrope=vr_gateway).edge_check is not None  # type: ignore[attr-defined]
+    async with asgi_client(create_app(velvetrope=vr_gateway)) as http:
+        await service.register("bob@example.com", PASSWORD)
+        login = await http.post(
+            "/auth/login",
+            json={"email": "bob@example.com", "password": PASSWORD},
+            headers={"Origin": ORIGIN},
+        )
+        assert login.status_code == 200
+        ok = await http.get("/auth/gateway", headers=proxied())
+        assert ok.status_code == 200
+        assert ok.headers["cache-control"] == "no-store"
+        assert "set-cookie" not in ok.headers
+        assert ok.headers["X-Velvetrope-Token"].count(".") == 2
+        unsafe = await http.get("/auth/gateway", headers=proxied("POST"))
+        assert unsafe.status_code == 403
+        assert unsafe.headers["X-Velvetrope-Error"] == "csrf_failed"
+        http.cookies.clear()
+        missing = await http.get("/auth/gateway", headers=proxied())
+        assert missing.status_code == 401
+        assert "X-Velvetrope-Token" not in missing.headers
+        huge = await http.get("/auth/gateway", headers={**proxied(), "Cookie": "x=" + "a" * 20_000})
+        assert huge.status_code == 431

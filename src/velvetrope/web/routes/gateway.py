@@ -41,6 +41,8 @@ __all__ = [
     "EdgeCheck",
     "answer",
     "build_gateway_router",
+    "edge_token",
+    "refusal",
 ]
 
 TOKEN_HEADER = "X-Velvetrope-Token"  # noqa: S105 - a header name
@@ -50,6 +52,12 @@ METHOD_HEADERS = ("x-original-method", "x-forwarded-method")
 PATH = "/auth/gateway"
 _METHOD = re.compile(r"[A-Z]{1,16}")
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+_TOKEN_KEY = TOKEN_HEADER.lower().encode("ascii")
+_EMPTY_NO_STORE = [
+    (b"cache-control", b"no-store"),
+    (b"pragma", b"no-cache"),
+    (b"content-length", b"0"),
+]
 
 routes = APIRouter(tags=["gateway"])
 
@@ -74,26 +82,41 @@ def original_method(headers: Headers) -> str:
     return method if _METHOD.fullmatch(method) else "POST"
 
 
+async def edge_token(ctx: WebContext, scope: Scope) -> str:
+    """The internal token the request in ``scope`` earns.
+
+    Raises:
+        AuthError: The refusal (no live session, CSRF, an unknown audience, a store
+            outage...).
+    """
+    headers = Headers(scope=scope)
+    gateway = _gateway(ctx)
+    if len(headers.get("cookie", "")) > ctx.settings.max_cookie_bytes:
+        raise HeaderTooLarge
+    audience = gateway.audience(headers.get(AUDIENCE_HEADER))
+    principal = await gateway.authenticate(ctx.cookies.session.read_scope(scope))
+    method = original_method(headers)
+    if method not in SAFE_METHODS:
+        unsafe = {**scope, "method": method}
+        ctx.csrf.check(unsafe, principal, header_token(unsafe))
+    return (await gateway.token_for(principal, audience)).token
+
+
+def refusal(exc: AuthError) -> Response:
+    """The refusal the proxy gets: the house error, its code in a header, nothing to keep."""
+    refused = error_response(exc)
+    refused.headers[ERROR_HEADER] = exc.code
+    refused.headers.update(_NO_STORE)
+    return refused
+
+
 async def answer(ctx: WebContext, scope: Scope) -> Response:
     """The edge check for the request in ``scope``: 200 with the token, or the refusal."""
-    headers = Headers(scope=scope)
     try:
-        gateway = _gateway(ctx)
-        if len(headers.get("cookie", "")) > ctx.settings.max_cookie_bytes:
-            raise HeaderTooLarge
-        audience = gateway.audience(headers.get(AUDIENCE_HEADER))
-        principal = await gateway.authenticate(ctx.cookies.session.read_scope(scope))
-        method = original_method(headers)
-        if method not in SAFE_METHODS:
-            unsafe = {**scope, "method": method}
-            ctx.csrf.check(unsafe, principal, header_token(unsafe))
-        minted = await gateway.token_for(principal, audience)
+        token = await edge_token(ctx, scope)
     except AuthError as exc:
-        refused = error_response(exc)
-        refused.headers[ERROR_HEADER] = exc.code
-        refused.headers.update(_NO_STORE)
-        return refused
-    return Response(status_code=200, headers={TOKEN_HEADER: minted.token, **_NO_STORE})
+        return refusal(exc)
+    return Response(status_code=200, headers={TOKEN_HEADER: token, **_NO_STORE})
 
 
 @routes.get(
@@ -122,7 +145,19 @@ class EdgeCheck:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"] == PATH and scope["method"] == "GET":
-            await (await answer(self.ctx, scope))(scope, receive, send)
+            try:
+                token = await edge_token(self.ctx, scope)
+            except AuthError as exc:
+                await refusal(exc)(scope, receive, send)
+                return
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [(_TOKEN_KEY, token.encode("ascii")), *_EMPTY_NO_STORE],
+                }
+            )
+            await send({"type": "http.response.body", "body": b""})
             return
         await self.app(scope, receive, send)
 

@@ -53,7 +53,13 @@ class Edges:
         if cached not in self._open:
             redis = self._ctx.services.redis()
             self._open[cached] = self._stack.enter_context(
-                gateway_edge(self._ctx.scratch, redis.url, cached=cached, ttl=self.ttl())
+                gateway_edge(
+                    self._ctx.scratch,
+                    redis.url,
+                    count=self._ctx.pick(1, 2),  # a quick run starts one node per edge
+                    cached=cached,
+                    ttl=self.ttl(),
+                )
             )
         return self._open[cached]
 
@@ -80,7 +86,7 @@ def mint_load(ctx: LabContext, *, rate: int, cached: bool, edges: Edges | None =
     chosen = edges or Edges(ctx)
     try:
         edge = chosen.get(cached=cached)
-        seconds = ctx.pick(4.0, 30.0)
+        seconds = ctx.pick(3.0, 30.0)
         client = edge.client()
         try:
             client.sign_up()

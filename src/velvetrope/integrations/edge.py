@@ -228,6 +228,9 @@ def _caddy_guarded(service: GuardedService, nodes: str) -> str:
         request_header -X-Original-Method
         forward_auth {nodes} {{
             uri /auth/gateway
+            # A session's checks go to one node (a hash of its cookies): one mint per
+            # token lifetime, not one per node.
+            lb_policy header Cookie
             header_up X-Velvetrope-Audience {service.audience}
             copy_headers X-Velvetrope-Token
             @refused status 401

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.postgres import ADMIN_URL, DisposableStores, require_postgres
 from tests.support.redis import REDIS_URL, RedisTestStores, new_prefix, require_redis
 from tests.support.services import PASSWORD, new_service
 from velvetrope import AuthService, FrozenClock, PasswordHasher
@@ -21,7 +22,9 @@ from velvetrope.core.gateway import INTERNAL_TYP, Gateway, GatewayPolicy, valida
 from velvetrope.core.principal import Principal
 from velvetrope.core.tokens import codec
 from velvetrope.integrations import InternalClaims, RevokedSessions
+from velvetrope.stores import Stores
 from velvetrope.stores.composite import CompositeStores
+from velvetrope.stores.postgres import PostgresStores
 from velvetrope.stores.redis import RedisStores
 from velvetrope.stores.sqlite import SQLiteStores
 
@@ -43,15 +46,25 @@ class Node:
         )
 
 
-@pytest.fixture
+@pytest.fixture(params=["redis", "postgres"])
 async def nodes(
-    tmp_path: Path, clock: FrozenClock, hasher: PasswordHasher
+    request: pytest.FixtureRequest, tmp_path: Path, clock: FrozenClock, hasher: PasswordHasher
 ) -> AsyncIterator[tuple[Node, Node, str]]:
-    require_redis()
-    path = tmp_path / "shared.db"
-    prefix = new_prefix()
-    first = RedisTestStores(SQLiteStores(path), RedisStores(REDIS_URL, prefix=prefix))
-    second = CompositeStores(SQLiteStores(path), RedisStores(REDIS_URL, prefix=prefix))
+    """Two nodes on Redis (+ SQLite) or on PostgreSQL alone; the third value says where a
+    service subscribes (a Redis prefix, or ``postgres:<schema>``)."""
+    first: Stores
+    second: Stores
+    if request.param == "redis":
+        require_redis()
+        path = tmp_path / "shared.db"
+        prefix = new_prefix()
+        first = RedisTestStores(SQLiteStores(path), RedisStores(REDIS_URL, prefix=prefix))
+        second = CompositeStores(SQLiteStores(path), RedisStores(REDIS_URL, prefix=prefix))
+    else:
+        require_postgres()
+        disposable = DisposableStores()
+        first, second = disposable, PostgresStores(ADMIN_URL, schema=disposable.schema)
+        prefix = f"postgres:{disposable.schema}"
     made = [Node(new_service(s, clock=clock, hasher=hasher), clock) for s in (first, second)]
     tasks = []
     for node in made:
@@ -66,6 +79,14 @@ async def nodes(
         await asyncio.gather(*tasks, return_exceptions=True)
         await made[1].service.aclose()
         await made[0].service.aclose()  # last: it drops the test's data
+
+
+def subscribe(revoked: RevokedSessions, where: str) -> asyncio.Task[None]:
+    """Listen where the nodes push: their Redis prefix, or their PostgreSQL schema."""
+    if where.startswith("postgres:"):
+        schema = where.removeprefix("postgres:")
+        return asyncio.create_task(revoked.listen_postgres(ADMIN_URL, schema=schema))
+    return asyncio.create_task(revoked.listen_redis(REDIS_URL, prefix=where))
 
 
 async def until(condition: Callable[[], bool]) -> None:
@@ -106,7 +127,7 @@ async def test_HYB_11_a_subscribed_service_refuses_the_revoked_sessions_tokens(
     a, b, prefix = nodes
     user = await a.service.register("ann@example.com", PASSWORD)
     revoked = RevokedSessions(now=clock)
-    listener = asyncio.create_task(revoked.listen_redis(REDIS_URL, prefix=prefix))
+    listener = subscribe(revoked, prefix)
     try:
         async with asyncio.timeout(5):
             await revoked.wait_connected()
@@ -141,7 +162,7 @@ async def test_HYB_11_a_user_cut_off_spares_tokens_minted_after_it(
     a, b, prefix = nodes
     user = await a.service.register("ann@example.com", PASSWORD)
     revoked = RevokedSessions(now=clock)
-    listener = asyncio.create_task(revoked.listen_redis(REDIS_URL, prefix=prefix))
+    listener = subscribe(revoked, prefix)
     try:
         async with asyncio.timeout(5):
             await revoked.wait_connected()

@@ -158,3 +158,34 @@ def test_a_token_claiming_a_long_life_is_refused(clock: FrozenClock) -> None:
             claims, issuer=ISSUER, audience="orders", now=clock(), leeway=timedelta(0)
         )
     assert refused.value.reason == "lifetime too long"
+
+
+async def test_HYB_07_pushed_topics_evict_what_they_name(
+    gateway: Gateway, principal: Principal, clock: FrozenClock
+) -> None:
+    """The push topics every node applies to its mint cache (no notifier here: applied
+    by hand, as the listener would)."""
+    session = principal.session
+    assert session is not None
+
+    async def fill() -> None:
+        gateway.cache.clear()
+        await gateway.token_for(principal, "orders")
+        assert len(gateway.cache) == 1
+
+    for topic in (
+        f"gateway-revoked:session:{session.handle}",
+        f"gateway-revoked:user:{principal.user_id}@{int(clock().timestamp() * 1000)}",
+        f"user-sessions:{principal.user_id}",
+        f"sessions-expired:{(session.expires_at + timedelta(seconds=1)).isoformat()}",
+        "sessions-expired:not-an-instant",  # unreadable: forget everything
+    ):
+        await fill()
+        await gateway.on_push(topic)
+        assert len(gateway.cache) == 0, topic
+    await fill()
+    for unrelated in ("revocations", "keys", "session:abc", "gateway-revoked:user:no-cutoff"):
+        await gateway.on_push(unrelated)
+    assert len(gateway.cache) == 1
+    await gateway.on_push(f"sessions-expired:{(clock() - timedelta(hours=1)).isoformat()}")
+    assert len(gateway.cache) == 1  # sessions that ended an hour ago are not this one

@@ -28,13 +28,13 @@ def prefix(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 def test_HYB_11_users_disable_is_pushed_to_subscribed_services(cli: Cli, prefix: str) -> None:
     """A service listening on the nodes' channel hears the user-wide revocation."""
     client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
-    pubsub = client.pubsub()
+    pubsub = client.pubsub()  # type: ignore[no-untyped-call]
     try:
         pubsub.subscribe(prefix + "notify")
-        assert pubsub.get_message(timeout=5)["type"] == "subscribe"  # type: ignore[index]
+        assert pubsub.get_message(timeout=5)["type"] == "subscribe"
         cli.create_user("ann@example.com")
         cli.ok("users", "disable", "ann@example.com")
-        found = []
+        found: list[tuple[str, str, float | None]] = []
         deadline = time.monotonic() + 5
         while not found and time.monotonic() < deadline:
             message = pubsub.get_message(timeout=0.5)

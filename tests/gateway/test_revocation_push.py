@@ -71,6 +71,8 @@ async def nodes(
         await node.service.start()
         await node.gateway.start()
         tasks.append(asyncio.create_task(node.gateway.run()))
+    for node in made:  # every node hears the others before the test begins
+        await until(lambda node=node: node.gateway.push_connected)  # type: ignore[misc]
     try:
         yield made[0], made[1], prefix
     finally:

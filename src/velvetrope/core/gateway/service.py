@@ -73,10 +73,12 @@ class GatewayStatus:
     Attributes:
         cache: The mint cache's counters.
         minted: Tokens signed by this node since it started.
+        push_connected: Whether this node hears the other nodes' sign-outs now.
     """
 
     cache: MintCacheStatus
     minted: int
+    push_connected: bool
 
 
 def parse_revocation(topic: str) -> tuple[str, str, float | None] | None:
@@ -127,6 +129,7 @@ class Gateway:
         )
         self._outbox: asyncio.Queue[str] = asyncio.Queue()
         self.publish_failures = 0
+        self.push_connected = False
         events.add_sink(self._on_event)
 
     async def start(self) -> None:
@@ -184,7 +187,7 @@ class Gateway:
 
     def status(self) -> GatewayStatus:
         """The mint cache's counters and how many tokens this node signed."""
-        return GatewayStatus(self.cache.status(), self.tokens.minted)
+        return GatewayStatus(self.cache.status(), self.tokens.minted, self.push_connected)
 
     # --- revocation: local at once, then every node and subscribed service -------------
 
@@ -230,6 +233,7 @@ class Gateway:
     def _on_status(self, connected: bool) -> None:
         # Pushes may have been missed meanwhile: forget what they could have evicted.
         self.cache.clear()
+        self.push_connected = connected
 
     async def run(self) -> None:
         """Until cancelled: listen for pushes, publish queued revocations, keep the key

@@ -45,6 +45,7 @@ def _gateway(status: GatewayStatus) -> dict[str, object]:
     ratio = cache.hit_ratio
     return {
         "minted": status.minted,
+        "push_connected": status.push_connected,
         "mint_cache": {
             "enabled": cache.enabled,
             "entries": cache.entries,

@@ -92,6 +92,18 @@ def _start_service(tmp_path: Path, port: int, env: dict[str, str]) -> subprocess
     )
 
 
+def _wait_listening(base_url: str) -> None:
+    """Until the node hears the other nodes' pushes (``/ready``: gateway.push_connected)."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        with contextlib.suppress(httpx.HTTPError):
+            ready = httpx.get(f"{base_url}/ready", timeout=2).json()
+            if ready["gateway"]["push_connected"]:
+                return
+        time.sleep(0.05)
+    pytest.fail(f"{base_url} never subscribed to the pushes")
+
+
 @contextlib.contextmanager
 def gateway_stack(
     tmp_path: Path,
@@ -108,6 +120,8 @@ def gateway_stack(
     nodes = [servers.spawn("--port", "0", env=env) for _ in range(2)]
     for node in nodes:
         node.start()
+    for node in nodes:
+        _wait_listening(str(node.base_url))
     node_ports = [str(n.base_url).rsplit(":", 1)[1] for n in nodes]
     service_port = free_port()
     service = _start_service(

@@ -38,7 +38,8 @@ never knows about HTTP.
     │   └── InvalidClaims            invalid_claims       (the app's claims hook broke a rule)
     ├── StoreUnavailable             store_unavailable    (fail closed)
     ├── InvalidLink                  invalid_link         (a mailed link: unknown, used, expired)
-    └── MailUnavailable              mail_unavailable     (no SMTP server, or it refused)
+    ├── MailUnavailable              mail_unavailable     (no SMTP server, or it refused)
+    └── GatewayAudienceUnknown       gateway_audience_unknown (the proxy named no such service)
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ __all__ = [
     "DPoPProofRefused",
     "DeviceBindingRequired",
     "EmailTaken",
+    "GatewayAudienceUnknown",
     "HashingBusy",
     "InvalidClaims",
     "InvalidCredentials",
@@ -417,3 +419,16 @@ class MailUnavailable(AuthError):
     def __init__(self, detail: str | None = None, *, reason: str = "") -> None:
         self.reason = reason
         super().__init__(detail)
+
+
+# --- the hybrid gateway (issue 10) ---------------------------------------------------
+
+
+class GatewayAudienceUnknown(AuthError):
+    """The proxy asked the edge check for a token for a service that is not configured."""
+
+    code = "gateway_audience_unknown"
+    default_detail = (
+        "The proxy must name a configured audience in X-Velvetrope-Audience "
+        "(VELVETROPE_GATEWAY_AUDIENCES)."
+    )

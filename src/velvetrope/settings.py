@@ -30,6 +30,8 @@ from velvetrope.core.accounts import AccountMailPolicy
 from velvetrope.core.binding.dbsc import SessionBindingPolicy
 from velvetrope.core.binding.dpop import DPoPPolicy
 from velvetrope.core.mail import SmtpConfig, check_sender, smtp_config
+
+from velvetrope.core.gateway.tokens import GatewayPolicy
 from velvetrope.core.ratelimit import ThrottlePolicy
 from velvetrope.core.sessions import SessionPolicy
 from velvetrope.core.tokens.access import TokenPolicy
@@ -368,6 +370,24 @@ class Settings(BaseSettings):
             )
         return self
 
+    # The hybrid gateway (issue 10): GET /auth/gateway for nginx auth_request / Caddy
+    # forward_auth; on only when at least one audience is configured.
+    gateway_audiences: str = Field(
+        "",
+        description="Comma-separated services (audiences) the edge may mint internal tokens "
+        "for; the proxy names one per location in X-Velvetrope-Audience. Empty: gateway off",
+    )
+    gateway_issuer: str | None = Field(
+        None, description="`iss` of internal tokens (default: the origin)"
+    )
+    gateway_token_ttl: Duration = Field(
+        timedelta(seconds=60), description="Internal token lifetime (5 s to 10 min)"
+    )
+    gateway_algorithm: Literal["EdDSA", "ES256", "RS256"] = "EdDSA"
+    gateway_mint_cache: int = Field(
+        10_000, ge=0, le=1_000_000, description="Minted tokens kept per node; 0: no mint cache"
+    )
+
     @field_validator("database_url")
     @classmethod
     def _database_supported(cls, value: str) -> str:
@@ -451,6 +471,13 @@ class Settings(BaseSettings):
         self.account_policy()
         self.smtp()
         check_sender(self.sender)
+
+        if self.gateway_audiences.strip() and self.browser_credentials == "jwt-cookie":
+            raise ValueError(
+                "VELVETROPE_GATEWAY_AUDIENCES needs session cookies at the edge; it cannot be "
+                "combined with VELVETROPE_BROWSER_CREDENTIALS=jwt-cookie"
+            )
+        self.gateway_policy()
         return self
 
     def smtp(self) -> SmtpConfig | None:
@@ -599,6 +626,25 @@ class Settings(BaseSettings):
             per_ip_failures=self.login_ip_failures,
             per_ip_window=self.login_ip_window,
             registrations_per_ip=self.registrations_per_ip,
+        )
+
+    def gateway_policy(self) -> GatewayPolicy | None:
+        """The gateway's policy, or ``None`` when no audience is configured (gateway off).
+
+        Raises:
+            ValueError: An audience, the lifetime or the issuer is out of bounds.
+        """
+        audiences = frozenset(a.strip() for a in self.gateway_audiences.split(",") if a.strip())
+        if not audiences:
+            return None
+        ttl = self.gateway_token_ttl
+        return GatewayPolicy(
+            issuer=self.gateway_issuer or self.origin,
+            audiences=audiences,
+            ttl=ttl,
+            algorithm=self.gateway_algorithm,
+            cache_size=self.gateway_mint_cache,
+            renew_before=min(timedelta(seconds=5), ttl / 6),
         )
 
     @property

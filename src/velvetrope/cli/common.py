@@ -21,6 +21,7 @@ from velvetrope.core.service import AuthService
 from velvetrope.errors import AuthError, StoreUnavailable
 from velvetrope.settings import Settings, describe_validation_error
 from velvetrope.stores.registry import sqlite_path
+from velvetrope.web.context import build_gateway
 
 __all__ = [
     "DatabaseOption",
@@ -111,9 +112,14 @@ def load_settings(**overrides: Any) -> Settings:
 @contextlib.asynccontextmanager
 async def _service(settings: Settings) -> AsyncIterator[AuthService]:
     service = build_service(settings)
+    # With the hybrid gateway on, the sign-outs a command makes are pushed to the
+    # services behind it as the server's are (the gateway's event sink queues them).
+    gateway = build_gateway(settings, service)
     try:
         await service.start(rotate_keys=False)  # only the server (and `keys rotate`) rotates
         yield service
+        if gateway is not None:
+            await gateway.flush()
     finally:
         await service.aclose()
 

@@ -9,6 +9,7 @@ from starlette.types import ASGIApp
 from velvetrope._version import __version__
 from velvetrope.core.passwords import PasswordPolicy
 from velvetrope.settings import Settings
+from velvetrope.web.context import WebContext
 from velvetrope.web.csrf import CSRF_HEADER
 from velvetrope.web.deadlines import BodyDeadline
 from velvetrope.web.docs import add_docs
@@ -18,6 +19,7 @@ from velvetrope.web.middleware import OriginCheck, RequestLimits, SecurityHeader
 from velvetrope.web.openapi import install_openapi
 from velvetrope.web.pages import build_page_router, static_files
 from velvetrope.web.routes import build_health_router
+from velvetrope.web.routes.gateway import EdgeCheck
 
 __all__ = ["create_app"]
 
@@ -31,9 +33,13 @@ class _App(FastAPI):
     """
 
     security_headers_hsts = False
+    edge_check: WebContext | None = None  # the hybrid gateway's fast path, when it is on
 
     def build_middleware_stack(self) -> ASGIApp:
-        return SecurityHeaders(super().build_middleware_stack(), hsts=self.security_headers_hsts)
+        stack = SecurityHeaders(super().build_middleware_stack(), hsts=self.security_headers_hsts)
+        if self.edge_check is not None:
+            return EdgeCheck(stack, self.edge_check)
+        return stack
 
 
 def create_app(
@@ -71,6 +77,8 @@ def create_app(
         password_max_length=PasswordPolicy(vr.settings.password_min_length).max_length,
     )
     app.security_headers_hsts = vr.settings.https
+    if vr.context.gateway is not None:
+        app.edge_check = vr.context
     app.add_middleware(OriginCheck, context=vr.context)
     allowed = vr.settings.cors_allowlist()
     if allowed:  # CSRF-11: exact origins with credentials, never "*"

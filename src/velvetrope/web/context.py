@@ -17,6 +17,7 @@ from starlette.types import Scope
 
 from velvetrope.core.devices import Device
 from velvetrope.core.hooks import AccountEvent
+from velvetrope.core.gateway import Gateway
 from velvetrope.core.principal import Principal
 from velvetrope.core.service import AuthService
 from velvetrope.errors import InvalidToken
@@ -27,7 +28,15 @@ from velvetrope.web.csrf import CsrfGuard, OriginPolicy
 from velvetrope.web.dependencies import Gate
 from velvetrope.web.transports import BearerTransport, DPoPTransport, Transport
 
-__all__ = ["BEARER", "DPOP", "Ctx", "WebContext", "context_of", "default_backends"]
+__all__ = [
+    "BEARER",
+    "DPOP",
+    "Ctx",
+    "WebContext",
+    "build_gateway",
+    "context_of",
+    "default_backends",
+]
 
 BEARER = "bearer"
 """The backend name of ``Authorization: Bearer`` access tokens."""
@@ -58,6 +67,22 @@ def default_backends(
     return [*found, AuthBackend(SESSION, cookies.session, service.session_strategy)]
 
 
+def build_gateway(settings: Settings, service: AuthService) -> Gateway | None:
+    """The hybrid gateway the settings describe, or ``None`` when it is off."""
+    policy = settings.gateway_policy()
+    if policy is None:
+        return None
+    return Gateway(
+        sessions=service.sessions,
+        strategy=service.session_strategy,
+        keys=service.stores.keys,
+        notifier=service.stores.notifier,
+        events=service.events,
+        policy=policy,
+        now=service.now,
+    )
+
+
 class WebContext:
     """Settings, the service, the ways in, CSRF and the browser flows of one velvetrope."""
 
@@ -81,6 +106,7 @@ class WebContext:
             self.cookies,
             jwt_cookies=settings.browser_credentials == "jwt-cookie",
         )
+        self.gateway = build_gateway(settings, service)
 
     async def _signed_out(self, principal: Principal) -> None:
         event = AccountEvent(

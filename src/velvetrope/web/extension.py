@@ -54,6 +54,7 @@ from velvetrope.web.routes import (
     build_accounts_router,
     build_auth_router,
     build_dbsc_router,
+    build_gateway_router,
     build_token_router,
 )
 from velvetrope.web.transports import CookieTransport
@@ -161,6 +162,8 @@ class Velvetrope:
             router.include_router(build_accounts_router(self.context))
             if self.context.browser.binds:
                 router.include_router(build_dbsc_router(self.context))
+            if self.context.gateway is not None:
+                router.include_router(build_gateway_router(self.context))
             self._router = router
         return self._router
 
@@ -223,9 +226,14 @@ class Velvetrope:
         await self.service.start()
         self._running = 1
         failure: Exception | None = None
+        gateway = self.context.gateway
         try:
+            if gateway is not None:
+                await gateway.start()
             async with anyio.create_task_group() as tasks:
                 tasks.start_soon(self.service.run_background)
+                if gateway is not None:
+                    tasks.start_soon(gateway.run)
                 try:
                     yield
                 except Exception as exc:  # noqa: BLE001 - raised below, outside the task group (no ExceptionGroup)

@@ -8,8 +8,8 @@
   signature, claims and the revocation check) and *warm* (the same token again: the
   verified-token cache and the revocation check);
 * the revocation check alone (the in-process denylist lookup every bearer check does);
-* DPoP proof verification and the gateway's internal-token check, once they land
-  (:func:`dpop_check`, :func:`gateway_check`).
+* DPoP proof verification (:func:`dpop_check`) and the check a service behind the
+  hybrid gateway runs on an internal token (:func:`gateway_check`).
 
 Every variant runs in the same interleaved rounds (:mod:`velvetrope.lab.timing`).
 """
@@ -25,13 +25,15 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
+import httpx
+
 from velvetrope.bootstrap import build_service
 from velvetrope.core.binding.dpop import DPoPPolicy, DPoPProofs
 from velvetrope.core.service import AuthService
 from velvetrope.core.tokens import codec
 from velvetrope.core.tokens.access import ACCESS_TYP
 from velvetrope.core.tokens.codec import ALGORITHMS
-from velvetrope.lab import features
+from velvetrope.integrations import InternalTokenVerifier
 from velvetrope.lab.context import LabContext
 from velvetrope.lab.features import NotLanded
 from velvetrope.lab.model import CellResult, Figure, not_available
@@ -41,6 +43,8 @@ from velvetrope.lab.stores import astore_env
 from velvetrope.lab.timing import Budget, cdf, time_variants
 from velvetrope.settings import Settings
 from velvetrope.stores import MemoryStores
+from velvetrope.web.app import create_app
+from velvetrope.web.extension import Velvetrope
 
 __all__ = ["dpop_check", "gateway_check", "lab_settings", "measure", "started_service"]
 
@@ -111,15 +115,36 @@ async def dpop_check() -> Call:
 
 
 async def gateway_check() -> Call:
-    """Adapter: a call that verifies one internal token minted by the hybrid gateway.
+    """A call that verifies one internal token as a service behind the gateway does
+    (:class:`~velvetrope.integrations.InternalTokenVerifier`, its JWKS already fetched):
+    the strict JOSE checks, the EdDSA signature and the claims. The token is minted by a
+    real gateway (memory stores) for a signed-in session."""
+    origin = "http://127.0.0.1:9"
+    settings = lab_settings(
+        {}, database_url="memory://", gateway_audiences="lab", public_origin=origin
+    )
+    vr = Velvetrope(settings)
+    gateway = vr.context.gateway
+    if gateway is None:  # pragma: no cover - the settings above turn it on
+        raise NotLanded("the gateway did not start")
+    await vr.service.start()
+    await gateway.start()
+    await vr.service.register(EMAIL, PASSWORD)
+    signed = await vr.service.login(EMAIL, PASSWORD)
+    principal = await vr.service.authenticate(signed.session.secret)
+    token = (await gateway.token_for(principal, "lab")).token
+    verifier = InternalTokenVerifier(
+        jwks_url=origin + "/auth/gateway/jwks.json",
+        issuer=origin,
+        audience="lab",
+        transport=httpx.ASGITransport(app=create_app(velvetrope=vr)),
+    )
+    await verifier.verify(token)  # fetches the JWKS once, as a service does at start
 
-    Fill in when the gateway lands: mint an internal JWT for a session with the gateway's
-    ring (purpose ``internal``) and return a call to the check a backend service runs.
+    async def verify() -> object:
+        return await verifier.verify(token)
 
-    Raises:
-        NotLanded: The gateway is not in this velvetrope.
-    """
-    raise NotLanded(features.gateway().reason or "the gateway adapter in cells/verify.py is empty")
+    return verify
 
 
 class _Setup:

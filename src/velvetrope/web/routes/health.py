@@ -10,6 +10,7 @@ from starlette.responses import JSONResponse
 
 from velvetrope.core.capacity import cache_limits
 from velvetrope.errors import StoreUnavailable
+from velvetrope.core.gateway import GatewayStatus
 from velvetrope.stores.records import SessionCacheStatus
 from velvetrope.web.context import Ctx, WebContext
 from velvetrope.web.openapi import answers
@@ -52,8 +53,29 @@ async def ready(ctx: Ctx) -> JSONResponse:
             else _session_cache(status.session_cache),
             # Every in-process cache and queue of the hot path, with its bound.
             "caches": cache_limits(ctx.service),
+            # null when the hybrid gateway is off.
+            "gateway": None if ctx.gateway is None else _gateway(ctx.gateway.status()),
         }
     )
+
+
+def _gateway(status: GatewayStatus) -> dict[str, object]:
+    """The mint cache's size and hit ratio, and the tokens this node signed."""
+    cache = status.cache
+    ratio = cache.hit_ratio
+    return {
+        "minted": status.minted,
+        "push_connected": status.push_connected,
+        "mint_cache": {
+            "enabled": cache.enabled,
+            "entries": cache.entries,
+            "max_entries": cache.max_entries,
+            "hits": cache.hits,
+            "misses": cache.misses,
+            "hit_ratio": None if ratio is None else round(ratio, 4),
+            "evictions": cache.evictions,
+        },
+    }
 
 
 def _session_cache(status: SessionCacheStatus) -> dict[str, object]:

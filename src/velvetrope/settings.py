@@ -29,9 +29,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from velvetrope.core.accounts import AccountMailPolicy
 from velvetrope.core.binding.dbsc import SessionBindingPolicy
 from velvetrope.core.binding.dpop import DPoPPolicy
-from velvetrope.core.mail import SmtpConfig, check_sender, smtp_config
-
 from velvetrope.core.gateway.tokens import GatewayPolicy
+from velvetrope.core.mail import SmtpConfig, check_sender, smtp_config
 from velvetrope.core.ratelimit import ThrottlePolicy
 from velvetrope.core.sessions import SessionPolicy
 from velvetrope.core.tokens.access import TokenPolicy

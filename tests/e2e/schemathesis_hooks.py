@@ -17,7 +17,11 @@ from schemathesis.generation import GenerationMode
 from velvetrope.core.passwords import PasswordPolicy
 from velvetrope.errors import WeakPassword
 
-_NEW_PASSWORD = {"/auth/register": ("password", "email"), "/auth/password": ("new_password", "")}
+_NEW_PASSWORD = {
+    "/auth/register": ("password", "email"),
+    "/auth/password": ("new_password", ""),
+    "/auth/password/reset": ("new_password", ""),
+}
 _POLICY = PasswordPolicy()
 
 

@@ -173,6 +173,14 @@ async def read_body(request: Request, model: type[M]) -> M:
         raise InvalidInput(f"{where}: {message}.") from None
 
 
+_FORM_BOOLEAN = {"type": "string", "enum": ["true", "false", "on", "off", "1", "0"]}
+"""A boolean field in a form body: the words pydantic reads as one (a checkbox sends on)."""
+
+
+def _is_boolean(field: dict[str, Any]) -> bool:
+    return any(option.get("type") == "boolean" for option in field.get("anyOf", [field]))
+
+
 def form_or_json_schema(model: type[BaseModel]) -> dict[str, Any]:
     """OpenAPI ``requestBody`` for an endpoint that takes ``model`` as JSON or a form."""
     schema = model.model_json_schema()
@@ -180,8 +188,17 @@ def form_or_json_schema(model: type[BaseModel]) -> dict[str, Any]:
         for option in field.get("anyOf", [field]):
             if option.get("type") == "string":  # every string is Text: no NUL (see _encodable)
                 option.setdefault("pattern", NO_NUL)
-    # A form's fields are strings, each named once, and there are at most _MAX_FIELDS.
-    form = schema | {"additionalProperties": {"type": "string"}, "maxProperties": _MAX_FIELDS}
+    # A form's fields are strings, each named once, and there are at most _MAX_FIELDS; a
+    # yes/no field is one of the words the model reads as a boolean (a form has no null).
+    properties = {
+        name: _FORM_BOOLEAN if _is_boolean(field) else field
+        for name, field in schema.get("properties", {}).items()
+    }
+    form = schema | {
+        "properties": properties,
+        "additionalProperties": {"type": "string"},
+        "maxProperties": _MAX_FIELDS,
+    }
     return {
         "requestBody": {
             "required": True,

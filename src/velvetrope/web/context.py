@@ -16,8 +16,8 @@ from starlette.requests import HTTPConnection
 from starlette.types import Scope
 
 from velvetrope.core.devices import Device
-from velvetrope.core.hooks import AccountEvent
 from velvetrope.core.gateway import Gateway
+from velvetrope.core.hooks import AccountEvent
 from velvetrope.core.principal import Principal
 from velvetrope.core.service import AuthService
 from velvetrope.errors import InvalidToken

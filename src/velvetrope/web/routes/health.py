@@ -9,8 +9,8 @@ from fastapi import APIRouter, Depends
 from starlette.responses import JSONResponse
 
 from velvetrope.core.capacity import cache_limits
-from velvetrope.errors import StoreUnavailable
 from velvetrope.core.gateway import GatewayStatus
+from velvetrope.errors import StoreUnavailable
 from velvetrope.stores.records import SessionCacheStatus
 from velvetrope.web.context import Ctx, WebContext
 from velvetrope.web.openapi import answers

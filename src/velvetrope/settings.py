@@ -445,6 +445,7 @@ class Settings(BaseSettings):
             "key_rotation",
             "revocation_poll",
             "password_hash_queue_timeout",
+            "gateway_token_ttl",
         ):
             if getattr(self, name) <= timedelta(0):
                 raise ValueError(f"VELVETROPE_{name.upper()} must be a positive duration")

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from tests.support.lab import LabRun, require_lab_tools, run_quick_lab
 from tests.support.services import (
@@ -24,6 +25,11 @@ from tests.support.services import (
 from tests.support.stores import BACKENDS, open_backend
 from velvetrope import AuthService, FrozenClock, PasswordHasher, Settings, Velvetrope, create_app
 from velvetrope.stores import Stores
+
+# Property tests assert what a value does, never how long it took: hypothesis's
+# per-example deadline would be a timed assertion, and fails on a loaded CI machine.
+hypothesis_settings.register_profile("velvetrope", deadline=None, print_blob=True)
+hypothesis_settings.load_profile("velvetrope")
 
 
 @pytest.fixture

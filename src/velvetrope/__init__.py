@@ -6,6 +6,7 @@ from velvetrope.core.binding.dbsc import SessionBindingPolicy
 from velvetrope.core.binding.dpop import DPoPPolicy
 from velvetrope.core.credentials import Presented
 from velvetrope.core.devices import Device
+from velvetrope.core.hooks import AccountEvent, Hooks
 from velvetrope.core.passwords import PasswordHasher, PasswordPolicy
 from velvetrope.core.principal import Principal
 from velvetrope.core.ratelimit import ThrottlePolicy
@@ -28,6 +29,7 @@ from velvetrope.errors import (
     DPoPNonceRequired,
     DPoPProofRefused,
     EmailTaken,
+    InvalidClaims,
     InvalidCredentials,
     InvalidDeviceProof,
     InvalidDPoPProof,
@@ -66,6 +68,7 @@ __all__ = [
     "AccessClaims",
     "AccessTokenStrategy",
     "AccountDisabled",
+    "AccountEvent",
     "AuthBackend",
     "AuthError",
     "AuthMiddleware",
@@ -83,6 +86,8 @@ __all__ = [
     "DeviceBoundSessionStrategy",
     "EmailTaken",
     "FrozenClock",
+    "Hooks",
+    "InvalidClaims",
     "InvalidCredentials",
     "InvalidDPoPProof",
     "InvalidDeviceProof",

@@ -6,6 +6,7 @@ the CLI ask this module for a service built from ``VELVETROPE_*`` settings.
 
 from __future__ import annotations
 
+from velvetrope.core.hooks import Hooks
 from velvetrope.core.passwords import PasswordHasher, PasswordPolicy
 from velvetrope.core.service import AuthService
 from velvetrope.settings import Settings
@@ -45,7 +46,11 @@ def build_service(settings: Settings, *, stores: Stores | None = None) -> AuthSe
     return AuthService(
         stores or open_configured_stores(settings),
         hasher=PasswordHasher(
-            settings.password_hash_profile, max_concurrency=settings.password_hash_concurrency
+            settings.password_hash_profile,
+            max_concurrency=settings.password_hash_concurrency,
+            max_waiting=settings.password_hash_queue,
+            max_wait=settings.password_hash_queue_timeout,
+            nice=settings.password_hash_nice,
         ),
         password_policy=PasswordPolicy(min_length=settings.password_min_length),
         session_policy=settings.session_policy(),
@@ -55,4 +60,5 @@ def build_service(settings: Settings, *, stores: Stores | None = None) -> AuthSe
         binding_policy=settings.binding_policy(),
         csrf_secret=settings.csrf_secret_bytes(),
         poll_interval=settings.revocation_poll,
+        hooks=Hooks(max_claims_bytes=settings.max_claims_bytes),
     )

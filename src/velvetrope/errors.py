@@ -33,7 +33,9 @@ never knows about HTTP.
     │   ├── UserNotFound             user_not_found
     │   └── SessionNotFound          session_not_found
     ├── TooManyAttempts              too_many_attempts    (carries retry_after)
+    │   └── HashingBusy              hashing_busy         (503: the password-hash queue is full)
     ├── ConfigurationError           configuration_error
+    │   └── InvalidClaims            invalid_claims       (the app's claims hook broke a rule)
     ├── StoreUnavailable             store_unavailable    (fail closed)
     └── GatewayAudienceUnknown       gateway_audience_unknown (the proxy named no such service)
 """
@@ -53,6 +55,8 @@ __all__ = [
     "DeviceBindingRequired",
     "EmailTaken",
     "GatewayAudienceUnknown",
+    "HashingBusy",
+    "InvalidClaims",
     "InvalidCredentials",
     "InvalidDPoPProof",
     "InvalidDeviceProof",
@@ -352,11 +356,33 @@ class ConfigurationError(AuthError):
     default_detail = "The configuration is not valid."
 
 
+class InvalidClaims(ConfigurationError):
+    """The application's claims hook failed, or returned claims that are not allowed
+    (a reserved name, not JSON, over the size cap); nothing was issued."""
+
+    code = "invalid_claims"
+    default_detail = "The application's claims could not be issued."
+
+
 class StoreUnavailable(AuthError):
     """A backing store did not answer; requests fail closed."""
 
     code = "store_unavailable"
     default_detail = "The authentication store is unavailable; try again shortly."
+
+
+# --- load (issue 13) -------------------------------------------------------------------
+
+
+class HashingBusy(TooManyAttempts):
+    """The password-hash queue is full, or a check waited too long for a worker (503).
+
+    Not the client's doing: the server sheds sign-in work so authenticated requests
+    keep their CPU. Answered with ``Retry-After``.
+    """
+
+    code = "hashing_busy"
+    default_detail = "The server is busy checking passwords; try again shortly."
 
 
 # --- the hybrid gateway (issue 10) ---------------------------------------------------

@@ -15,10 +15,12 @@ from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
+    AfterValidator,
     BeforeValidator,
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -33,7 +35,7 @@ from velvetrope.core.tokens.access import TokenPolicy
 from velvetrope.errors import ConfigurationError
 from velvetrope.stores.registry import check_database_url
 
-__all__ = ["Settings", "describe_validation_error"]
+__all__ = ["MAX_DURATION", "Settings", "describe_validation_error"]
 
 _LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 
@@ -90,7 +92,20 @@ def _seconds(value: object) -> object:
     return value
 
 
-Duration = Annotated[timedelta, BeforeValidator(_seconds)]
+# --- duration bound (RES-02) ---
+MAX_DURATION = timedelta(days=36500)
+"""The longest duration any setting takes (about a century): longer ones are refused
+with a sentence, instead of overflowing later when the policies add them to a date."""
+
+
+def _bounded(value: timedelta) -> timedelta:
+    if value > MAX_DURATION:
+        longest = MAX_DURATION.days
+        raise ValueError(f"must be at most {longest} days ({longest * 86400} seconds)")
+    return value
+
+
+Duration = Annotated[timedelta, BeforeValidator(_seconds), AfterValidator(_bounded)]
 
 
 class Settings(BaseSettings):
@@ -192,7 +207,9 @@ class Settings(BaseSettings):
     )
 
     password_min_length: int = Field(15, ge=8, le=64)
-    password_hash_profile: Literal["rfc9106-low-memory", "owasp-minimum"] = "rfc9106-low-memory"  # noqa: S105 - a profile name, not a password
+    password_hash_profile: Literal["rfc9106-low-memory", "owasp-minimum", "test-only"] = (
+        "rfc9106-low-memory"  # noqa: S105 - a profile name, not a password
+    )
     password_hash_concurrency: int = Field(2, ge=1, le=64)
 
     login_free_failures: int = Field(5, ge=1, le=100)
@@ -204,6 +221,57 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(16 * 1024, ge=1024, le=1024 * 1024)
     max_cookie_bytes: int = Field(8 * 1024, ge=512, le=64 * 1024)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    # Hot path and load (issue 13): the DPoP replay cache, password-hash admission.
+    dpop_replay_scope: Literal["auto", "shared", "process"] = Field(
+        "auto",
+        description="Where a DPoP proof's first use is decided: shared (the store every "
+        "node shares, behind an in-process cache), process (one server process over a store "
+        "no other process verifies proofs against), auto (process for memory://, else shared)",
+    )
+    dpop_replay_cache_size: int = Field(
+        65_536, ge=1024, le=1_048_576, description="Spent DPoP proof ids kept per process"
+    )
+    password_hash_queue: int = Field(
+        32,
+        ge=0,
+        le=4096,
+        description="Password checks that may wait for a hashing worker; past it, 503 with "
+        "Retry-After",
+    )
+    password_hash_queue_timeout: Duration = Field(
+        timedelta(seconds=2),
+        description="A password check that waited this long for a worker is refused (503 "
+        "with Retry-After) instead of hashing for a client that has likely given up",
+    )
+    password_hash_nice: int = Field(
+        10,
+        ge=0,
+        le=19,
+        description="How much lower the hashing threads' CPU priority is than the event "
+        "loop's (Linux nice increment), so sign-ins never starve authenticated requests",
+    )
+
+    # --- library mode: remember me, application claims, tests (issue 12) ---
+    session_transient_lifetime: Duration | None = Field(
+        None,
+        description="Absolute lifetime of a session signed in without 'remember me' (its "
+        "cookie has no Max-Age and ends with the browser); default: half of "
+        "session_absolute_lifetime",
+    )
+    max_claims_bytes: int = Field(
+        2048, ge=64, le=4096, description="Cap on application claims, as compact JSON bytes"
+    )
+
+    @field_validator("password_hash_profile")
+    @classmethod
+    def _test_only_on_memory(cls, value: str, info: ValidationInfo) -> str:
+        if value == "test-only" and info.data.get("database_url") != "memory://":
+            raise ValueError(
+                "test-only hashes with almost no work and is for tests only: it needs "
+                "VELVETROPE_DATABASE_URL=memory://"
+            )
+        return value
 
     # The hybrid gateway (issue 10): GET /auth/gateway for nginx auth_request / Caddy
     # forward_auth; on only when at least one audience is configured.
@@ -237,8 +305,12 @@ class Settings(BaseSettings):
     @field_validator("redis_url")
     @classmethod
     def _redis_scheme(cls, value: str | None) -> str | None:
-        if value is not None and value.split("://", 1)[0] not in {"redis", "rediss", "unix"}:
-            raise ValueError("must be redis://host:port/db, rediss://... or unix:///path")
+        schemes = {"redis", "rediss", "unix", "redis+cluster", "rediss+cluster"}
+        if value is not None and value.split("://", 1)[0] not in schemes:
+            raise ValueError(
+                "must be redis://host:port/db, rediss://..., unix:///path or "
+                "redis+cluster://host:port[,host:port...]"
+            )
         return value
 
     @field_validator("session_cache_ttl")
@@ -276,6 +348,7 @@ class Settings(BaseSettings):
             "reauth_window",
             "key_rotation",
             "revocation_poll",
+            "password_hash_queue_timeout",
         ):
             if getattr(self, name) <= timedelta(0):
                 raise ValueError(f"VELVETROPE_{name.upper()} must be a positive duration")
@@ -359,6 +432,7 @@ class Settings(BaseSettings):
             touch_interval=self.session_touch_interval,
             max_per_user=self.session_max_per_user,
             reauth_window=self.reauth_window,
+            transient_lifetime=self.session_transient_lifetime,
         )
 
     def token_policy(self) -> TokenPolicy:
@@ -378,7 +452,17 @@ class Settings(BaseSettings):
 
     def dpop_policy(self) -> DPoPPolicy:
         """The DPoP policy these settings describe."""
-        return DPoPPolicy(mode=self.dpop, window=self.dpop_proof_window, nonce=self.dpop_nonce)
+        scope = self.dpop_replay_scope
+        if scope == "auto":  # a memory store is this process's alone
+            memory = self.database_url.startswith("memory:") and self.redis_url is None
+            scope = "process" if memory else "shared"
+        return DPoPPolicy(
+            mode=self.dpop,
+            window=self.dpop_proof_window,
+            nonce=self.dpop_nonce,
+            replay_scope=scope,
+            replay_cache_size=self.dpop_replay_cache_size,
+        )
 
     def binding_policy(self) -> SessionBindingPolicy:
         """The device-bound session policy these settings describe."""

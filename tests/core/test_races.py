@@ -35,7 +35,7 @@ from velvetrope.errors import (
     StoreUnavailable,
     TooManyAttempts,
 )
-from velvetrope.stores import MemoryStores, SQLiteStores
+from velvetrope.stores import MemoryStores, SQLiteStores, Stores
 
 pytestmark = every_backend  # races are won or lost in the store
 
@@ -50,6 +50,47 @@ async def test_PW_07_concurrent_guesses_cannot_outrun_the_throttle(service: Auth
     wrong = sum(isinstance(o, InvalidCredentials) for o in outcomes)
     assert wrong == service.users.throttle.policy.free_failures
     assert throttled == 40 - wrong
+
+
+async def test_PW_07_concurrent_failures_cannot_outrun_the_address_ceiling(
+    stores: Stores, clock: FrozenClock, hasher: PasswordHasher
+) -> None:
+    """The address's place is taken before the hash, in one store step: forty guesses
+    in flight at once from one address, each at a different account, get ten hashes."""
+    service = await started_service(
+        stores,
+        clock=clock,
+        hasher=hasher,
+        throttle_policy=ThrottlePolicy(per_ip_failures=10),
+    )
+    outcomes = await asyncio.gather(
+        *(
+            service.users.authenticate(f"user{n}@example.com", "wrong", ip="198.51.100.7")
+            for n in range(40)
+        ),
+        return_exceptions=True,
+    )
+    assert sum(isinstance(o, InvalidCredentials) for o in outcomes) == 10
+    assert sum(isinstance(o, TooManyAttempts) for o in outcomes) == 30
+
+
+async def test_PW_07_a_success_gives_the_address_its_place_back(
+    stores: Stores, clock: FrozenClock, hasher: PasswordHasher
+) -> None:
+    service = await started_service(
+        stores,
+        clock=clock,
+        hasher=hasher,
+        throttle_policy=ThrottlePolicy(per_ip_failures=3),
+    )
+    await service.register("ann@example.com", PASSWORD)
+    for _ in range(5):  # successes from a shared address use up nothing
+        await service.users.authenticate("ann@example.com", PASSWORD, ip="198.51.100.8")
+    for n in range(3):
+        with pytest.raises(InvalidCredentials):
+            await service.users.authenticate(f"u{n}@example.com", "wrong", ip="198.51.100.8")
+    with pytest.raises(TooManyAttempts):
+        await service.users.authenticate("ann@example.com", PASSWORD, ip="198.51.100.8")
 
 
 def _pause_hashing(

@@ -36,8 +36,8 @@ pytestmark = pytest.mark.e2e
 TRIALS = 100
 ISSUER = "https://auth.multinode.test"
 EMAIL = "ann@example.com"
-REFUSE_WITHIN = 2.0  # seconds; polling alone (each second) stays under it, so p99 decides
-P99_BOUND_MS = 250.0  # the target is 50 ms; this bound only absorbs a noisy CI machine
+REFUSE_WITHIN = 2.0  # seconds; the nodes poll the feed only every REVOCATION_POLL
+REVOCATION_POLL = "60"  # so a refusal within REFUSE_WITHIN can only come from the push
 
 
 @pytest.fixture
@@ -64,6 +64,7 @@ def node_env(*, redis_url: str | None = None, prefix: str | None = None) -> dict
         "VELVETROPE_TOKEN_AUDIENCE": ISSUER,
         "VELVETROPE_PASSWORD_HASH_PROFILE": "owasp-minimum",
         "VELVETROPE_LOGIN_IP_FAILURES": "100000",
+        "VELVETROPE_REVOCATION_POLL": REVOCATION_POLL,
     }
     if redis_url is not None:
         env["VELVETROPE_REDIS_URL"] = redis_url
@@ -196,11 +197,14 @@ def report(variant: str, sessions: Latencies, tokens: Latencies) -> None:
 
 
 def check(sessions: Latencies, tokens: Latencies) -> None:
-    # The target is 50 ms at p99 (the printed figures go in the issue note). The test
-    # asserts a looser bound that still proves the push works on a busy CI machine:
-    # polling alone (once a second) would put the median near 500 ms.
-    assert percentile(sorted(sessions.from_request), 0.99) < P99_BOUND_MS
-    assert percentile(sorted(tokens.from_request), 0.99) < P99_BOUND_MS
+    """Every trial was refused on both other nodes within ``REFUSE_WITHIN`` (``wait_refused``
+    fails otherwise) while the nodes poll only every ``REVOCATION_POLL``: the push did it.
+
+    The latencies themselves (target: p99 under 50 ms) are printed for the issue note and
+    measured in the lab's revocation cell, not asserted here: on a loaded CI machine a
+    single slow trial says nothing about the mechanism."""
+    assert len(sessions.from_request) == len(tokens.from_request) == TRIALS
+    assert max(sessions.from_request + tokens.from_request) < REFUSE_WITHIN
 
 
 def test_nodes_sharing_postgres_and_redis_refuse_a_sign_out_made_elsewhere_fast(

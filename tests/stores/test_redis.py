@@ -586,6 +586,11 @@ def _every_operation(stores: RedisStores) -> list[tuple[str, Callable[[], Awaita
             "throttle.record_failure",
             lambda: stores.throttle.record_failure("k", T0, window_start=window),
         ),
+        (
+            "throttle.count_if",
+            lambda: stores.throttle.count_if("k", T0, window_start=window, limit=5),
+        ),
+        ("throttle.release", lambda: stores.throttle.release("k", first_at=T0)),
         ("throttle.get", lambda: stores.throttle.get("k")),
         ("throttle.clear", lambda: stores.throttle.clear("k")),
         ("throttle.purge_before", lambda: stores.throttle.purge_before(later)),

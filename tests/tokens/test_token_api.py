@@ -59,7 +59,9 @@ async def test_KEY_05_access_tokens_carry_the_rfc9068_claims(
     header = codec.loads_strict(codec._b64decode(header_b64))
     claims = codec.loads_strict(codec._b64decode(payload_b64))
     assert header == {"alg": "EdDSA", "typ": "at+jwt", "kid": service.tokens.keys.signing_key.kid}
-    assert set(claims) == {"iss", "aud", "sub", "client_id", "sid", "jti", "iat", "nbf", "exp"}
+    registered = {"iss", "aud", "sub", "client_id", "sid", "jti", "iat", "nbf", "exp"}
+    assert set(claims) == {*registered, "email"}  # and no application claims without a hook
+    assert claims["email"] == user_email
     assert claims["iss"] == claims["aud"] == ORIGIN
     assert claims["exp"] - claims["iat"] == TOKEN_POLICY.access_ttl.total_seconds()
     assert len(claims["jti"]) >= 22

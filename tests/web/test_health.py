@@ -32,6 +32,7 @@ async def test_ready_reports_the_session_cache_where_there_is_one(
         "entries": 0,
         "hits": 0,
         "misses": 0,
+        "max_entries": 10_000,
     }
 
 
@@ -45,3 +46,26 @@ async def test_every_session_lookup_goes_through_the_cache(
     after = (await signed_in.get("/ready")).json()["session_cache"]
     lookups = after["hits"] + after["misses"] - before["hits"] - before["misses"]
     assert lookups == 3
+
+
+async def test_PERF_04_ready_reports_every_cache_with_its_bound(
+    signed_in: httpx.AsyncClient, backend: str
+) -> None:
+    caches = (await signed_in.get("/ready")).json()["caches"]
+    assert set(caches) == {
+        "verified_tokens",
+        "dpop_replays",
+        "dpop_proof_keys",
+        "token_headers",
+        "password_hashing",
+    }
+    for name, cache in caches.items():
+        if "max_entries" in cache:
+            assert 0 <= cache["entries"] <= cache["max_entries"], name
+    assert caches["verified_tokens"]["max_entries"] == 10_000
+    assert caches["dpop_replays"]["max_entries"] == 65_536
+    assert caches["dpop_replays"]["scope"] in {"process", "shared"}
+    hashing = caches["password_hashing"]
+    assert hashing["completed"] >= 1  # signing in hashed a password
+    assert hashing["in_flight"] == 0
+    assert hashing["queue"] == 32

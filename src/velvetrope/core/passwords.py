@@ -3,8 +3,9 @@
 Hashing parameters are named profiles (PW-01). The default, argon2-cffi's
 ``RFC_9106_LOW_MEMORY`` (m=64 MiB, t=3, p=4), is above the OWASP floor; ``TEST_ONLY``
 is deliberately cheap and cannot be chosen from settings, only from Python.
-Hashing runs in worker threads behind a capacity limit, so a burst of sign-ins
-queues instead of stalling authenticated traffic on the event loop.
+Hashing runs on worker threads of its own at a lower CPU priority, behind a bounded
+queue with a wait limit (:mod:`velvetrope.core.hashing`), so a burst of sign-ins is
+shed with a 503 instead of stalling authenticated traffic.
 """
 
 from __future__ import annotations
@@ -19,12 +20,12 @@ from functools import cache
 from importlib import resources
 from typing import Literal, TypeVar
 
-import anyio
 import argon2
 from argon2 import PasswordHasher as _Argon2Hasher
 from argon2 import profiles
 
-from velvetrope.errors import TooManyAttempts, WeakPassword
+from velvetrope.core.hashing import HashWorkers
+from velvetrope.errors import WeakPassword
 
 __all__ = [
     "PROFILES",
@@ -86,7 +87,9 @@ class PasswordHasher:
         profile: str = "rfc9106-low-memory",
         *,
         max_concurrency: int = 2,
-        max_waiting: int = 64,
+        max_waiting: int = 32,
+        max_wait: timedelta = timedelta(seconds=2),
+        nice: int = 10,
     ) -> None:
         """Create a hasher.
 
@@ -95,14 +98,17 @@ class PasswordHasher:
             max_concurrency: How many hashes may run at once; the rest wait their turn.
             max_waiting: How many may wait; past it, callers are told to retry (a flood
                 of sign-ups or sign-ins cannot queue unbounded work).
+            max_wait: How long a check may wait for a worker before it is refused.
+            nice: How much lower the hashing threads' CPU priority is (Linux).
+
+        See :class:`~velvetrope.core.hashing.HashWorkers`.
         """
         params = PROFILES[profile]
         self.profile = profile
         self._hasher = _Argon2Hasher.from_parameters(params)
-        self._limiter = anyio.CapacityLimiter(max_concurrency)
-        self._max_concurrency = max_concurrency
-        self._max_waiting = max_waiting
-        self._in_flight = 0
+        self.workers = HashWorkers(
+            workers=max_concurrency, queue=max_waiting, max_wait=max_wait, nice=nice
+        )
         # Verifying unknown emails against this keeps the timing of "no such user"
         # and "wrong password" alike (PW-08).
         self._dummy_hash = self._hasher.hash("velvetrope dummy password for timing")
@@ -113,23 +119,17 @@ class PasswordHasher:
         return argon2.extract_parameters(self._dummy_hash)
 
     async def _run(self, func: Callable[..., T], *args: object) -> T:
-        # Count callers ourselves: the limiter only sees a waiter after its first
-        # checkpoint, so a burst would all pass a check of its statistics.
-        if self._in_flight >= self._max_concurrency + self._max_waiting:
-            raise TooManyAttempts(
-                timedelta(seconds=1), "The server is busy checking passwords; try again shortly."
-            )
-        self._in_flight += 1
-        try:
-            return await anyio.to_thread.run_sync(func, *args, limiter=self._limiter)
-        finally:
-            self._in_flight -= 1
+        return await self.workers.run(func, *args)
+
+    def close(self) -> None:
+        """Stop the hashing workers (the service's ``aclose`` does)."""
+        self.workers.close()
 
     async def hash(self, password: str) -> str:
         """Return the PHC string for ``password`` (salt from the OS CSPRNG, 16 bytes).
 
         Raises:
-            TooManyAttempts: Too many hashes are already waiting.
+            HashingBusy: Too many hashes are already waiting, or this one waited too long.
         """
         return await self._run(self._hasher.hash, normalize_password(password))
 
@@ -140,7 +140,7 @@ class PasswordHasher:
         answer takes as long as for a real user, and is always a failure.
 
         Raises:
-            TooManyAttempts: Too many hashes are already waiting.
+            HashingBusy: Too many hashes are already waiting, or this one waited too long.
         """
         return await self._run(self._verify_sync, stored_hash, normalize_password(password))
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 from velvetrope.core.tokens.claims import AccessClaims
 from velvetrope.stores.records import SessionRecord
@@ -22,6 +24,10 @@ class Principal:
         handle: The device: the session's handle or the refresh family's id.
         session: The server-side session, when a session verified the request.
         token: The verified access-token claims, when an access token did.
+        email: The account's address, as the credential carries it (no lookup); empty
+            for a way in of your own that does not set it.
+        claims: The application claims the credential carries (see
+            :mod:`velvetrope.core.claims`); empty without a claims hook.
     """
 
     user_id: str
@@ -29,3 +35,5 @@ class Principal:
     handle: str
     session: SessionRecord | None = None
     token: AccessClaims | None = None
+    email: str = ""
+    claims: Mapping[str, Any] = field(default_factory=dict, compare=False)

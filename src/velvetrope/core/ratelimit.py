@@ -6,21 +6,21 @@ nothing; after that each further attempt must wait ``base_delay * 2**k``, capped
 ``max_delay``. The lock is never permanent: a correct password after the wait signs
 in and clears the count. Per address: at most ``per_ip_failures`` failures in any
 ``per_ip_window``; past it, that address waits for the window to end.
+
+Each limit is one compare-and-count in the store (RES-01), so the count is exact
+however many nodes share it.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
-import weakref
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from velvetrope.errors import TooManyAttempts
 from velvetrope.stores.protocols import ThrottleStore
-from velvetrope.stores.records import FailureRecord
 
-__all__ = ["LoginThrottle", "ThrottlePolicy"]
+__all__ = ["Admission", "LoginThrottle", "ThrottlePolicy"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,14 +47,31 @@ class ThrottlePolicy:
         return min(delay, self.max_delay)
 
 
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """A sign-in attempt :meth:`LoginThrottle.admit` let through.
+
+    Attributes:
+        failures: The account's count, this attempt included.
+        ip_run: The start of the address's run this attempt holds a place in, to
+            give back after a success (``None`` without an address).
+    """
+
+    failures: int
+    ip_run: datetime | None = None
+
+
 class LoginThrottle:
-    """Checks and records sign-in failures in a :class:`ThrottleStore`."""
+    """Checks and counts sign-in attempts in a :class:`ThrottleStore`, atomically.
+
+    Every limit is a compare-and-count in the store (:meth:`ThrottleStore.count_if`),
+    so any number of nodes racing on one account or one address admit between them
+    exactly what one node alone would: no check-then-count gap to slip through.
+    """
 
     def __init__(self, store: ThrottleStore, policy: ThrottlePolicy | None = None) -> None:
         self._store = store
         self.policy = policy or ThrottlePolicy()
-        # Per-account locks, dropped as soon as no attempt holds them.
-        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
     @staticmethod
     def _account_key(email: str) -> str:
@@ -64,57 +81,64 @@ class LoginThrottle:
     def _ip_key(ip: str) -> str:
         return "ip:" + ip
 
-    async def admit(self, email: str, ip: str, now: datetime) -> int:
-        """Check the limits and count this attempt against the account, before the hash.
+    async def admit(self, email: str, ip: str, now: datetime) -> Admission:
+        """Count this attempt against the address and the account, before the hash.
 
-        A success clears the account's count afterwards. Counting first means
-        concurrent guesses see each other: per account, check and count run under one
-        lock in this process (network stores yield between the two calls), so across
-        processes only the round trip between them is unguarded. The address is
-        charged only for failures (:meth:`failed_from`), so successful sign-ins from a
-        shared address (an office, a proxy) never use up its allowance; concurrent
-        failures there are bounded by the hashing queue.
-
-        Raises:
-            TooManyAttempts: With ``retry_after`` set.
-        """
-        key = self._account_key(email)
-        lock = self._locks.get(key)
-        if lock is None:
-            lock = self._locks[key] = asyncio.Lock()
-        async with lock:
-            await self.check(email, ip, now)
-            record = await self._store.record_failure(
-                key, now, window_start=now - self.policy.account_window
-            )
-            return record.count
-
-    async def failed_from(self, ip: str, now: datetime) -> None:
-        """Charge a failed sign-in to the client address."""
-        if ip:
-            await self._store.record_failure(
-                self._ip_key(ip), now, window_start=now - self.policy.per_ip_window
-            )
-
-    async def check(self, email: str, ip: str, now: datetime) -> None:
-        """Refuse the attempt if the account or the address is throttled.
+        The address's place is taken first (refused past ``per_ip_failures`` in its
+        window), then the account's: one of the ``free_failures``, or after them the
+        single attempt its back-off allows next, which only one racer can take. An
+        attempt the account refuses gives the address its place back, and so does
+        a success (:meth:`succeeded`): successful sign-ins from a shared address (an
+        office, a proxy) never use up its allowance. A success clears the account.
 
         Raises:
             TooManyAttempts: With ``retry_after`` set.
         """
-        account = await self._store.get(self._account_key(email))
-        if account is not None and account.first_at >= now - self.policy.account_window:
-            wait = account.last_at + self.policy.delay_after(account.count) - now
+        ip_run = await self._take_ip(ip, now) if ip else None
+        try:
+            failures = await self._take_account(self._account_key(email), now)
+        except TooManyAttempts:
+            if ip_run is not None:
+                await self._store.release(self._ip_key(ip), first_at=ip_run)
+            raise
+        return Admission(failures, ip_run)
+
+    async def _take_ip(self, ip: str, now: datetime) -> datetime:
+        window = self.policy.per_ip_window
+        key = self._ip_key(ip)
+        record = await self._store.count_if(
+            key, now, window_start=now - window, limit=self.policy.per_ip_failures
+        )
+        if record is None:
+            current = await self._store.get(key)
+            raise TooManyAttempts(window if current is None else current.first_at + window - now)
+        return record.first_at
+
+    async def _take_account(self, key: str, now: datetime) -> int:
+        window_start = now - self.policy.account_window
+        retry_after = self.policy.delay_after(self.policy.free_failures)
+        for _ in range(2):  # again once, should a success clear the run in between
+            record = await self._store.count_if(
+                key, now, window_start=window_start, limit=self.policy.free_failures
+            )
+            if record is not None:
+                return record.count
+            current = await self._store.get(key)
+            if current is None:
+                continue
+            wait = current.last_at + self.policy.delay_after(current.count) - now
             if wait > timedelta(0):
                 raise TooManyAttempts(wait)
-        if ip:
-            by_ip = await self._store.get(self._ip_key(ip))
-            if by_ip is not None and self._ip_blocked(by_ip, now):
-                raise TooManyAttempts(by_ip.first_at + self.policy.per_ip_window - now)
-
-    def _ip_blocked(self, record: FailureRecord, now: datetime) -> bool:
-        in_window = record.first_at > now - self.policy.per_ip_window
-        return in_window and record.count >= self.policy.per_ip_failures
+            # The back-off is over: admit one more, only if no racer took it first.
+            record = await self._store.count_if(
+                key, now, window_start=window_start, limit=current.count + 1
+            )
+            if record is not None:
+                return record.count
+            # A racer took the one attempt the back-off allowed: wait as it makes the next.
+            retry_after = self.policy.delay_after(current.count + 1)
+            break
+        raise TooManyAttempts(retry_after)
 
     async def registration(self, ip: str, now: datetime) -> None:
         """Count a sign-up from ``ip``; refuse past ``registrations_per_ip`` per window.
@@ -128,12 +152,14 @@ class LoginThrottle:
         if not ip:
             return
         key = "reg:" + ip
-        record = await self._store.record_failure(
-            key, now, window_start=now - self.policy.registration_window
+        window = self.policy.registration_window
+        record = await self._store.count_if(
+            key, now, window_start=now - window, limit=self.policy.registrations_per_ip
         )
-        if record.count > self.policy.registrations_per_ip:
+        if record is None:
+            current = await self._store.get(key)
             raise TooManyAttempts(
-                record.first_at + self.policy.registration_window - now,
+                window if current is None else current.first_at + window - now,
                 "Too many sign-ups from this address; try again later.",
             )
 
@@ -147,6 +173,8 @@ class LoginThrottle:
         )
         return await self._store.purge_before(now - horizon)
 
-    async def succeeded(self, email: str) -> None:
-        """Clear the account's failures; the address's window runs its course."""
+    async def succeeded(self, email: str, ip: str, admission: Admission) -> None:
+        """Clear the account's count and give the address back the place the attempt held."""
         await self._store.clear(self._account_key(email))
+        if ip and admission.ip_run is not None:
+            await self._store.release(self._ip_key(ip), first_at=admission.ip_run)

@@ -10,7 +10,6 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from velvetrope.clock import Clock, system_clock
 from velvetrope.core.binding.dbsc import BOUND_SECRET_NAME, SessionBinding, SessionBindingPolicy
@@ -19,6 +18,7 @@ from velvetrope.core.credentials import Presented
 from velvetrope.core.csrf import CSRF_SECRET_NAME, SECRET_BYTES, CsrfTokens
 from velvetrope.core.devices import Device, sorted_devices
 from velvetrope.core.events import SecurityEvents
+from velvetrope.core.hooks import AccountEvent, Hooks
 from velvetrope.core.ids import TokenSource
 from velvetrope.core.maintenance import Maintenance
 from velvetrope.core.passwords import PasswordHasher, PasswordPolicy
@@ -30,8 +30,8 @@ from velvetrope.core.strategies import (
     DeviceBoundSessionStrategy,
     SessionStrategy,
 )
+from velvetrope.core.token_operations import TokenOperations
 from velvetrope.core.tokens.access import TokenPolicy
-from velvetrope.core.tokens.keys import SigningKey
 from velvetrope.core.tokens.service import TokenPair, TokenService
 from velvetrope.core.users import UserService
 from velvetrope.errors import (
@@ -43,7 +43,6 @@ from velvetrope.errors import (
 )
 from velvetrope.stores.protocols import Stores
 from velvetrope.stores.records import (
-    RefreshFamilyRecord,
     SessionCacheStatus,
     SessionRecord,
     UserRecord,
@@ -77,7 +76,7 @@ class ServiceStatus:
     session_cache: SessionCacheStatus | None
 
 
-class AuthService:
+class AuthService(TokenOperations):
     """Everything velvetrope does, independent of any web framework."""
 
     def __init__(
@@ -92,6 +91,7 @@ class AuthService:
         dpop_policy: DPoPPolicy | None = None,
         binding_policy: SessionBindingPolicy | None = None,
         events: SecurityEvents | None = None,
+        hooks: Hooks | None = None,
         now: Clock = system_clock,
         token_bytes: TokenSource = secrets.token_bytes,
         csrf_secret: bytes | None = None,
@@ -109,6 +109,7 @@ class AuthService:
             dpop_policy: DPoP-bound tokens (RFC 9449): ``allow`` by default.
             binding_policy: Device-bound sessions (DBSC): ``offer`` by default.
             events: Where security events go.
+            hooks: The application's hooks and claims hook (:mod:`velvetrope.core.hooks`).
             now: The clock.
             token_bytes: The random source.
             csrf_secret: The CSRF secret; by default one is made once and shared
@@ -121,6 +122,7 @@ class AuthService:
         self._csrf_secret = csrf_secret
         self._csrf: CsrfTokens | None = None
         self.events = events or SecurityEvents()
+        self.hooks = hooks or Hooks()
         self.now = now
         self.users = UserService(
             stores.users,
@@ -140,6 +142,7 @@ class AuthService:
             events=self.events,
             now=now,
             token_bytes=token_bytes,
+            claims_for=self.token_claims,
         )
         self.dpop = DPoPProofs(stores.one_time, dpop_policy, events=self.events, now=now)
         self.binding = SessionBinding(
@@ -182,8 +185,10 @@ class AuthService:
         return self._csrf
 
     async def register(self, email: str, password: str, *, ip: str = "") -> UserRecord:
-        """Create an account; see :meth:`UserService.register`."""
-        return await self.users.register(email, password, ip=ip)
+        """Create an account; see :meth:`UserService.register`. Runs the register hooks."""
+        user = await self.users.register(email, password, ip=ip)
+        await self.hooks.emit(AccountEvent("registered", user.id, email=user.email, ip=ip))
+        return user
 
     async def login(
         self,
@@ -193,23 +198,44 @@ class AuthService:
         ip: str = "",
         user_agent: str = "",
         replacing: str | None = None,
+        persistent: bool = True,
     ) -> SignIn:
-        """Check the credentials and start a new session.
+        """Check the credentials and start a new session (with the user's email and
+        application claims); then run the sign-in hooks.
 
         ``replacing`` is the session ID the client presented, if any: it is destroyed
-        so every sign-in gets a new ID (SESS-06).
+        so every sign-in gets a new ID (SESS-06). ``persistent=False`` ("remember me"
+        unchecked) gives the session the policy's shorter ``transient_lifetime``.
 
         Raises:
             TooManyAttempts, InvalidCredentials, AccountDisabled: See ``UserService.authenticate``.
+            InvalidClaims: The claims hook failed (no session was started).
         """
         user = await self.users.authenticate(email, password, ip=ip)
+        claims = await self.hooks.claims_for(user)
         issued = await self.sessions.start(
-            user.id, ip=ip, user_agent=user_agent, replacing=replacing
+            user.id,
+            ip=ip,
+            user_agent=user_agent,
+            replacing=replacing,
+            email=user.email,
+            claims=claims,
+            persistent=persistent,
         )
         if not await self._still_valid(user):  # disabled / password changed while we hashed
             await self.sessions.end(issued.secret)
             raise InvalidCredentials
         self.events.emit("login_succeeded", user=user.id, session=issued.record.handle, ip=ip)
+        await self.hooks.emit(
+            AccountEvent(
+                "signed_in",
+                user.id,
+                email=user.email,
+                device=issued.record.handle,
+                method="session",
+                ip=ip,
+            )
+        )
         return SignIn(user, issued)
 
     async def authenticate(self, session_id: str, *, method: str = "session") -> Principal:
@@ -237,19 +263,29 @@ class AuthService:
         ip: str = "",
         user_agent: str = "",
         jkt: str | None = None,
+        persistent: bool = True,
     ) -> TokenPair:
         """The password grant: check the credentials and open a refresh family (bound to
-        the DPoP key with thumbprint ``jkt``, if given).
+        the DPoP key with thumbprint ``jkt``, if given). ``persistent=False`` (a browser
+        sign-in without "remember me") gives the family the sessions' shorter lifetime.
 
         Raises:
             TooManyAttempts, InvalidCredentials, AccountDisabled: As for :meth:`login`.
         """
         user = await self.users.authenticate(email, password, ip=ip)
-        pair = await self.tokens.issue_for(user.id, ip=ip, user_agent=user_agent, jkt=jkt)
+        short = None if persistent else self.sessions.policy.short_lifetime
+        pair = await self.tokens.issue_for(
+            user.id, ip=ip, user_agent=user_agent, jkt=jkt, lifetime=short
+        )
         if not await self._still_valid(user):  # disabled / password changed while we hashed
             await self.tokens.revoke_family(pair.family.id)
             raise InvalidCredentials
         self.events.emit("login_succeeded", user=user.id, family=pair.family.id, ip=ip)
+        await self.hooks.emit(
+            AccountEvent(
+                "signed_in", user.id, email=user.email, device=pair.family.id, method="token", ip=ip
+            )
+        )
         return pair
 
     async def _still_valid(self, verified: UserRecord) -> bool:
@@ -275,7 +311,8 @@ class AuthService:
         """
         session = _session_of(principal)
         user = await self.users.verify_password(principal.user_id, password, ip=ip)
-        issued = await self.sessions.reauthenticated(session_id, session)
+        claims = await self.hooks.claims_for(user)
+        issued = await self.sessions.reauthenticated(session_id, session, claims=claims)
         self.events.emit("reauthenticated", user=user.id, session=issued.record.handle)
         return SignIn(user, issued)
 
@@ -298,13 +335,17 @@ class AuthService:
             WeakPassword: ``new_password`` fails the policy.
         """
         user = await self.users.verify_password(principal.user_id, current_password, ip=ip)
+        claims = await self.hooks.claims_for(user)  # before anything changes
         await self.users.change_password(user, new_password)
         await self.tokens.revoke_user(user.id)
+        await self.hooks.emit(AccountEvent("password_changed", user.id, email=user.email, ip=ip))
         if principal.session is None or session_id is None:
             await self.sessions.end_all(user.id)
             return None
         try:
-            issued = await self.sessions.reauthenticated(session_id, principal.session)
+            issued = await self.sessions.reauthenticated(
+                session_id, principal.session, claims=claims
+            )
         except SessionInvalid:
             await self.sessions.end_all(user.id)  # the password changed: nobody else stays in
             raise
@@ -377,7 +418,9 @@ class AuthService:
         """End every session and token family of the user (an admin's action);
         return how many devices ended."""
         ended = await self.sessions.end_all(user_id)
-        return ended + await self.tokens.revoke_user(user_id)
+        ended += await self.tokens.revoke_user(user_id)
+        await self.hooks.emit(AccountEvent("signed_out", user_id, all_devices=True))
+        return ended
 
     async def logout(self, principal: Principal) -> None:
         """End the device behind this request: its session, or its token family."""
@@ -422,46 +465,6 @@ class AuthService:
         """When ``session`` ends if unused from now (the earlier of its deadlines)."""
         return self.sessions.deadline(session)
 
-    async def family(self, family_id: str) -> RefreshFamilyRecord | None:
-        """The refresh family with this id, revoked or not."""
-        return await self.tokens.refresh.get(family_id)
-
-    async def live_family(self, refresh_token: str) -> str | None:
-        """The id of the family ``refresh_token`` belongs to, if it is still live."""
-        family = await self.tokens.refresh.find_family(refresh_token)
-        if family is None or family.revoked_at is not None:
-            return None
-        return family.id
-
-    async def refresh_grant(self, refresh_token: str, *, jkt: str | None = None) -> TokenPair:
-        """Rotate a refresh token into a new pair; see ``TokenService.refresh_grant``.
-
-        Raises:
-            InvalidGrant: Unknown, expired, revoked or reused (the family is revoked).
-            DPoPProofRefused: The family is bound to a DPoP key other than ``jkt``.
-        """
-        return await self.tokens.refresh_grant(refresh_token, jkt=jkt)
-
-    async def revoke_family(self, family_id: str) -> bool:
-        """End a token device: its refresh tokens and every access token it holds."""
-        return await self.tokens.revoke_family(family_id)
-
-    async def revoke_token(self, token: str) -> None:
-        """RFC 7009: revoke a refresh token's family or one access token (unknown: no-op)."""
-        await self.tokens.revoke_token(token)
-
-    def jwks(self) -> dict[str, Any]:
-        """The public keys that verify access tokens (RFC 7517 JWK Set)."""
-        return self.tokens.keys.jwks()
-
-    def signing_keys(self) -> Sequence[SigningKey]:
-        """The keys that still verify access tokens, the signing one first."""
-        return self.tokens.keys.keys()
-
-    async def rotate_keys(self) -> SigningKey:
-        """Make a new signing key now; the previous one verifies until its tokens expire."""
-        return await self.tokens.rotate_keys()
-
     async def maintain(self) -> None:
         """Periodic upkeep: purge what expired (sessions, counters, families, single-use
         values), rotate the signing key when it is due."""
@@ -496,7 +499,8 @@ class AuthService:
         )
 
     async def aclose(self) -> None:
-        """Close the stores."""
+        """Close the stores and stop the hashing workers."""
+        self.users.hasher.close()
         await self.stores.aclose()
 
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import dataclasses
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from velvetrope.clock import Clock, system_clock
 from velvetrope.core.events import SecurityEvents
@@ -44,6 +45,11 @@ class SessionPolicy:
         touch_interval: Activity is written at most this often.
         max_per_user: Sessions one user may hold; signing in past it ends the oldest (SESS-13).
         reauth_window: How recent a password proof must be for sensitive actions (TIME-05).
+        transient_lifetime: The absolute lifetime of a session whose browser was not
+            asked to remember it ("remember me" unchecked: a cookie without
+            ``Max-Age``); ``None`` is half of ``absolute_lifetime``. Always shorter than
+            ``absolute_lifetime``, which is how a session's kind is told later
+            (:meth:`persistent`).
     """
 
     idle_timeout: timedelta = timedelta(minutes=30)
@@ -51,6 +57,7 @@ class SessionPolicy:
     touch_interval: timedelta = timedelta(seconds=60)
     max_per_user: int = 10
     reauth_window: timedelta = timedelta(minutes=10)
+    transient_lifetime: timedelta | None = None
 
     def __post_init__(self) -> None:
         if self.idle_timeout <= timedelta(0) or self.absolute_lifetime <= timedelta(0):
@@ -63,6 +70,23 @@ class SessionPolicy:
             raise ValueError("the touch interval must be shorter than the idle timeout")
         if self.max_per_user < 1:
             raise ValueError("max_per_user must be at least 1")
+        transient = self.transient_lifetime
+        if transient is not None and not timedelta(0) < transient < self.absolute_lifetime:
+            raise ValueError(
+                "the lifetime of sessions not remembered must be positive and shorter than "
+                "the absolute session lifetime"
+            )
+
+    @property
+    def short_lifetime(self) -> timedelta:
+        """The absolute lifetime of a session not remembered by its browser."""
+        return self.transient_lifetime or self.absolute_lifetime / 2
+
+    def persistent(self, session: SessionRecord) -> bool:
+        """Whether ``session`` was started as remembered (a persistent cookie): its
+        lifetime, fixed at sign-in and kept by every rotation, is longer than
+        :attr:`short_lifetime`."""
+        return session.expires_at - session.authenticated_at > self.short_lifetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,8 +120,19 @@ class SessionService:
         self._now = now
         self._token_bytes = token_bytes
 
-    def _new(self, user_id: str, *, ip: str, user_agent: str) -> IssuedSession:
+    def _new(
+        self,
+        user_id: str,
+        *,
+        ip: str,
+        user_agent: str,
+        email: str = "",
+        claims: Mapping[str, Any] | None = None,
+        persistent: bool = True,
+    ) -> IssuedSession:
         now = self._now()
+        policy = self.policy
+        lifetime = policy.absolute_lifetime if persistent else policy.short_lifetime
         secret = new_secret(self._token_bytes)
         record = SessionRecord(
             id_digest=secret_digest(secret),
@@ -105,17 +140,29 @@ class SessionService:
             user_id=user_id,
             created_at=now,
             last_seen_at=now,
-            expires_at=now + self.policy.absolute_lifetime,
+            expires_at=now + lifetime,
             authenticated_at=now,
             ip=ip[:_MAX_IP],
             user_agent=user_agent[:_MAX_USER_AGENT],
+            email=email,
+            claims=dict(claims or {}),
         )
         return IssuedSession(secret, record)
 
     async def start(
-        self, user_id: str, *, ip: str = "", user_agent: str = "", replacing: str | None = None
+        self,
+        user_id: str,
+        *,
+        ip: str = "",
+        user_agent: str = "",
+        replacing: str | None = None,
+        email: str = "",
+        claims: Mapping[str, Any] | None = None,
+        persistent: bool = True,
     ) -> IssuedSession:
-        """Begin a session after the user proved who they are.
+        """Begin a session after the user proved who they are, holding the user's
+        ``email`` and application ``claims`` (so requests need no user lookup).
+        ``persistent=False`` gives it :attr:`SessionPolicy.short_lifetime`.
 
         Always a new ID (SESS-06): a session ID the client already held (``replacing``)
         is destroyed, whoever it belonged to, so a planted ID can never become a
@@ -123,7 +170,14 @@ class SessionService:
         """
         if replacing is not None and is_well_formed_secret(replacing):
             await self._store.delete(secret_digest(replacing))
-        issued = self._new(user_id, ip=ip, user_agent=user_agent)
+        issued = self._new(
+            user_id,
+            ip=ip,
+            user_agent=user_agent,
+            email=email,
+            claims=claims,
+            persistent=persistent,
+        )
         await self._store.add(issued.record)
         self._events.emit("session_created", user=user_id, session=issued.record.handle)
         await self._enforce_limit(user_id, keep=issued.record.id_digest)
@@ -177,16 +231,27 @@ class SessionService:
         """Whether the password was proven within ``reauth_window`` (TIME-05)."""
         return self._now() - session.authenticated_at < self.policy.reauth_window
 
-    async def reauthenticated(self, secret: str, session: SessionRecord) -> IssuedSession:
+    async def reauthenticated(
+        self, secret: str, session: SessionRecord, *, claims: Mapping[str, Any] | None = None
+    ) -> IssuedSession:
         """Replace ``session`` with a fresh ID after the password was proven again.
 
-        Both deadlines restart (TIME-02) and the old ID stops working at once (SESS-06).
+        Both deadlines restart (TIME-02; a session not remembered keeps its shorter
+        lifetime) and the old ID stops working at once (SESS-06). The application
+        ``claims`` are replaced when given, else kept.
 
         Raises:
             SessionInvalid: The session ended meanwhile; exactly one of several
                 concurrent rotations wins (SESS-10).
         """
-        issued = self._new(session.user_id, ip=session.ip, user_agent=session.user_agent)
+        issued = self._new(
+            session.user_id,
+            ip=session.ip,
+            user_agent=session.user_agent,
+            email=session.email,
+            claims=session.claims if claims is None else claims,
+            persistent=self.policy.persistent(session),
+        )
         # The device stays bound across rotation: the key lives in the browser, not the ID.
         record = dataclasses.replace(
             issued.record, created_at=session.created_at, device_key=session.device_key

@@ -78,7 +78,12 @@ class SessionStrategy:
         """Resolve a session ID: idle and absolute deadlines, then the principal."""
         session = await self._sessions.resolve(credential.value)
         return Principal(
-            user_id=session.user_id, method=method, handle=session.handle, session=session
+            user_id=session.user_id,
+            method=method,
+            handle=session.handle,
+            session=session,
+            email=session.email,
+            claims=session.claims,
         )
 
     async def destroy(self, principal: Principal) -> None:
@@ -150,7 +155,14 @@ class AccessTokenStrategy:
             if credential.proof is None or proofs is None:
                 raise
             raise exc.challenged(proofs.challenge("invalid_token")) from None
-        principal = Principal(user_id=claims.sub, method=method, handle=claims.sid, token=claims)
+        principal = Principal(
+            user_id=claims.sub,
+            method=method,
+            handle=claims.sid,
+            token=claims,
+            email=claims.email,
+            claims=claims.claims,
+        )
         if credential.proof is None:
             if claims.jkt is None and (proofs is None or proofs.policy.mode != "require"):
                 return principal

@@ -115,17 +115,18 @@ class UserService:
         except InvalidEmail:
             raise InvalidCredentials from None
         try:
-            count = await self.throttle.admit(normal, ip, self._now())
+            admission = await self.throttle.admit(normal, ip, self._now())
         except TooManyAttempts:
             self._events.emit("login_throttled", email=email_handle(normal), ip=ip)
             raise
         user = await self._store.get_by_email(normal)
         result = await self.hasher.verify(None if user is None else user.password_hash, password)
         if user is None or not result.ok:
-            await self.throttle.failed_from(ip, self._now())
-            self._events.emit("login_failed", email=email_handle(normal), ip=ip, failures=count)
+            self._events.emit(
+                "login_failed", email=email_handle(normal), ip=ip, failures=admission.failures
+            )
             raise InvalidCredentials
-        await self.throttle.succeeded(normal)
+        await self.throttle.succeeded(normal, ip, admission)
         if user.disabled:
             raise AccountDisabled
         if result.new_hash is not None:

@@ -10,7 +10,10 @@ middleware, error handlers and lifespan); this factory adds
 * ``GET /bench/protected``: behind ``Depends(vr.principal)``, the per-request check;
 * ``GET /bench/guarded``: behind :class:`velvetrope.AuthMiddleware` (the pure-ASGI
   guard, the documented hot-path integration) and no dependency at all: the handler
-  is the open one, the middleware has already refused requests without a credential.
+  is the open one, the middleware has already refused requests without a credential;
+* ``GET /bench/both``: behind the middleware *and* ``Depends(vr.principal)``: the
+  dependency finds the principal the middleware verified and checks nothing again, so
+  this costs the guard plus an empty dependency.
 
 All return the same small JSON body through the same response class, so the
 difference in their throughput is the cost of the check alone. They are declared in
@@ -35,12 +38,21 @@ from starlette.responses import JSONResponse
 
 from velvetrope import AuthMiddleware, Principal, Settings, Velvetrope, create_app
 
-__all__ = ["BODY", "FLOOR_PATH", "GUARDED_PATH", "OPEN_PATH", "PROTECTED_PATH", "build_app"]
+__all__ = [
+    "BODY",
+    "BOTH_PATH",
+    "FLOOR_PATH",
+    "GUARDED_PATH",
+    "OPEN_PATH",
+    "PROTECTED_PATH",
+    "build_app",
+]
 
 OPEN_PATH: Final = "/bench/open"
 FLOOR_PATH: Final = "/bench/floor"
 PROTECTED_PATH: Final = "/bench/protected"
 GUARDED_PATH: Final = "/bench/guarded"
+BOTH_PATH: Final = "/bench/both"
 
 # Small and constant; built per response like an ordinary handler's would be.
 BODY: Final = {"status": "ok", "items": [1, 2, 3], "note": "velvetrope benchmark"}
@@ -84,8 +96,13 @@ def build_app() -> FastAPI:
         # (it is in `request.state` for handlers that want it).
         return JSONResponse(BODY)
 
+    @app.get(BOTH_PATH, include_in_schema=False)
+    async def bench_both(_principal: Current) -> JSONResponse:
+        # Guarded and a dependency: the principal comes from the middleware's check.
+        return JSONResponse(BODY)
+
     # `add_middleware` puts the guard outside create_app's RequestLimits and inside
     # Starlette's ServerErrorMiddleware and velvetrope's SecurityHeaders (which wraps
     # the built stack), so the guard's 401/503 answers get the same headers as the app's.
-    app.add_middleware(AuthMiddleware, velvetrope=vr, protect=[GUARDED_PATH])
+    app.add_middleware(AuthMiddleware, velvetrope=vr, protect=[GUARDED_PATH, BOTH_PATH])
     return app

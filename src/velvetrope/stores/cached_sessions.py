@@ -7,8 +7,10 @@ over the stores' :class:`~velvetrope.stores.protocols.Notifier` (Redis pub/sub, 
 PostgreSQL ``LISTEN``/``NOTIFY``), so a sign-out on one node is refused on the others
 within the push latency (milliseconds).
 
-What is cached: positive ``get`` results only (an unknown digest is asked every time),
-at most ``max_entries`` of them, least recently used evicted first (O(1)). Every other
+What is cached: positive ``get`` results only (an unknown digest is asked every time,
+so a flood of unknown IDs cannot displace anything), at most ``max_entries`` of them
+in a segmented LRU (:class:`~velvetrope.stores.bounded.SegmentedCache`: sessions read
+again are kept over sessions read once; O(1)). Every other
 read (``list_for_user``) goes to the store.
 
 Invalidation. Every write made through a ``CachedSessionStore`` (on any node, the CLI
@@ -65,11 +67,11 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
 from velvetrope.errors import ConfigurationError, StoreUnavailable
+from velvetrope.stores.bounded import SegmentedCache
 from velvetrope.stores.protocols import Notifier, SessionStore
 from velvetrope.stores.records import SessionCacheStatus, SessionRecord
 
@@ -130,7 +132,9 @@ class CachedSessionStore:
         self._ttl_seconds = ttl.total_seconds()
         self._max_entries = max_entries
         self._monotonic = monotonic
-        self._entries: OrderedDict[str, tuple[SessionRecord, float]] = OrderedDict()
+        self._entries: SegmentedCache[str, tuple[SessionRecord, float]] = SegmentedCache(
+            max_entries
+        )
         self._by_user: dict[str, set[str]] = {}
         self._generation = 0  # counts invalidations; a read spanning one is not cached
         self._connected = False
@@ -178,6 +182,7 @@ class CachedSessionStore:
             push_connected=self._connected,
             max_staleness=self._ttl,
             entries=len(self._entries),
+            max_entries=self._max_entries,
             hits=self._hits,
             misses=self._misses,
         )
@@ -197,7 +202,6 @@ class CachedSessionStore:
         entry = self._entries.get(id_digest)
         if entry is not None:
             if now - entry[1] < self._ttl_seconds:
-                self._entries.move_to_end(id_digest)
                 self._hits += 1
                 return entry[0]
             self._drop(id_digest)
@@ -323,16 +327,13 @@ class CachedSessionStore:
 
     def _remember(self, record: SessionRecord, read_at: float) -> None:
         digest = record.id_digest
-        if digest in self._entries:
-            self._entries.move_to_end(digest)
-        self._entries[digest] = (record, read_at)
+        evicted = self._entries.put(digest, (record, read_at))
         self._by_user.setdefault(record.user_id, set()).add(digest)
-        if len(self._entries) > self._max_entries:
-            oldest, (evicted, _) = self._entries.popitem(last=False)
-            self._unindex(evicted.user_id, oldest)
+        for oldest, (old, _) in evicted:
+            self._unindex(old.user_id, oldest)
 
     def _drop(self, digest: str) -> None:
-        entry = self._entries.pop(digest, None)
+        entry = self._entries.pop(digest)
         if entry is not None:
             self._unindex(entry[0].user_id, digest)
 
@@ -350,7 +351,7 @@ class CachedSessionStore:
     def _evict_user(self, user_id: str) -> None:
         self._generation += 1
         for digest in self._by_user.pop(user_id, ()):
-            self._entries.pop(digest, None)
+            self._entries.pop(digest)
 
     def _evict_expired(self, now: datetime) -> None:
         self._generation += 1

@@ -125,6 +125,26 @@ class ThrottleStore(Protocol):
         A record whose ``first_at`` is before ``window_start`` is stale and restarts at 1.
         """
 
+    async def count_if(
+        self, key: str, now: datetime, *, window_start: datetime, limit: int
+    ) -> FailureRecord | None:
+        """Count one failure at ``now`` only while fewer than ``limit`` are counted.
+
+        The compare and the count are one atomic step in the store, so nodes racing
+        on one key never admit more than ``limit`` between them. A stale record (as
+        for :meth:`record_failure`) restarts at 1. Returns the new record, or ``None``
+        (nothing written) when ``limit`` were already counted; a ``limit`` below 1
+        admits nothing.
+        """
+
+    async def release(self, key: str, *, first_at: datetime) -> bool:
+        """Take back one count under ``key`` if its run still began at ``first_at``.
+
+        For an attempt admitted by :meth:`count_if` that turned out not to be a
+        failure. A run restarted meanwhile is left alone; the count never goes below
+        zero. Returns whether a count was taken back.
+        """
+
     async def clear(self, key: str) -> None:
         """Forget the failures under ``key`` (after a successful sign-in)."""
 

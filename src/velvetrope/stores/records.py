@@ -179,6 +179,7 @@ class SessionCacheStatus:
         entries: Sessions cached now.
         hits: Lookups answered from the cache since the start.
         misses: Lookups that went to the store (misses and bypasses) since the start.
+        max_entries: The most sessions it holds.
     """
 
     enabled: bool
@@ -187,6 +188,7 @@ class SessionCacheStatus:
     entries: int
     hits: int
     misses: int
+    max_entries: int = 10_000
 
 
 @dataclass(frozen=True, slots=True)

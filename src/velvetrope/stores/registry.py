@@ -10,6 +10,7 @@ URL                             backend
 ``postgresql://u:p@host/db``    PostgreSQL (``postgres://`` too)
 ``redis://host:6379/0``         Redis, for the fast-moving state only
                                 (``rediss://`` with TLS, ``unix:///path``)
+``redis+cluster://h:p,h:p``     a Redis Cluster, for the same state
 ==============================  ==========================================
 
 Adding a backend is one package with a ``Stores`` facade (its ``from_url``), one line
@@ -53,6 +54,8 @@ FAST: dict[str, str] = {
     "redis": "velvetrope.stores.redis:RedisStores",
     "rediss": "velvetrope.stores.redis:RedisStores",
     "unix": "velvetrope.stores.redis:RedisStores",
+    "redis+cluster": "velvetrope.stores.redis:RedisStores",
+    "rediss+cluster": "velvetrope.stores.redis:RedisStores",
 }
 """Backends for the per-request state next to a primary (``VELVETROPE_REDIS_URL``)."""
 

@@ -58,7 +58,7 @@ def create_app(
     Raises:
         ConfigurationError, StoreUnavailable: The configured store cannot be opened.
     """
-    vr = velvetrope or Velvetrope(settings)
+    vr = velvetrope or Velvetrope(settings, origin_from_listener=True)
     app = _App(
         title="velvetrope",
         version=__version__,

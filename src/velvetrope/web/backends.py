@@ -34,7 +34,7 @@ Add a way in with ``Velvetrope.add_backend(AuthBackend(name, transport, strategy
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from starlette.types import Scope
@@ -66,7 +66,17 @@ class AuthBackend:
 class Authenticator:
     """Runs the ordered backends: the per-request credential check (CSRF is separate)."""
 
-    def __init__(self, backends: Iterable[AuthBackend]) -> None:
+    def __init__(
+        self,
+        backends: Iterable[AuthBackend],
+        *,
+        on_sign_out: Callable[[Principal], Awaitable[None]] | None = None,
+    ) -> None:
+        """Args:
+        backends: The ways in, in the order they are asked.
+        on_sign_out: Called after :meth:`sign_out` ended a credential (the hooks).
+        """
+        self.on_sign_out = on_sign_out
         self._backends: tuple[AuthBackend, ...] = ()
         self._by_name: dict[str, AuthBackend] = {}
         self._replace(tuple(backends))
@@ -211,3 +221,5 @@ class Authenticator:
         if backend is None:
             raise ValueError(f"no backend called {principal.method!r}")
         await backend.strategy.destroy(principal)
+        if self.on_sign_out is not None:
+            await self.on_sign_out(principal)

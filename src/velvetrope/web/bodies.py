@@ -17,6 +17,7 @@ __all__ = [
     "PasswordChange",
     "PasswordProof",
     "RevokeRequest",
+    "SignInCredentials",
     "TokenRequest",
     "form_or_json_schema",
     "read_body",
@@ -53,6 +54,14 @@ class Credentials(_Body):
 
     email: Annotated[Text, Field(min_length=1, max_length=320)]
     password: Annotated[Text, Field(min_length=1, max_length=4096)]
+
+
+class SignInCredentials(Credentials):
+    """An email address, a password, and whether the browser should remember the
+    sign-in (``remember``; the API takes an absent one as ``true``, the sign-in page's
+    unchecked box as ``false``)."""
+
+    remember: bool | None = None
 
 
 class PasswordProof(_Body):

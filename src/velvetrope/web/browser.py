@@ -33,7 +33,7 @@ from velvetrope.core.principal import Principal
 from velvetrope.core.service import AuthService, SignIn
 from velvetrope.core.tokens.service import TokenPair
 from velvetrope.errors import InvalidToken, NotAuthenticated, OAuthError
-from velvetrope.stores.records import UserRecord
+from velvetrope.stores.records import RefreshFamilyRecord, UserRecord
 from velvetrope.web.client import client_of
 from velvetrope.web.csrf import CsrfGuard, form_token
 from velvetrope.web.dependencies import Gate
@@ -49,11 +49,12 @@ SESSION = "session"
 JWT_COOKIE = "jwt-cookie"
 """The backend name of the access-token cookie (``VELVETROPE_BROWSER_CREDENTIALS=jwt-cookie``)."""
 
-SetCookie = tuple[CookieTransport, str, timedelta]
+SetCookie = tuple[CookieTransport, str, timedelta | None]
 
 
 def set_cookies(response: Response, cookies: Iterable[SetCookie]) -> Response:
-    """Set each ``(transport, value, max_age)`` cookie on ``response`` and return it."""
+    """Set each ``(transport, value, max_age)`` cookie on ``response`` and return it
+    (``max_age=None``: a browser-session cookie)."""
     for transport, value, max_age in cookies:
         transport.write(response, value, max_age=max_age)
     return response
@@ -155,11 +156,15 @@ class BrowserFlows:
         form's CSRF cookie, which is no sign-in to expire)."""
         return any(c.read(connection) is not None for c in self.credential_cookies)
 
-    async def login(self, request: Request, email: str, password: str) -> BrowserSignIn:
+    async def login(
+        self, request: Request, email: str, password: str, *, remember: bool = True
+    ) -> BrowserSignIn:
         """Sign a browser in: a session cookie, or access and refresh cookies in JWT mode.
 
         Any session the browser already had is destroyed (SESS-06), and the CSRF token
-        returned is bound to the new credential (CSRF-04).
+        returned is bound to the new credential (CSRF-04). ``remember=False`` ("remember
+        me" unchecked) sets browser-session cookies (no ``Max-Age``) and gives the
+        session or refresh family the shorter ``VELVETROPE_SESSION_TRANSIENT_LIFETIME``.
 
         Raises:
             TooManyAttempts, InvalidCredentials, AccountDisabled: See ``AuthService.login``.
@@ -172,10 +177,11 @@ class BrowserFlows:
                 ip=client.ip,
                 user_agent=client.user_agent,
                 replacing=self.cookies.session.read(request),
+                persistent=remember,
             )
             return await self._offer_binding(request, self.signed_in(sign_in))
         pair = await self.service.token_login(
-            email, password, ip=client.ip, user_agent=client.user_agent
+            email, password, ip=client.ip, user_agent=client.user_agent, persistent=remember
         )
         old = self.cookies.refresh.read(request)
         if old is not None:
@@ -201,10 +207,11 @@ class BrowserFlows:
         principal = Principal(
             user_id=record.user_id, method=SESSION, handle=record.handle, session=record
         )
+        remembered = self.service.sessions.policy.persistent(record)
         cookie = (
             self.cookies.session,
             sign_in.session.secret,
-            record.expires_at - record.authenticated_at,
+            record.expires_at - record.authenticated_at if remembered else None,
         )
         return BrowserSignIn(sign_in.user, principal, self.csrf.token_for(principal), (cookie,))
 
@@ -220,7 +227,9 @@ class BrowserFlows:
         """
         if principal.session is None:
             user = await self.service.user_of(principal)
-            return await self.login(request, user.email, password)
+            family = await self.service.family(principal.handle)
+            remember = family is None or self._remembered(family)
+            return await self.login(request, user.email, password, remember=remember)
         secret = self.cookies.session.read(request)
         if secret is None:
             raise NotAuthenticated
@@ -229,11 +238,23 @@ class BrowserFlows:
 
     def pair_cookies(self, pair: TokenPair) -> tuple[SetCookie, ...]:
         """The access and refresh cookies that carry ``pair`` (JWT-in-cookie mode)."""
-        refresh_left = pair.family.expires_at - self.service.now()
+        family = pair.family
+        if not self._remembered(family):
+            # not remembered: both cookies end with the browser (the family ends sooner)
+            return (
+                (self.cookies.access, pair.access_token, None),
+                (self.cookies.refresh, pair.refresh_token, None),
+            )
+        refresh_left = family.expires_at - self.service.now()
         return (
             (self.cookies.access, pair.access_token, timedelta(seconds=pair.expires_in)),
             (self.cookies.refresh, pair.refresh_token, refresh_left),
         )
+
+    def _remembered(self, family: RefreshFamilyRecord) -> bool:
+        """Whether a JWT-cookie sign-in was remembered: its family outlives the
+        sessions' short lifetime (see ``SessionPolicy.persistent``)."""
+        return family.expires_at - family.created_at > self.service.sessions.policy.short_lifetime
 
     def apply_pair(self, response: Response, pair: TokenPair) -> Response:
         """Set the cookies that carry ``pair`` on ``response`` and return it."""

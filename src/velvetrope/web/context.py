@@ -17,6 +17,7 @@ from starlette.types import Scope
 
 from velvetrope.core.devices import Device
 from velvetrope.core.gateway import Gateway
+from velvetrope.core.hooks import AccountEvent
 from velvetrope.core.principal import Principal
 from velvetrope.core.service import AuthService
 from velvetrope.errors import InvalidToken
@@ -95,7 +96,9 @@ class WebContext:
             OriginPolicy(settings.origin, settings.cors_allowlist()),
             secure=secure,
         )
-        self.authenticator = Authenticator(default_backends(settings, service, self.cookies))
+        self.authenticator = Authenticator(
+            default_backends(settings, service, self.cookies), on_sign_out=self._signed_out
+        )
         self.gate = Gate(self.authenticator, self.csrf)
         self.browser = BrowserFlows(
             service,
@@ -104,6 +107,16 @@ class WebContext:
             jwt_cookies=settings.browser_credentials == "jwt-cookie",
         )
         self.gateway = build_gateway(settings, service)
+
+    async def _signed_out(self, principal: Principal) -> None:
+        event = AccountEvent(
+            "signed_out",
+            principal.user_id,
+            email=principal.email,
+            device=principal.handle,
+            method=principal.method,
+        )
+        await self.service.hooks.emit(event)
 
     async def bind(self, connection: HTTPConnection) -> None:
         """Router dependency: make this context the request's (see :func:`context_of`)."""
@@ -155,6 +168,8 @@ class WebContext:
         if not current:
             await self.service.require_recent_auth(principal)
         await self.authenticator.end_device(principal.user_id, handle)
+        event = AccountEvent("signed_out", principal.user_id, email=principal.email, device=handle)
+        await self.service.hooks.emit(event)
         return current
 
     async def sign_out_everywhere(self, principal: Principal) -> int:

@@ -22,6 +22,8 @@ from velvetrope.errors import (
     DPoPNonceRequired,
     EmailTaken,
     GatewayAudienceUnknown,
+    HashingBusy,
+    InvalidClaims,
     InvalidCredentials,
     InvalidDeviceProof,
     InvalidInput,
@@ -124,6 +126,7 @@ STATUS: tuple[tuple[type[AuthError], int, Headers | None], ...] = (
     (CsrfFailed, 403, None),
     (GatewayAudienceUnknown, 403, None),
     (NotFound, 404, None),
+    (HashingBusy, 503, _retry_after),
     (TooManyAttempts, 429, _retry_after),
     (StoreUnavailable, 503, lambda _: {"Retry-After": "5"}),
     (ConfigurationError, 500, None),
@@ -139,6 +142,8 @@ def error_response(exc: AuthError) -> JSONResponse:
     if isinstance(exc, StoreUnavailable):
         _logger.error("store unavailable: %s", exc.detail)
         detail = StoreUnavailable.default_detail  # backend details stay in the log
+    if isinstance(exc, InvalidClaims):
+        detail = InvalidClaims.default_detail  # the app's bug: details in velvetrope.hooks
     body = {"error": exc.code, "detail": detail}
     if isinstance(exc, OAuthError | TooManyAttempts):
         body["error_description"] = detail  # RFC 6749 §5.2 field for token clients

@@ -5,13 +5,18 @@
     from fastapi import Depends, FastAPI
     from velvetrope import Principal, Settings, Velvetrope
 
-    auth = Velvetrope(Settings())
-    app = FastAPI(lifespan=auth.lifespan)
-    app.include_router(auth.router)          # /auth/* endpoints
+    auth = Velvetrope(Settings(public_origin="https://app.example.com"))
+    app = FastAPI()
+    auth.install(app)       # /auth/* endpoints, the error mapping, the lifespan
 
     @app.get("/orders")
     async def orders(who: Principal = Depends(auth.principal)) -> dict[str, str]:
         return {"user": who.user_id}
+
+In your own app the public origin must be configured (``VELVETROPE_PUBLIC_ORIGIN``):
+CSRF checks, DPoP proofs and the tokens' ``iss``/``aud`` all depend on it, and
+velvetrope cannot know the host and port your server answers on. Without it the
+constructor refuses with one sentence.
 
 The facade builds the router, the dependencies and the lifespan; the work is done by
 the parts it wires (:class:`~velvetrope.web.context.WebContext`): the ways in
@@ -27,18 +32,24 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import anyio
-from fastapi import APIRouter
+from fastapi import APIRouter, FastAPI
+from fastapi import exception_handlers as defaults
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
 from starlette.requests import HTTPConnection
 
 from velvetrope.bootstrap import build_service
 from velvetrope.core.devices import Device
+from velvetrope.core.hooks import Hooks
 from velvetrope.core.principal import Principal
 from velvetrope.core.service import AuthService
+from velvetrope.errors import ConfigurationError
 from velvetrope.settings import Settings
 from velvetrope.web.backends import AuthBackend, Authenticator
 from velvetrope.web.browser import BrowserFlows
 from velvetrope.web.context import WebContext
 from velvetrope.web.csrf import CsrfGuard
+from velvetrope.web.errors import install_error_handlers
 from velvetrope.web.routes import (
     build_auth_router,
     build_dbsc_router,
@@ -47,7 +58,13 @@ from velvetrope.web.routes import (
 )
 from velvetrope.web.transports import CookieTransport
 
-__all__ = ["Velvetrope"]
+__all__ = ["ORIGIN_REQUIRED", "Velvetrope"]
+
+ORIGIN_REQUIRED = (
+    "velvetrope needs the origin your users reach this app at: set VELVETROPE_PUBLIC_ORIGIN "
+    "(or Settings(public_origin=...)), e.g. https://app.example.com or "
+    "http://127.0.0.1:8001 for local development"
+)
 
 
 class Velvetrope:
@@ -62,27 +79,47 @@ class Velvetrope:
     principal: Callable[[HTTPConnection], Awaitable[Principal]]
     optional_principal: Callable[[HTTPConnection], Awaitable[Principal | None]]
 
-    def __init__(self, settings: Settings | None = None, *, service: AuthService | None = None):
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        service: AuthService | None = None,
+        origin_from_listener: bool = False,
+    ):
         """Build from ``settings`` (default: the environment). Nothing connects until
         the lifespan starts.
 
         Args:
             settings: Configuration; read from ``VELVETROPE_*`` when omitted.
             service: A ready service (tests inject one with a frozen clock or memory stores).
+            origin_from_listener: Let the origin default to ``http://HOST:PORT`` of the
+                settings: only for the standalone server (``create_app``), which listens
+                there. In your own app the origin must be configured.
 
         Raises:
-            ConfigurationError: A store URL is not supported.
+            ConfigurationError: A store URL is not supported, or no public origin is
+                configured (:data:`ORIGIN_REQUIRED`).
         """
         self.settings = settings or Settings()
+        if self.settings.public_origin is None and not origin_from_listener:
+            raise ConfigurationError(ORIGIN_REQUIRED)
         self.context = WebContext(self.settings, service or build_service(self.settings))
         self.principal = self.context.gate.principal
         self.optional_principal = self.context.gate.optional_principal
         self._router: APIRouter | None = None
+        self._running = 0
 
     @property
     def service(self) -> AuthService:
         """The auth service."""
         return self.context.service
+
+    @property
+    def hooks(self) -> Hooks:
+        """The application's hooks: claims for tokens and sessions, and code to run on
+        register, sign-in, sign-out, password change and refresh reuse (see
+        :mod:`velvetrope.core.hooks`)."""
+        return self.context.service.hooks
 
     @property
     def authenticator(self) -> Authenticator:
@@ -132,12 +169,62 @@ class Velvetrope:
         """The principal's devices, every way in included, oldest first."""
         return await self.context.devices(principal)
 
+    def install(self, app: FastAPI) -> FastAPI:
+        """Mount velvetrope into your app with one call: the ``/auth/*`` router, the error
+        mapping (every :class:`~velvetrope.errors.AuthError` raised in any route, yours
+        included, gets its documented status, headers and ``{"error", "detail"}`` body),
+        and the lifespan (chained around the app's own; no ``lifespan=`` needed).
+
+        The app's own handlers for ``HTTPException`` and request validation stay if it
+        set any; otherwise they take the same JSON shape. ``app.state.velvetrope`` is this
+        instance (:mod:`velvetrope.testing` finds it there).
+
+        Returns:
+            ``app``, for chaining.
+
+        Raises:
+            RuntimeError: A velvetrope is installed in ``app`` already.
+        """
+        if getattr(app.state, "velvetrope", None) is not None:
+            raise RuntimeError("a velvetrope is installed in this app already")
+        _install_handlers(app)
+        app.include_router(self.router)
+        app.state.velvetrope = self
+        inner = app.router.lifespan_context
+
+        @contextlib.asynccontextmanager
+        async def lifespan(running_app: Any) -> AsyncIterator[Any]:
+            async with self.lifespan(running_app), inner(running_app) as state:
+                yield state
+
+        app.router.lifespan_context = lifespan
+        return app
+
+    @property
+    def running(self) -> bool:
+        """Whether the lifespan has started and not yet ended."""
+        return self._running > 0
+
     @contextlib.asynccontextmanager
     async def lifespan(self, _app: Any = None) -> AsyncIterator[None]:
         """ASGI lifespan: start the service, keep it in step with other nodes while the
-        app serves (``AuthService.run_background``), close the stores at the end."""
+        app serves (``AuthService.run_background``), close the stores at the end.
+
+        It can run again after it ended (one test client after another); entered again
+        while running (``lifespan=auth.lifespan`` and :meth:`install` both), the inner
+        entry shares the running service.
+        """
+        if self._running:
+            self._running += 1
+            try:
+                yield
+            finally:
+                self._running -= 1
+            return
         await self.service.start()
         gateway = self.context.gateway
+        self._running = 1
+        failure: Exception | None = None
         try:
             if gateway is not None:
                 await gateway.start()
@@ -147,7 +234,28 @@ class Velvetrope:
                     tasks.start_soon(gateway.run)
                 try:
                     yield
+                except Exception as exc:  # noqa: BLE001 - raised below, outside the task group (no ExceptionGroup)
+                    failure = exc
                 finally:
                     tasks.cancel_scope.cancel()
         finally:
+            self._running = 0
             await self.service.aclose()
+        if failure is not None:
+            raise failure
+
+
+def _install_handlers(app: FastAPI) -> None:
+    """The error mapping, keeping handlers the app chose itself (FastAPI's defaults go)."""
+    kept = {
+        kind: handler
+        for kind, handler in app.exception_handlers.items()
+        if kind is Exception
+        or (kind is HTTPException and handler is not defaults.http_exception_handler)
+        or (
+            kind is RequestValidationError
+            and handler is not defaults.request_validation_exception_handler
+        )
+    }
+    install_error_handlers(app)
+    app.exception_handlers.update(kept)

@@ -126,12 +126,13 @@ class CookieTransport:
                         return found.decode("latin-1") or None
         return None
 
-    def write(self, response: Response, value: str, *, max_age: timedelta) -> None:
-        """Set the cookie on ``response``."""
+    def write(self, response: Response, value: str, *, max_age: timedelta | None) -> None:
+        """Set the cookie on ``response``; ``max_age=None`` makes it a browser-session
+        cookie (no ``Max-Age``: it ends when the browser does)."""
         response.set_cookie(
             self.name,
             value,
-            max_age=max(0, int(max_age.total_seconds())),
+            max_age=None if max_age is None else max(0, int(max_age.total_seconds())),
             path="/",
             secure=self.secure,
             httponly=True,

@@ -46,7 +46,7 @@ def test_KEY_02_generated_rsa_keys_are_3072_bits(rsa_jwk: Jwk) -> None:
     assert private.public_key().public_numbers().e == 65537
 
 
-EXPECTED_CLAIMS = {"iss", "sub", "aud", "exp", "iat", "nbf", "jti", "sid", "client_id"}
+EXPECTED_CLAIMS = {"iss", "sub", "aud", "exp", "iat", "nbf", "jti", "sid", "client_id", "email"}
 
 
 def assert_well_formed_access_token(token: str, service: AuthService) -> None:

@@ -15,7 +15,10 @@ most :attr:`DPoPPolicy.skew` ahead); the server's nonce when
 :attr:`DPoPPolicy.nonce` is on (section 8); ``ath``; the key the token is bound to;
 and last, that the ``jti`` was never seen before: the id is put once into
 ``stores.one_time`` (shared by every node, kept until the proof would be stale anyway),
-so a proof replayed to any node is refused (section 11.1).
+so a proof replayed to any node is refused (section 11.1). A bounded in-process cache
+sits in front (:mod:`velvetrope.core.binding.replay`): replays to this process are
+refused without a store write, and with ``replay_scope="process"`` (one process over a
+store nobody else verifies against) first uses are not written to the store at all.
 
 Nonces are stateless: an HMAC under a secret every node shares over the number of the
 current period (:attr:`DPoPPolicy.nonce_period`); the previous period's nonce is still
@@ -25,6 +28,7 @@ accepted, so a rotation never fails a request in flight.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import re
@@ -34,6 +38,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from velvetrope.clock import Clock, system_clock
+from velvetrope.core.binding.replay import DEFAULT_REPLAY_CACHE_SIZE, ReplayCache, ReplayScope
 from velvetrope.core.events import SecurityEvents
 from velvetrope.core.tokens import codec
 from velvetrope.core.tokens.claims import numeric_date, text_claim
@@ -73,6 +78,11 @@ class DPoPPolicy:
         nonce: Whether proofs must carry the server's current nonce (section 8).
         nonce_period: How long one nonce is current (the previous one still passes).
         algorithms: The proof algorithms accepted (asymmetric only).
+        replay_scope: Where a proof's first use is decided: ``shared`` (the store
+            every node shares, behind this process's cache) or ``process`` (only this
+            process verifies proofs against the store; see
+            :mod:`velvetrope.core.binding.replay`).
+        replay_cache_size: Spent proof ids kept in this process.
     """
 
     mode: DPoPMode = "allow"
@@ -81,8 +91,12 @@ class DPoPPolicy:
     nonce: bool = False
     nonce_period: timedelta = timedelta(minutes=5)
     algorithms: tuple[ProofAlgorithm, ...] = PROOF_ALGORITHMS
+    replay_scope: ReplayScope = "shared"
+    replay_cache_size: int = DEFAULT_REPLAY_CACHE_SIZE
 
     def __post_init__(self) -> None:
+        if self.replay_cache_size < 1:
+            raise ValueError("the DPoP replay cache needs room for at least one entry")
         if not timedelta(seconds=1) <= self.window <= timedelta(minutes=10):
             raise ValueError("the DPoP proof window must be between 1 second and 10 minutes")
         if not timedelta(0) <= self.skew <= timedelta(minutes=1):
@@ -125,6 +139,7 @@ def _escape(match: re.Match[str]) -> str:
     return char if char in _UNRESERVED else match.group(0).upper()
 
 
+@functools.lru_cache(maxsize=1024)  # the same few URLs on every request; bounded
 def normalise_htu(url: str) -> str | None:
     """``url`` as ``htu`` is compared (RFC 3986 sections 6.2.2 and 6.2.3): lower-case scheme
     and host, no default port, upper-case escapes, unreserved characters unescaped, an
@@ -176,6 +191,9 @@ class DPoPProofs:
     ) -> None:
         self.policy = policy or DPoPPolicy()
         self._one_time = one_time
+        self.replays = ReplayCache(
+            one_time, scope=self.policy.replay_scope, max_entries=self.policy.replay_cache_size
+        )
         self._events = events or SecurityEvents()
         self._now = now
         self._secret: bytes | None = None
@@ -276,6 +294,6 @@ class DPoPProofs:
             raise InvalidToken("key binding")
         key = hashlib.sha256(f"{decoded.thumbprint}\x00{jti}".encode()).hexdigest()
         until = now + self.policy.window + self.policy.skew
-        if not await self._one_time.put(f"dpop:{key}", "1", now=now, expires_at=until):
+        if not await self.replays.spend(f"dpop:{key}", now=now, expires_at=until):
             raise InvalidDPoPProof("replayed jti")
         return VerifiedProof(decoded.thumbprint, jti)

@@ -1,7 +1,9 @@
 """Access tokens: RFC 9068 JWTs (``typ: at+jwt``), short-lived, verified without a lookup.
 
 The per-request check is: a bounded cache of verified tokens (a dict lookup for a
-token seen before), then three in-process revocation lookups. Cache entries die at
+token seen before; a segmented LRU that only verified tokens enter, so neither forged
+tokens nor one-off valid ones push out the tokens in use), then three in-process
+revocation lookups. Cache entries die at
 ``exp``; revocation is checked on every hit, so a revoked token is refused on the very
 next request even while cached.
 """
@@ -10,8 +12,10 @@ from __future__ import annotations
 
 import base64
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from velvetrope.clock import Clock, system_clock
 from velvetrope.core.ids import TokenSource
@@ -21,6 +25,7 @@ from velvetrope.core.tokens.codec import Algorithm
 from velvetrope.core.tokens.keys import KeyRing
 from velvetrope.core.tokens.revocation import RevocationState
 from velvetrope.errors import InvalidToken
+from velvetrope.stores.bounded import SegmentedCache
 
 __all__ = ["ACCESS_TYP", "AccessTokens", "IssuedAccess", "TokenPolicy"]
 
@@ -111,7 +116,10 @@ class AccessTokens:
         self.revocations = revocations
         self._now = now
         self._token_bytes = token_bytes
-        self._cache: dict[str, AccessClaims] = {}
+        # Segmented LRU: tokens used again are kept over one-off ones (cache pollution).
+        self._cache: SegmentedCache[str, AccessClaims] = SegmentedCache(policy.cache_size)
+        self.hits = 0
+        self.misses = 0
 
     def issue(
         self,
@@ -122,19 +130,22 @@ class AccessTokens:
         issued_at: datetime | None = None,
         not_after: datetime | None = None,
         jkt: str | None = None,
+        extra: Mapping[str, Any] | None = None,
     ) -> IssuedAccess:
         """Sign an access token for ``user_id`` in refresh family ``family_id``.
 
         ``jti`` and ``issued_at`` are given when re-issuing a pair inside the refresh
         grace window, so the retry gets the same token content. ``not_after`` caps
         ``exp`` (a token never outlives its family). ``jkt`` binds the token to a DPoP
-        key (``cnf.jkt``).
+        key (``cnf.jkt``). ``extra`` are claims added beside the registered ones
+        (``email``, application claims), checked by the caller; they never replace one.
         """
         iat = int((issued_at or self._now()).timestamp())
         exp = iat + int(self.policy.access_ttl.total_seconds())
         if not_after is not None:
             exp = min(exp, int(not_after.timestamp()))
         claims: dict[str, object] = {
+            **(extra or {}),
             "iss": self.policy.issuer,
             "aud": self.policy.audience,
             "sub": user_id,
@@ -170,12 +181,15 @@ class AccessTokens:
         """
         claims = self._cache.get(token)
         if claims is None:
+            self.misses += 1
             claims = await self._verify_uncached(token)
         elif self._now() >= claims.expires_at + self.policy.leeway:
-            del self._cache[token]
+            self._cache.pop(token)
             raise InvalidToken("expired")
+        else:
+            self.hits += 1
         if self.revocations.is_revoked(claims):
-            self._cache.pop(token, None)
+            self._cache.pop(token)
             raise InvalidToken("revoked")
         return claims
 
@@ -191,20 +205,20 @@ class AccessTokens:
                 raise
             decoded = codec.decode_compact(token, self.keys.lookup, typ=ACCESS_TYP)
         claims = self._validate(decoded.claims)
-        if self.policy.cache_size:
-            if len(self._cache) >= self.policy.cache_size:
-                self._evict()
-            self._cache[token] = claims
+        # Only a token that verified is cached, so forged ones never displace real ones.
+        # Expired entries need no sweep: a lookup refuses and removes them, and one-off
+        # entries age out of the probation segment first.
+        self._cache.put(token, claims)
         return claims
 
-    def _evict(self) -> None:
-        # O(1): drop the oldest insertion. Expired entries need no sweep: a lookup
-        # refuses and removes them, and insertion order ages them out.
-        del self._cache[next(iter(self._cache))]
+    @property
+    def cache_entries(self) -> int:
+        """Verified tokens held by the fast-path cache now."""
+        return len(self._cache)
 
     def forget(self, token: str) -> None:
         """Drop a token from the fast-path cache."""
-        self._cache.pop(token, None)
+        self._cache.pop(token)
 
 
 def _header_bytes(token: str) -> bytes:

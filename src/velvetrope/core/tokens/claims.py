@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from velvetrope.core.claims import RESERVED_CLAIMS
 from velvetrope.errors import InvalidToken
 
 __all__ = ["AccessClaims", "numeric_date", "text_claim", "validate_access_claims"]
@@ -34,6 +35,8 @@ class AccessClaims:
         raw: Every claim, as sent.
         jkt: ``cnf.jkt``: the thumbprint of the key the token is bound to (DPoP,
             RFC 9449 section 6.1), or ``None`` for a bearer token.
+        email: The user's address when the token was issued (``""`` if it has none).
+        claims: The application claims: every claim that is not a reserved name.
     """
 
     sub: str
@@ -43,6 +46,8 @@ class AccessClaims:
     expires_at: datetime
     raw: Mapping[str, Any] = field(repr=False, compare=False)
     jkt: str | None = None
+    email: str = ""
+    claims: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 
 def numeric_date(claims: Mapping[str, Any], name: str) -> float:
@@ -127,7 +132,10 @@ def validate_access_claims(
     if not _JTI.fullmatch(jti):
         raise InvalidToken("bad jti")
     text_claim(claims, "client_id")
+    email = claims.get("email", "")
     return AccessClaims(
+        email=email if isinstance(email, str) else "",
+        claims={k: v for k, v in claims.items() if k not in RESERVED_CLAIMS},
         jkt=_confirmation(claims),
         sub=text_claim(claims, "sub"),
         sid=text_claim(claims, "sid"),

@@ -103,6 +103,11 @@ class _ProofRegistry(_Registry):
 
 
 _PROOF_REGISTRIES = {alg: _ProofRegistry(algorithms=[alg]) for alg in PROOF_ALGORITHMS}
+# joserfc's algorithm objects: what verifies a signature once we have checked the rest.
+_ALGORITHMS: dict[str, Any] = {
+    **{alg: _PROOF_REGISTRIES[alg].get_alg(alg) for alg in PROOF_ALGORITHMS},
+    **{alg: _REGISTRIES[alg].get_alg(alg) for alg in ALGORITHMS},
+}
 _PROOF_KEYS: dict[str, tuple[str, str | None]] = {  # alg -> (kty, crv)
     "ES256": ("EC", "P-256"),
     "EdDSA": ("OKP", "Ed25519"),
@@ -129,6 +134,10 @@ def _no_constants(name: str) -> Any:
     raise InvalidToken(f"non-finite number {name}")
 
 
+# One decoder for every parse (``json.loads`` with hooks builds a new one per call).
+_STRICT_JSON = json.JSONDecoder(object_pairs_hook=_no_duplicates, parse_constant=_no_constants)
+
+
 def loads_strict(raw: bytes) -> dict[str, Any]:
     """Parse a JWS header or payload: a UTF-8 JSON object, no duplicates, no NaN/Infinity.
 
@@ -139,7 +148,7 @@ def loads_strict(raw: bytes) -> dict[str, Any]:
         text = raw.decode("utf-8")
         if text.startswith("\ufeff"):
             raise InvalidToken("byte order mark")
-        value = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constants)
+        value = _STRICT_JSON.decode(text)
     except InvalidToken:
         raise
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
@@ -149,16 +158,33 @@ def loads_strict(raw: bytes) -> dict[str, Any]:
     return value
 
 
+# The last character of an unpadded base64url segment whose leftover bits are zero:
+# with 2 characters in the last group 4 bits are left over, with 3 characters 2 bits.
+_CANONICAL_LAST = {
+    2: frozenset("AQgw"),
+    3: frozenset("AEIMQUYcgkosw048"),
+}
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]*")
+
+
 def _b64decode(segment: str) -> bytes:
-    if len(segment) % 4 == 1:
+    """Decode unpadded, canonical base64url (JWT-05; FMT: no stray bits, no padding).
+
+    Canonical form is checked from the text (the alphabet and the last character's
+    unused bits) rather than by encoding the bytes again: same answer, less work on
+    the per-request path.
+    """
+    tail = len(segment) % 4
+    if tail == 1:
         raise InvalidToken("bad base64url length")
+    if not _BASE64URL.fullmatch(segment):
+        raise InvalidToken("non-canonical base64url")
+    if tail and segment[-1] not in _CANONICAL_LAST[tail]:
+        raise InvalidToken("non-canonical base64url")
     try:
-        raw = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+        return base64.urlsafe_b64decode(segment + "=" * (-tail % 4))
     except (binascii.Error, ValueError):
         raise InvalidToken("bad base64url") from None
-    if base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii") != segment:
-        raise InvalidToken("non-canonical base64url")
-    return raw
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,8 +195,15 @@ class Decoded:
     claims: dict[str, Any]
 
 
-def _split(token: str, max_header: int) -> tuple[dict[str, Any], str, str]:
-    """Size caps, compact form, and the strictly parsed header (JWT-05, JWT-08, JWT-17)."""
+def _split(
+    token: str, max_header: int, seen: dict[str, dict[str, Any]] | None = None
+) -> tuple[dict[str, Any], str, str]:
+    """Size caps, compact form, and the strictly parsed header (JWT-05, JWT-08, JWT-17).
+
+    ``seen`` maps header segments of tokens that verified before to their parsed
+    header: the same text parses to the same object, so it is not parsed again (a
+    copy is returned; callers may not change the cached one).
+    """
     if len(token) > MAX_TOKEN_BYTES:
         raise InvalidToken("too large")
     if not _COMPACT.fullmatch(token):
@@ -178,6 +211,9 @@ def _split(token: str, max_header: int) -> tuple[dict[str, Any], str, str]:
     header_b64, payload_b64, signature_b64 = token.split(".")
     if len(header_b64) > max_header or len(signature_b64) > _MAX_SIGNATURE_CHARS:
         raise InvalidToken("segment too large")
+    known = None if seen is None else seen.get(header_b64)
+    if known is not None:
+        return dict(known), payload_b64, signature_b64
     return loads_strict(_b64decode(header_b64)), payload_b64, signature_b64
 
 
@@ -198,7 +234,7 @@ def decode_compact(token: str, keys: KeyLookup, *, typ: str | None) -> Decoded:
     Raises:
         InvalidToken: For every failure, with a ``reason`` for logs.
     """
-    header, payload_b64, signature_b64 = _split(token, _MAX_HEADER_CHARS)
+    header, payload_b64, signature_b64 = _split(token, _MAX_HEADER_CHARS, _checked_headers)
     _check_header(header, typ)
     found = keys(header["kid"])
     if found is None:
@@ -207,12 +243,59 @@ def decode_compact(token: str, keys: KeyLookup, *, typ: str | None) -> Decoded:
     if header["alg"] != alg:
         raise InvalidToken("alg does not match the key")  # JWT-02: one alg per key
     payload = _b64decode(payload_b64)
-    _b64decode(signature_b64)
+    signature = _b64decode(signature_b64)
+    _verify_signature(token, len(token) - len(signature_b64) - 1, signature, key, alg)
+    claims = loads_strict(payload)
+    _remember_header(_checked_headers, token, header)
+    return Decoded(header=header, claims=claims)
+
+
+def _verify_signature(token: str, end: int, signature: bytes, key: Jwk, alg: str) -> None:
+    """Check the signature over ``token[:end]`` (the JWS signing input) with ``key``.
+
+    The token's form, header and ``alg`` were checked by us already, so this asks
+    joserfc's algorithm for the signature check alone rather than parsing the token a
+    second time (``jws.deserialize_compact`` repeats the base64 and JSON work).
+
+    Raises:
+        InvalidToken: The signature does not verify.
+    """
+    algorithm = _ALGORITHMS[alg]
     try:
-        jws.deserialize_compact(token, key, algorithms=[alg], registry=_REGISTRIES[alg])
+        key.check_use("sig")  # as joserfc's own path does: a key marked for another use
+        algorithm.check_key(key)  # or of the wrong type never verifies
+        ok = algorithm.verify(token[:end].encode("ascii"), signature, key)
     except (JoseError, ValueError, TypeError) as exc:
         raise InvalidToken(f"signature: {type(exc).__name__}") from None
-    return Decoded(header=header, claims=loads_strict(payload))
+    if not ok:
+        raise InvalidToken("signature: BadSignatureError")
+
+
+# Headers already seen on a token whose signature verified: every token a key signs
+# has the same header segment, so the strict JSON parse of it is done once per key.
+# Only verified tokens add entries (forged ones cannot churn it) and it is bounded.
+HEADER_CACHE_SIZE = 64
+_checked_headers: dict[str, dict[str, Any]] = {}
+_checked_proof_headers: dict[str, dict[str, Any]] = {}
+
+
+def cached_headers() -> int:
+    """How many parsed headers are cached (tokens' and proofs')."""
+    return len(_checked_headers) + len(_checked_proof_headers)
+
+
+def cached_proof_keys() -> int:
+    """How many imported proof keys are cached."""
+    return len(_public_keys)
+
+
+def _remember_header(cache: dict[str, dict[str, Any]], token: str, header: dict[str, Any]) -> None:
+    segment = token.partition(".")[0]
+    if segment in cache:
+        return
+    if len(cache) >= HEADER_CACHE_SIZE:
+        del cache[next(iter(cache))]  # the oldest
+    cache[segment] = header
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,18 +335,19 @@ def decode_proof(
         InvalidToken: For every failure, with a ``reason`` for logs.
     """
     # An embedded RSA key makes a proof's header larger than a token's.
-    header, payload_b64, signature_b64 = _split(token, 2 * _MAX_HEADER_CHARS)
+    seen = _checked_proof_headers if key is None else None
+    header, payload_b64, signature_b64 = _split(token, 2 * _MAX_HEADER_CHARS, seen)
     alg = _proof_header(header, typ, algorithms, embedded=key is None)
     public = dict(key) if key is not None else header["jwk"]
     imported, jkt = _public_key(public, alg)
     payload = _b64decode(payload_b64)
-    _b64decode(signature_b64)
-    try:
-        jws.deserialize_compact(token, imported, algorithms=[alg], registry=_PROOF_REGISTRIES[alg])
-    except (JoseError, ValueError, TypeError) as exc:
-        raise InvalidToken(f"signature: {type(exc).__name__}") from None
+    signature = _b64decode(signature_b64)
+    _verify_signature(token, len(token) - len(signature_b64) - 1, signature, imported, alg)
     jwk = {k: public[k] for k in sorted(_PUBLIC_MEMBERS[public["kty"]])}
-    return DecodedProof(header, loads_strict(payload), jwk, jkt)
+    claims = loads_strict(payload)
+    if seen is not None:
+        _remember_header(seen, token, header)
+    return DecodedProof(header, claims, jwk, jkt)
 
 
 def _proof_header(
@@ -284,19 +368,23 @@ def _proof_header(
     return next(a for a in PROOF_ALGORITHMS if a == alg)
 
 
-_KEY_CACHE_SIZE = 4096
-_public_keys: dict[tuple[str, str], tuple[Jwk, str]] = {}
+PROOF_KEY_CACHE_SIZE = 4096
+_public_keys: dict[tuple[str, object], tuple[Jwk, str]] = {}
 
 
 def _public_key(data: Mapping[str, Any], alg: ProofAlgorithm) -> tuple[Jwk, str]:
     """The checked, imported key and its thumbprint; a client's next proof reuses them
     (importing and hashing cost more than the signature check)."""
-    name = (alg, json.dumps(data, sort_keys=True))
+    try:  # a JWK of text members (every valid one) is its own cache key
+        name: tuple[str, object] = (alg, tuple(sorted(data.items())))
+        hash(name)
+    except TypeError:  # nested values: name it by its canonical JSON
+        name = (alg, json.dumps(data, sort_keys=True))
     found = _public_keys.get(name)
     if found is None:
         key = _import_public(data, alg)
         found = (key, thumbprint(key))
-        if len(_public_keys) >= _KEY_CACHE_SIZE:
+        if len(_public_keys) >= PROOF_KEY_CACHE_SIZE:
             del _public_keys[next(iter(_public_keys))]  # the oldest
         _public_keys[name] = found
     return found

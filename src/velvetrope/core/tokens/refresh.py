@@ -18,7 +18,7 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from velvetrope.clock import Clock, system_clock
 from velvetrope.core.events import SecurityEvents
@@ -92,18 +92,27 @@ class RefreshTokens:
         return RefreshGrant(token, family, jti, family.rotated_at, replayed)
 
     async def start(
-        self, user_id: str, *, ip: str = "", user_agent: str = "", jkt: str | None = None
+        self,
+        user_id: str,
+        *,
+        ip: str = "",
+        user_agent: str = "",
+        jkt: str | None = None,
+        lifetime: timedelta | None = None,
     ) -> RefreshGrant:
         """Open a family after a password sign-in and return its first token; ``jkt`` binds
-        the family to a DPoP key (every later refresh must prove it)."""
+        the family to a DPoP key (every later refresh must prove it). ``lifetime`` is a
+        shorter absolute lifetime than the policy's (a browser sign-in not remembered)."""
         now = self._now()
+        longest = self.policy.refresh_absolute_lifetime
+        lifetime = longest if lifetime is None else min(lifetime, longest)
         token = new_secret(self._token_bytes)
         family = RefreshFamilyRecord(
             id=new_handle(self._token_bytes),
             user_id=user_id,
             created_at=now,
             last_used_at=now,
-            expires_at=now + self.policy.refresh_absolute_lifetime,
+            expires_at=now + lifetime,
             authenticated_at=now,
             generation=0,
             rotated_at=now,

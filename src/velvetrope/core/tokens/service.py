@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import base64
 import secrets
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from velvetrope.clock import Clock, system_clock
 from velvetrope.core.events import SecurityEvents
@@ -20,7 +22,10 @@ from velvetrope.errors import InvalidToken, RefreshTokenReused
 from velvetrope.stores.protocols import Stores
 from velvetrope.stores.records import RefreshFamilyRecord
 
-__all__ = ["TokenPair", "TokenService"]
+__all__ = ["ClaimsSource", "TokenPair", "TokenService"]
+
+ClaimsSource = Callable[[str], Awaitable[Mapping[str, Any]]]
+"""A user id to the claims its access tokens carry besides the registered ones."""
 
 REFRESH_SECRET_NAME = "refresh-derivation-v1"  # noqa: S105 - a name, not a secret
 KEY_PICKUP_SLACK = timedelta(minutes=1)
@@ -48,8 +53,19 @@ class TokenService:
         events: SecurityEvents,
         now: Clock = system_clock,
         token_bytes: TokenSource = secrets.token_bytes,
+        claims_for: ClaimsSource | None = None,
     ) -> None:
+        """Args:
+        stores: Where keys, families and revocations are kept.
+        policy: Lifetimes and identities.
+        events: Where security events go.
+        now: The clock.
+        token_bytes: The random source.
+        claims_for: The extra claims (``email``, application claims) of a user's access
+            tokens, asked at every issue and refresh; none by default.
+        """
         self.policy = policy
+        self._claims_for = claims_for
         self._stores = stores
         self._events = events
         self._now = now
@@ -92,8 +108,18 @@ class TokenService:
             raise RuntimeError("the token service is not started; call start() first")
         return self._refresh
 
-    def _pair(self, grant: RefreshGrant, jkt: str | None) -> TokenPair:
+    async def _extra_claims(self, user_id: str | None) -> Mapping[str, Any] | None:
+        """The extra claims of ``user_id``'s tokens, asked *before* anything is issued or
+        rotated, so a failing claims hook spends nothing."""
+        if self._claims_for is None or user_id is None:
+            return None
+        return await self._claims_for(user_id)
+
+    def _pair(
+        self, grant: RefreshGrant, jkt: str | None, extra: Mapping[str, Any] | None
+    ) -> TokenPair:
         issued = self.access.issue(
+            extra=extra,
             user_id=grant.family.user_id,
             family_id=grant.family.id,
             jti=grant.jti,
@@ -105,12 +131,22 @@ class TokenService:
         return TokenPair(issued.token, grant.token, max(expires_in, 0), grant.family)
 
     async def issue_for(
-        self, user_id: str, *, ip: str = "", user_agent: str = "", jkt: str | None = None
+        self,
+        user_id: str,
+        *,
+        ip: str = "",
+        user_agent: str = "",
+        jkt: str | None = None,
+        lifetime: timedelta | None = None,
     ) -> TokenPair:
         """Open a refresh family for a user who just proved their password; with ``jkt``
-        (a DPoP key's thumbprint) the family and its access tokens are bound to that key."""
-        grant = await self.refresh.start(user_id, ip=ip, user_agent=user_agent, jkt=jkt)
-        return self._pair(grant, jkt)
+        (a DPoP key's thumbprint) the family and its access tokens are bound to that key.
+        ``lifetime`` shortens the family's absolute lifetime (never lengthens it)."""
+        extra = await self._extra_claims(user_id)
+        grant = await self.refresh.start(
+            user_id, ip=ip, user_agent=user_agent, jkt=jkt, lifetime=lifetime
+        )
+        return self._pair(grant, jkt, extra)
 
     async def refresh_grant(self, refresh_token: str, *, jkt: str | None = None) -> TokenPair:
         """Rotate a refresh token; see :meth:`RefreshTokens.rotate`. The new access token
@@ -122,12 +158,16 @@ class TokenService:
             InvalidGrant: As ``RefreshTokens.rotate``.
             DPoPProofRefused: The family is bound to another key than ``jkt``.
         """
+        extra = None
+        if self._claims_for is not None:
+            family = await self.refresh.find_family(refresh_token)
+            extra = await self._extra_claims(None if family is None else family.user_id)
         try:
             grant = await self.refresh.rotate(refresh_token, jkt=jkt)
         except RefreshTokenReused as reused:
             await self.revocations.revoke_family(reused.family_id, until=self._family_until())
             raise
-        return self._pair(grant, jkt)
+        return self._pair(grant, jkt, extra)
 
     def _family_until(self) -> datetime:
         return self._now() + self.policy.access_ttl + self.policy.leeway

@@ -133,6 +133,9 @@ class MemoryThrottleStore:
     async def record_failure(
         self, key: str, now: datetime, *, window_start: datetime
     ) -> FailureRecord:
+        return self._count(key, now, window_start)
+
+    def _count(self, key: str, now: datetime, window_start: datetime) -> FailureRecord:
         old = self._records.get(key)
         if old is None or old.first_at < window_start:
             record = FailureRecord(count=1, first_at=now, last_at=now)
@@ -140,6 +143,23 @@ class MemoryThrottleStore:
             record = FailureRecord(count=old.count + 1, first_at=old.first_at, last_at=now)
         self._records[key] = record
         return record
+
+    async def count_if(
+        self, key: str, now: datetime, *, window_start: datetime, limit: int
+    ) -> FailureRecord | None:
+        # Nothing awaited between the compare and the count: the event loop is the lock.
+        old = self._records.get(key)
+        counted = 0 if old is None or old.first_at < window_start else old.count
+        if counted >= limit:
+            return None
+        return self._count(key, now, window_start)
+
+    async def release(self, key: str, *, first_at: datetime) -> bool:
+        old = self._records.get(key)
+        if old is None or old.first_at != first_at or old.count <= 0:
+            return False
+        self._records[key] = dataclasses.replace(old, count=old.count - 1)
+        return True
 
     async def clear(self, key: str) -> None:
         self._records.pop(key, None)

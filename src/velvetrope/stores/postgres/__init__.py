@@ -30,6 +30,7 @@ import asyncpg
 from velvetrope.errors import ConfigurationError, StoreUnavailable
 from velvetrope.stores.cached_sessions import DEFAULT_TTL, CachedSessionStore
 from velvetrope.stores.postgres._db import FAILURES, Database
+from velvetrope.stores.postgres._logs import quiet_pool_outages
 from velvetrope.stores.postgres.accounts import (
     PostgresSessionStore,
     PostgresThrottleStore,
@@ -173,6 +174,7 @@ class PostgresStores:
         async with self._start_lock:
             if self._db.pool is not None:
                 return
+            quiet_pool_outages()
             pool = await self._create_pool()
             try:
                 async with pool.acquire(timeout=self._db.acquire_timeout) as conn:

@@ -19,6 +19,9 @@ from velvetrope.stores.records import (
 
 __all__ = ["PostgresSessionStore", "PostgresThrottleStore", "PostgresUserStore"]
 
+UNLIMITED = 2**31 - 1
+"""The ``count_if`` limit of a plain ``record_failure`` (the column's largest value)."""
+
 _SESSION_COLUMNS = (
     "id_digest, handle, user_id, created_at, last_seen_at, expires_at, authenticated_at, "
     "ip, user_agent, email, claims, device_key"
@@ -204,7 +207,18 @@ class PostgresThrottleStore(PostgresTable):
     async def record_failure(
         self, key: str, now: datetime, *, window_start: datetime
     ) -> FailureRecord:
-        # One statement: concurrent failures from several nodes never lose a count.
+        record = await self.count_if(key, now, window_start=window_start, limit=UNLIMITED)
+        assert record is not None  # noqa: S101 - nothing counts up to UNLIMITED
+        return record
+
+    async def count_if(
+        self, key: str, now: datetime, *, window_start: datetime, limit: int
+    ) -> FailureRecord | None:
+        if limit < 1:
+            return None
+        # One statement: the conflict's row lock orders racing nodes (concurrent
+        # failures never lose a count), and the WHERE (checked under it) writes and
+        # returns nothing once the limit is reached.
         row = await self._one(
             "INSERT INTO login_failures AS f (key, count, first_at, last_at) "
             "VALUES ($1, 1, $2, $2) "
@@ -212,13 +226,25 @@ class PostgresThrottleStore(PostgresTable):
             "  count = CASE WHEN f.first_at < $3 THEN 1 ELSE f.count + 1 END, "
             "  first_at = CASE WHEN f.first_at < $3 THEN excluded.first_at ELSE f.first_at END, "
             "  last_at = excluded.last_at "
+            "WHERE f.first_at < $3 OR f.count < $4 "
             "RETURNING count, first_at, last_at",
             key,
             now,
             window_start,
+            limit,
         )
-        assert row is not None  # noqa: S101 - INSERT ... RETURNING always returns the row
-        return FailureRecord(row[0], utc(row[1]), utc(row[2]))
+        return None if row is None else FailureRecord(row[0], utc(row[1]), utc(row[2]))
+
+    async def release(self, key: str, *, first_at: datetime) -> bool:
+        return (
+            await self._write(
+                "UPDATE login_failures SET count = count - 1 "
+                "WHERE key = $1 AND first_at = $2 AND count > 0",
+                key,
+                first_at,
+            )
+            == 1
+        )
 
     async def clear(self, key: str) -> None:
         await self._write("DELETE FROM login_failures WHERE key = $1", key)

@@ -39,7 +39,8 @@ touching a session never extends it. Core still checks every timestamp itself
 (SESS-11): a TTL only deletes.
 
 Atomic, one slot each: ``get`` (one ``HGETALL``), ``touch``, ``delete`` and the
-consuming of the old session in ``rotate``, ``record_failure``, the refresh-rotation
+consuming of the old session in ``rotate``, ``record_failure``, the throttle's
+compare-and-count ``count_if`` and its ``release``, the refresh-rotation
 compare-and-swap (generation, not revoked, digest never issued), ``revoke``, and the
 feed's ``append`` and ``purge_expired`` (the only scripts with several keys, all
 tagged ``{feed}``).
@@ -72,15 +73,11 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
-
 from velvetrope.errors import ConfigurationError
 from velvetrope.stores.cached_sessions import DEFAULT_TTL, CachedSessionStore
 from velvetrope.stores.records import SessionCacheStatus
 from velvetrope.stores.redis._base import Keys, guard
+from velvetrope.stores.redis._client import open_client
 from velvetrope.stores.redis.notifier import RedisNotifier
 from velvetrope.stores.redis.scripts import Scripts
 from velvetrope.stores.redis.sessions import RedisSessionStore, RedisThrottleStore
@@ -112,8 +109,10 @@ class RedisStores:
     twice. Each fails safe.)
 
     Args:
-        url: ``redis://[user:password@]host:port/db``, ``rediss://...`` (TLS) or
-            ``unix:///path/to.sock``.
+        url: ``redis://[user:password@]host:port/db``, ``rediss://...`` (TLS),
+            ``unix:///path/to.sock``, or a Redis Cluster:
+            ``redis+cluster://[user:password@]host:port[,host:port...]``
+            (``rediss+cluster://`` with TLS).
         prefix: Starts every key, so several deployments can share one Redis.
         connect_timeout: How long to wait for a connection.
         timeout: How long to wait for each reply.
@@ -135,17 +134,7 @@ class RedisStores:
     ) -> None:
         if "{" in prefix or "}" in prefix:
             raise ConfigurationError("the Redis key prefix cannot contain { or }")
-        try:
-            self._client = Redis.from_url(
-                url,
-                decode_responses=True,
-                socket_connect_timeout=connect_timeout.total_seconds(),
-                socket_timeout=timeout.total_seconds(),
-                retry=Retry(NoBackoff(), retries=1, supported_errors=(RedisConnectionError,)),
-            )
-        except ValueError as exc:
-            # Not the URL itself in the message: it may hold a password.
-            raise ConfigurationError(f"the Redis URL is not valid: {exc}") from None
+        self._client = open_client(url, connect_timeout=connect_timeout, timeout=timeout)
         self.prefix = prefix
         keys, scripts = Keys(prefix), Scripts.register(self._client)
         self._connect_timeout = connect_timeout
@@ -162,7 +151,8 @@ class RedisStores:
 
     @classmethod
     def from_url(cls, url: str, options: StoreOptions) -> RedisStores:
-        """``redis://host:port/db``, ``rediss://...`` (TLS) or ``unix:///path``.
+        """``redis://host:port/db``, ``rediss://...`` (TLS), ``unix:///path`` or
+        ``redis+cluster://host:port[,host:port...]``.
 
         Raises:
             ConfigurationError: The URL cannot be parsed, or the prefix has a brace.

@@ -9,11 +9,10 @@ from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from redis.asyncio import Redis
-from redis.asyncio.client import Pipeline
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 from velvetrope.errors import StoreUnavailable
+from velvetrope.stores.redis._client import AnyPipeline, Client
 from velvetrope.stores.redis.scripts import Scripts
 
 __all__ = [
@@ -29,8 +28,10 @@ __all__ = [
     "us",
 ]
 
-FAILURES = (RedisError, OSError)
-"""What a broken or missing server raises (``OSError`` covers ``TimeoutError``)."""
+FAILURES = (RedisError, RedisClusterException, OSError)
+"""What a broken or missing server raises (``OSError`` covers ``TimeoutError``). A
+cluster client also raises :class:`RedisClusterException`, which is no ``RedisError``,
+while a failover leaves slots unserved ("slot not covered", "no targets")."""
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
@@ -145,7 +146,7 @@ PURGE_BATCH = 500
 class RedisTable:
     """A store over the shared client, its key names and its scripts."""
 
-    def __init__(self, client: Redis, keys: Keys, scripts: Scripts) -> None:
+    def __init__(self, client: Client, keys: Keys, scripts: Scripts) -> None:
         self._client = client
         self._keys = keys
         self._scripts = scripts
@@ -154,8 +155,8 @@ class RedisTable:
         self,
         index: str,
         cutoff: int,
-        purge: Callable[[str, Pipeline], Awaitable[object]],
-        forget: Callable[[Pipeline, str, str, Any], bool],
+        purge: Callable[[str, AnyPipeline], Awaitable[None]],
+        forget: Callable[[AnyPipeline, str, str, Any], bool],
     ) -> int:
         """Purge the entries of the expiry ``index`` due by ``cutoff``, a batch at a time.
 

@@ -12,10 +12,9 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
-from redis.asyncio import Redis
-
 from velvetrope.errors import StoreUnavailable
 from velvetrope.stores.redis._base import FAILURES, guard
+from velvetrope.stores.redis._client import Client
 
 __all__ = ["RedisNotifier"]
 
@@ -33,7 +32,7 @@ class RedisNotifier:
     """
 
     def __init__(
-        self, client: Redis, channel: str, *, retry_every: timedelta = timedelta(seconds=1)
+        self, client: Client, channel: str, *, retry_every: timedelta = timedelta(seconds=1)
     ) -> None:
         self._client = client
         self.channel = channel

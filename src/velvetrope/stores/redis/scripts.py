@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
+
+from velvetrope.stores.redis._client import Client
 
 __all__ = ["Scripts"]
 
@@ -70,18 +71,31 @@ return 1
 """
 
 # Count one failed sign-in; a run whose first failure is before the window restarts.
-# The key lives exactly as long as core would still count the run (first_at + window).
-# KEYS: counter. ARGV: now, window_start. Returns {count, first_at}.
+# With a limit (ARGV[3]), count only while fewer than that are counted in the run:
+# the compare-and-count of login throttling. The key lives exactly as long as core
+# would still count the run (first_at + window).
+# KEYS: counter. ARGV: now, window_start[, limit]. Returns {count, first_at}, or nil
+# (nothing written) at the limit.
 _RECORD_FAILURE = """
 local run = redis.call('HMGET', KEYS[1], 'n', 'f')
 local count, first = 1, ARGV[1]
 if run[1] and tonumber(run[2]) >= tonumber(ARGV[2]) then
   count, first = tonumber(run[1]) + 1, run[2]
 end
+if ARGV[3] and count > tonumber(ARGV[3]) then return false end
 redis.call('HSET', KEYS[1], 'n', count, 'f', first, 'l', ARGV[1])
 local ttl = math.ceil((tonumber(first) - tonumber(ARGV[2])) / 1000)
 redis.call('PEXPIRE', KEYS[1], math.max(ttl, 1))
 return {count, first}
+"""
+
+# Take back one count of a run that still began at ARGV[1]; never below zero.
+# KEYS: counter. ARGV: first_at. Returns 1 taken back, 0 not.
+_RELEASE = """
+local run = redis.call('HMGET', KEYS[1], 'n', 'f')
+if not run[1] or run[2] ~= ARGV[1] or tonumber(run[1]) <= 0 then return 0 end
+redis.call('HINCRBY', KEYS[1], 'n', -1)
+return 1
 """
 
 # Delete a failure counter whose last failure is before ARGV[1].
@@ -197,6 +211,7 @@ class Scripts:
     take_all: AsyncScript
     swap_member: AsyncScript
     record_failure: AsyncScript
+    release: AsyncScript
     purge_counter: AsyncScript
     rotate_family: AsyncScript
     revoke_family: AsyncScript
@@ -207,7 +222,7 @@ class Scripts:
     take_once: AsyncScript
 
     @classmethod
-    def register(cls, client: Redis) -> Scripts:
+    def register(cls, client: Client) -> Scripts:
         """Register every script with ``client``; nothing is sent to the server yet."""
         return cls(
             set_if_present=client.register_script(_SET_IF_PRESENT),
@@ -216,6 +231,7 @@ class Scripts:
             take_all=client.register_script(_TAKE_ALL),
             swap_member=client.register_script(_SWAP_MEMBER),
             record_failure=client.register_script(_RECORD_FAILURE),
+            release=client.register_script(_RELEASE),
             purge_counter=client.register_script(_PURGE_COUNTER),
             rotate_family=client.register_script(_ROTATE_FAMILY),
             revoke_family=client.register_script(_REVOKE_FAMILY),

@@ -12,7 +12,6 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import cast
 
-from redis.asyncio.client import Pipeline
 from redis.typing import EncodableT, FieldT
 
 from velvetrope.errors import StoreUnavailable
@@ -27,6 +26,7 @@ from velvetrope.stores.redis._base import (
     ttl_ms,
     us,
 )
+from velvetrope.stores.redis._client import AnyPipeline, queue_script
 
 __all__ = ["RedisSessionStore", "RedisThrottleStore"]
 
@@ -152,7 +152,7 @@ class RedisSessionStore(RedisTable):
                         {expiry_member(new.id_digest, new.user_id): us(new.expires_at)},
                     )
                 else:  # "log out everywhere" ran meanwhile and ends this session too
-                    pipe.delete(self._keys.session(new.id_digest))
+                    pipe.execute_command("DEL", self._keys.session(new.id_digest))
                 pipe.zrem(self._keys.session_expiry, expiry_member(old_digest, new.user_id))
                 await pipe.execute()
         return bool(swapped == 1)
@@ -214,8 +214,11 @@ class RedisSessionStore(RedisTable):
                     break
                 async with self._client.pipeline(transaction=False) as pipe:
                     for digest in taken:
-                        await self._scripts.delete_session(
-                            keys=[self._keys.session(digest)], args=[user_id], client=pipe
+                        await queue_script(
+                            pipe,
+                            self._scripts.delete_session,
+                            [self._keys.session(digest)],
+                            [user_id],
                         )
                     owners = await pipe.execute()
                 deleted += sum(owner is not None for owner in owners)
@@ -227,12 +230,12 @@ class RedisSessionStore(RedisTable):
     async def purge_expired(self, now: datetime) -> int:
         cutoff = us(now)
 
-        async def purge(digest: str, pipe: Pipeline) -> object:
-            return await self._scripts.purge_session(
-                keys=[self._keys.session(digest)], args=[cutoff], client=pipe
+        async def purge(digest: str, pipe: AnyPipeline) -> None:
+            await queue_script(
+                pipe, self._scripts.purge_session, [self._keys.session(digest)], [cutoff]
             )
 
-        def forget(pipe: Pipeline, digest: str, user_id: str, outcome: int) -> bool:
+        def forget(pipe: AnyPipeline, digest: str, user_id: str, outcome: int) -> bool:
             if outcome != -1:  # deleted now, or already ended by its TTL
                 pipe.srem(self._keys.user_sessions(user_id), digest)
             return outcome == 1
@@ -266,10 +269,32 @@ class RedisThrottleStore(RedisTable):
             await self._client.zadd(self._keys.failures_by_last, {key: us(now)}, gt=True)
         return FailureRecord(count=int(count), first_at=at(first), last_at=now)
 
+    async def count_if(
+        self, key: str, now: datetime, *, window_start: datetime, limit: int
+    ) -> FailureRecord | None:
+        if limit < 1:
+            return None
+        with guard():
+            counted = await self._scripts.record_failure(
+                keys=[self._keys.failures(key)], args=[us(now), us(window_start), limit]
+            )
+            if counted is None:
+                return None
+            count, first = counted
+            await self._client.zadd(self._keys.failures_by_last, {key: us(now)}, gt=True)
+        return FailureRecord(count=int(count), first_at=at(first), last_at=now)
+
+    async def release(self, key: str, *, first_at: datetime) -> bool:
+        with guard():
+            taken = await self._scripts.release(
+                keys=[self._keys.failures(key)], args=[us(first_at)]
+            )
+        return bool(taken)
+
     async def clear(self, key: str) -> None:
         with guard():
             async with self._client.pipeline(transaction=False) as pipe:
-                pipe.delete(self._keys.failures(key))
+                pipe.execute_command("DEL", self._keys.failures(key))
                 pipe.zrem(self._keys.failures_by_last, key)
                 await pipe.execute()
 
@@ -292,8 +317,8 @@ class RedisThrottleStore(RedisTable):
                     break
                 async with self._client.pipeline(transaction=False) as pipe:
                     for key in keys:
-                        await self._scripts.purge_counter(
-                            keys=[self._keys.failures(key)], args=[limit], client=pipe
+                        await queue_script(
+                            pipe, self._scripts.purge_counter, [self._keys.failures(key)], [limit]
                         )
                     outcomes = await pipe.execute()
                 # A counter failed again meanwhile (-1) is re-indexed by that failure.

@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from redis.asyncio.client import Pipeline
 from redis.typing import EncodableT, FieldT
 
 from velvetrope.stores.records import RefreshFamilyRecord, RevocationRecord
@@ -27,6 +26,7 @@ from velvetrope.stores.redis._base import (
     ttl_ms,
     us,
 )
+from velvetrope.stores.redis._client import AnyPipeline, queue_script
 from velvetrope.stores.redis.sessions import MAX_PASSES
 
 __all__ = ["RedisOneTimeStore", "RedisRefreshStore", "RedisRevocationStore"]
@@ -166,8 +166,11 @@ class RedisRefreshStore(RedisTable):
                     break
                 async with self._client.pipeline(transaction=False) as pipe:
                     for family_id in taken:
-                        await self._scripts.revoke_family(
-                            keys=[self._keys.family(family_id)], args=[us(now), "u"], client=pipe
+                        await queue_script(
+                            pipe,
+                            self._scripts.revoke_family,
+                            [self._keys.family(family_id)],
+                            [us(now), "u"],
                         )
                     rows = await pipe.execute()
                 revoked += [f for f, row in zip(taken, rows, strict=True) if row is not None]
@@ -192,17 +195,17 @@ class RedisRefreshStore(RedisTable):
     async def purge_expired(self, now: datetime) -> int:
         cutoff = us(now)
 
-        async def purge(family_id: str, pipe: Pipeline) -> object:
-            return await self._scripts.purge_family(
-                keys=[self._keys.family(family_id)], args=[cutoff], client=pipe
+        async def purge(family_id: str, pipe: AnyPipeline) -> None:
+            await queue_script(
+                pipe, self._scripts.purge_family, [self._keys.family(family_id)], [cutoff]
             )
 
-        def forget(pipe: Pipeline, family_id: str, user_id: str, outcome: list[Any]) -> bool:
+        def forget(pipe: AnyPipeline, family_id: str, user_id: str, outcome: list[Any]) -> bool:
             state, *digests = outcome
             if state != -1:  # deleted now, or already ended by its TTL
                 pipe.srem(self._keys.user_families(user_id), family_id)
             for digest in digests:
-                pipe.unlink(self._keys.refresh_digest(digest))
+                pipe.execute_command("UNLINK", self._keys.refresh_digest(digest))
             return bool(state == 1)
 
         return await self._purge_index(self._keys.family_expiry, cutoff, purge, forget)

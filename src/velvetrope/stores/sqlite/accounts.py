@@ -20,6 +20,9 @@ from velvetrope.stores.sqlite._db import Database, SQLiteTable, dt, ts
 
 __all__ = ["SQLiteSessionStore", "SQLiteThrottleStore", "SQLiteUserStore"]
 
+UNLIMITED = 2**31 - 1
+"""The ``count_if`` limit of a plain ``record_failure`` (the column's largest value)."""
+
 _SESSION_COLUMNS = (
     "id_digest, handle, user_id, created_at, last_seen_at, expires_at, authenticated_at, "
     "ip, user_agent, email, claims, device_key"
@@ -238,17 +241,40 @@ class SQLiteThrottleStore(SQLiteTable):
     async def record_failure(
         self, key: str, now: datetime, *, window_start: datetime
     ) -> FailureRecord:
-        # One statement: concurrent failures from several processes never lose a count.
+        record = await self.count_if(key, now, window_start=window_start, limit=UNLIMITED)
+        assert record is not None  # noqa: S101 - nothing counts up to UNLIMITED
+        return record
+
+    async def count_if(
+        self, key: str, now: datetime, *, window_start: datetime, limit: int
+    ) -> FailureRecord | None:
+        if limit < 1:
+            return None
+        # One statement takes SQLite's write lock for the compare and the count
+        # together (concurrent failures from several processes never lose a count);
+        # the WHERE writes and returns nothing once the limit is reached.
         row = self._one(
             "INSERT INTO login_failures (key, count, first_at, last_at) VALUES (?, 1, ?, ?) "
             "ON CONFLICT (key) DO UPDATE SET "
             "  count = CASE WHEN first_at < ? THEN 1 ELSE count + 1 END, "
             "  first_at = CASE WHEN first_at < ? THEN excluded.first_at ELSE first_at END, "
             "  last_at = excluded.last_at "
+            "WHERE first_at < ? OR count < ? "
             "RETURNING count, first_at, last_at",
-            (key, ts(now), ts(now), ts(window_start), ts(window_start)),
+            (key, ts(now), ts(now), *(ts(window_start),) * 3, limit),
         )
-        return FailureRecord(row[0], dt(row[1]), dt(row[2]))
+        return None if row is None else FailureRecord(row[0], dt(row[1]), dt(row[2]))
+
+    async def release(self, key: str, *, first_at: datetime) -> bool:
+        return (
+            self._write(
+                "UPDATE login_failures SET count = count - 1 "
+                # Within 2 us: the REAL column may not round-trip the last digit.
+                "WHERE key = ? AND abs(first_at - ?) < 0.000002 AND count > 0",
+                (key, ts(first_at)),
+            )
+            == 1
+        )
 
     async def clear(self, key: str) -> None:
         self._write("DELETE FROM login_failures WHERE key = ?", (key,))

@@ -13,7 +13,7 @@ from velvetrope.errors import (
     InvalidInput,
     TooManyAttempts,
 )
-from velvetrope.web.bodies import Credentials, read_body
+from velvetrope.web.bodies import Credentials, SignInCredentials, read_body
 from velvetrope.web.client import client_of
 from velvetrope.web.context import Ctx
 from velvetrope.web.csrf import form_token
@@ -50,9 +50,10 @@ async def signin(request: Request, ctx: Ctx) -> Response:
     ctx.csrf.check_presession(request, await form_token(request))
     email = ""
     try:
-        body = await read_body(request, Credentials)
+        body = await read_body(request, SignInCredentials)
         email = body.email
-        sign_in = await ctx.browser.login(request, body.email, body.password)
+        remember = body.remember is True  # an unchecked box sends nothing
+        sign_in = await ctx.browser.login(request, body.email, body.password, remember=remember)
     except (InvalidInput, InvalidCredentials, TooManyAttempts, AccountDisabled) as exc:
         return credential_form(request, ctx, "signin.html", email=email, **failure(exc))
     return sign_in.apply(redirect(request, "/account"))

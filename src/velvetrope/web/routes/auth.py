@@ -19,6 +19,7 @@ from velvetrope.web.bodies import (
     Credentials,
     PasswordChange,
     PasswordProof,
+    SignInCredentials,
     form_or_json_schema,
     read_body,
 )
@@ -116,13 +117,18 @@ async def register(request: Request, ctx: Ctx) -> JSONResponse:
     "/login",
     response_model=LoginOut,
     summary="Sign in; sets the session cookie",
-    openapi_extra=form_or_json_schema(Credentials),
+    description="`remember` (default `true`): `false` sets a browser-session cookie (no "
+    "`Max-Age`) and a shorter server-side lifetime (`VELVETROPE_SESSION_TRANSIENT_LIFETIME`).",
+    openapi_extra=form_or_json_schema(SignInCredentials),
     responses=errors(401, 403, 415, 422, 429),
 )
 async def login(request: Request, ctx: Ctx) -> Response:
-    body = await read_body(request, Credentials)
+    body = await read_body(request, SignInCredentials)
     await _check_form_csrf(request, ctx)
-    return _signed_in(await ctx.browser.login(request, body.email, body.password))
+    remember = body.remember is not False
+    return _signed_in(
+        await ctx.browser.login(request, body.email, body.password, remember=remember)
+    )
 
 
 @routes.get(

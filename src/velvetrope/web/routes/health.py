@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 from starlette.responses import JSONResponse
 
+from velvetrope.core.capacity import cache_limits
 from velvetrope.core.gateway import GatewayStatus
 from velvetrope.stores.records import SessionCacheStatus
 from velvetrope.web.context import Ctx, WebContext
@@ -35,6 +36,8 @@ async def ready(ctx: Ctx) -> JSONResponse:
             else _session_cache(status.session_cache),
             # null when the hybrid gateway is off.
             "gateway": None if ctx.gateway is None else _gateway(ctx.gateway.status()),
+            # Every in-process cache and queue of the hot path, with its bound.
+            "caches": cache_limits(ctx.service),
         }
     )
 
@@ -67,6 +70,7 @@ def _session_cache(status: SessionCacheStatus) -> dict[str, object]:
         "entries": status.entries,
         "hits": status.hits,
         "misses": status.misses,
+        "max_entries": status.max_entries,
     }
 
 

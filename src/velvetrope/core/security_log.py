@@ -162,11 +162,17 @@ class SecurityLog:
         """Write queued events as they come, until cancelled (then flush what is left)."""
         wake = self._wake = asyncio.Event()
         wake.set()  # what was queued before the loop started
+        me = asyncio.current_task()
         try:
             while True:
                 await wake.wait()
                 wake.clear()
-                if not await self.flush():  # the store is down: try again shortly
+                written = await self.flush()
+                if me is not None and me.cancelling():
+                    # A store client may swallow a cancellation that lands mid-command
+                    # (redis-py's timeouts on 3.11); honour it, or shutdown waits forever.
+                    raise asyncio.CancelledError
+                if not written:  # the store is down: try again shortly
                     await asyncio.sleep(_RETRY)
                     wake.set()
         finally:

@@ -122,7 +122,7 @@ COLD_TOKENS: Final = 16_000  # over the verified-token cache (10,000): every use
 MAX_TOKENS_FILE_BYTES: Final = 64 * 1024 * 1024  # each wrk thread loads the whole file
 EXPIRY_MARGIN: Final = 30.0  # seconds a token must outlive a wrk run by
 QUIET_PCT: Final = 15.0  # --quiet-wait: "idle" is under this percent of one CPU busy
-SMOKE_CASES: Final = ("memory", "jwt-warm", "jwt-cookie", "dpop", "gateway")  # --smoke
+SMOKE_CASES: Final = ("memory", "jwt-warm", "jwt-cookie", "dpop")  # --smoke (gateway: benchmarks/gateway.py)
 PROOFS_PER_SECOND: Final = 8_000  # DPoP proofs signed per second of a wrk run (above open's rate)
 
 
@@ -420,28 +420,29 @@ def access_cookie(server: Server) -> Credential:
     raise BenchError(f"login set no {ACCESS_COOKIE} cookie (is jwt-cookie mode on?)")
 
 
-def gateway_internal_token(server: Server) -> Credential:
-    """The hybrid gateway's internal token: THE PLACE TO FILL IN when it lands.
+GATEWAY_ELSEWHERE: Final = (
+    "measured by benchmarks/gateway.py, not here: an internal JWT is checked by the "
+    "services behind the edge (velvetrope.integrations), never by this app's endpoints "
+    "(they refuse it by design, HYB-05); that script puts nginx, the edge check and a "
+    "service together and reports the gateway's added latency, its req/s ratio to "
+    "nginx -> service direct, and mints per session"
+)
 
-    The case runs only when ``velvetrope.core.gateway`` is importable (otherwise its
-    row says *not available*). Fill this in with the gateway's own API: obtain an
-    internal JWT for a signed-in session and return the headers a service behind the
-    gateway receives, with ``raw_verify`` timing its signature check alone.
+
+def gateway_internal_token(server: Server) -> Credential:
+    """Never called: the gateway case is routed to ``benchmarks/gateway.py``.
 
     Raises:
-        BenchError: Until then: the row reports the missing adapter, never a number.
+        BenchError: Always, with the reason (:data:`GATEWAY_ELSEWHERE`).
     """
-    raise BenchError(
-        "velvetrope.core.gateway is importable, but the benchmark's adapter "
-        "(benchmarks/run.py: gateway_internal_token) is not filled in yet"
-    )
+    raise BenchError(GATEWAY_ELSEWHERE)
 
 
 def gateway_missing() -> str | None:
-    """Why the gateway case cannot run here (``None``: it can)."""
+    """Why the gateway case does not run in this script (see :data:`GATEWAY_ELSEWHERE`)."""
     if importlib.util.find_spec("velvetrope.core.gateway") is None:
         return "velvetrope.core.gateway is not importable (the gateway has not landed)"
-    return None
+    return GATEWAY_ELSEWHERE
 
 
 @contextlib.contextmanager

@@ -122,7 +122,12 @@ COLD_TOKENS: Final = 16_000  # over the verified-token cache (10,000): every use
 MAX_TOKENS_FILE_BYTES: Final = 64 * 1024 * 1024  # each wrk thread loads the whole file
 EXPIRY_MARGIN: Final = 30.0  # seconds a token must outlive a wrk run by
 QUIET_PCT: Final = 15.0  # --quiet-wait: "idle" is under this percent of one CPU busy
-SMOKE_CASES: Final = ("memory", "jwt-warm", "jwt-cookie", "dpop")  # --smoke (gateway: benchmarks/gateway.py)
+SMOKE_CASES: Final = (
+    "memory",
+    "jwt-warm",
+    "jwt-cookie",
+    "dpop",
+)  # --smoke (gateway: benchmarks/gateway.py)
 PROOFS_PER_SECOND: Final = 8_000  # DPoP proofs signed per second of a wrk run (above open's rate)
 
 

@@ -754,7 +754,7 @@ def test_migrate_command_on_an_unreachable_server_is_a_one_line_error(no_env: No
     assert isinstance(result.exception, SystemExit)
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1
-    assert lines[0].startswith("error: cannot connect to PostgreSQL")
+    assert lines[0].startswith("error: cannot reach PostgreSQL")
     assert "hunter2" not in result.output
 
 

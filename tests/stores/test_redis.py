@@ -673,3 +673,21 @@ async def test_start_on_an_unreachable_server_is_store_unavailable() -> None:
             await stores.start()
     finally:
         await stores.aclose()
+
+
+def test_TERM_05_a_redis_client_losing_its_writer_mid_command_is_an_outage() -> None:
+    """redis-py can lose its connection's writer to a concurrent disconnect during a
+    Cluster failover (AttributeError inside the client): that fails closed as a 503."""
+    from redis.asyncio.connection import Connection  # noqa: PLC0415
+
+    from velvetrope.errors import StoreUnavailable  # noqa: PLC0415
+    from velvetrope.stores.redis._base import guard  # noqa: PLC0415
+
+    async def send() -> None:
+        conn = Connection()  # never connected: its writer is None, as after the race
+        await conn._send_packed_command([b"PING"])
+
+    with pytest.raises(StoreUnavailable), guard():
+        asyncio.run(send())
+    with pytest.raises(AttributeError), guard():  # our own bugs stay bugs
+        None.missing  # type: ignore[attr-defined]  # noqa: B018

@@ -279,12 +279,17 @@ RESERVED_DOMAIN = (
 def _policy_limits(document: dict[str, Any], *, min_length: int, max_length: int) -> None:
     """What sign-up and a password change enforce beyond the body's shape: the password
     policy's lengths and a deliverable-looking address."""
-    register = document["paths"].get("/auth/register", {}).get("post", {}).get("requestBody", {})
-    for media in register.get("content", {}).values():
-        email = media["schema"]["properties"]["email"]
-        email["not"] = {"pattern": RESERVED_DOMAIN}
-        email["description"] = "An address, not at a special-use domain (.test, .local...)."
-    for path, field in (("/auth/register", "password"), ("/auth/password", "new_password")):
+    for path in ("/auth/register", "/auth/password/forgot"):
+        body = document["paths"].get(path, {}).get("post", {}).get("requestBody", {})
+        for media in body.get("content", {}).values():
+            email = media["schema"]["properties"]["email"]
+            email["not"] = {"pattern": RESERVED_DOMAIN}
+            email["description"] = "An address, not at a special-use domain (.test, .local...)."
+    for path, field in (
+        ("/auth/register", "password"),
+        ("/auth/password", "new_password"),
+        ("/auth/password/reset", "new_password"),
+    ):
         body = document["paths"].get(path, {}).get("post", {}).get("requestBody", {})
         for media in body.get("content", {}).values():
             schema = media["schema"]["properties"][field]

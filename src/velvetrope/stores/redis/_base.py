@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
@@ -67,6 +68,24 @@ def guard() -> Iterator[None]:
         yield
     except FAILURES as exc:
         raise StoreUnavailable(f"Redis error: {type(exc).__name__}") from exc
+    except AttributeError as exc:
+        # redis-py's connection can lose its writer to a concurrent disconnect while a
+        # command is being sent (seen during a Cluster failover: "'NoneType' object has
+        # no attribute 'writelines'"). Raised inside the client, it is an outage like any
+        # other; raised in our own code, it stays the bug it is.
+        if not _raised_in_client(exc):
+            raise
+        raise StoreUnavailable("Redis error: connection lost mid-command") from exc
+
+
+def _raised_in_client(exc: BaseException) -> bool:
+    """Whether ``exc`` was raised by a frame of the redis package itself."""
+    tb = exc.__traceback__
+    if tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return f"{os.sep}redis{os.sep}" in tb.tb_frame.f_code.co_filename
 
 
 class Keys:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from velvetrope.core.tokens.claims import numeric_date, text_claim
+from velvetrope.core.tokens.claims import text_claim, time_window
 from velvetrope.errors import InvalidToken
 
 __all__ = [
@@ -78,17 +78,7 @@ def validate_internal_claims(
         raise InvalidToken("wrong iss")
     if claims.get("aud") != audience:  # one audience, exact (HYB-02)
         raise InvalidToken("wrong aud")
-    exp = numeric_date(claims, "exp")
-    iat = numeric_date(claims, "iat")
-    nbf = numeric_date(claims, "nbf")
-    moment = now.timestamp()
-    slack = leeway.total_seconds()
-    if moment >= exp + slack:
-        raise InvalidToken("expired")
-    if moment < nbf - slack:
-        raise InvalidToken("not yet valid")
-    if iat > moment + slack:
-        raise InvalidToken("issued in the future")
+    exp, iat = time_window(claims, now=now, leeway=leeway)
     if exp - iat > MAX_INTERNAL_TTL.total_seconds() or exp < iat:
         raise InvalidToken("lifetime too long")
     jti = text_claim(claims, "jti")

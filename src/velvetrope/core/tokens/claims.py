@@ -16,7 +16,13 @@ from typing import Any
 from velvetrope.core.claims import RESERVED_CLAIMS
 from velvetrope.errors import InvalidToken
 
-__all__ = ["AccessClaims", "numeric_date", "text_claim", "validate_access_claims"]
+__all__ = [
+    "AccessClaims",
+    "numeric_date",
+    "text_claim",
+    "time_window",
+    "validate_access_claims",
+]
 
 _JTI = re.compile(r"[A-Za-z0-9_-]{22,128}")
 _MAX_TEXT = 256
@@ -85,6 +91,29 @@ def text_claim(claims: Mapping[str, Any], name: str) -> str:
 _JKT = re.compile(r"[A-Za-z0-9_-]{43}")
 
 
+def time_window(
+    claims: Mapping[str, Any], *, now: datetime, leeway: timedelta
+) -> tuple[float, float]:
+    """``exp`` and ``iat`` of a token that is valid at ``now`` (give or take
+    ``leeway``): every token kind velvetrope verifies checks its lifetime here.
+
+    Raises:
+        InvalidToken: A date is missing or not a number, or ``now`` is outside the window.
+    """
+    exp = numeric_date(claims, "exp")
+    iat = numeric_date(claims, "iat")
+    nbf = numeric_date(claims, "nbf")
+    moment = now.timestamp()
+    slack = leeway.total_seconds()
+    if moment >= exp + slack:
+        raise InvalidToken("expired")
+    if moment < nbf - slack:
+        raise InvalidToken("not yet valid")
+    if iat > moment + slack:
+        raise InvalidToken("issued in the future")
+    return exp, iat
+
+
 def _confirmation(claims: Mapping[str, Any]) -> str | None:
     """``cnf.jkt`` (a SHA-256 thumbprint: 43 base64url characters), if the token has ``cnf``."""
     if "cnf" not in claims:
@@ -117,17 +146,7 @@ def validate_access_claims(
             raise InvalidToken("wrong aud")
     elif aud != audience:  # exact, case-sensitive (JWT-11)
         raise InvalidToken("wrong aud")
-    exp = numeric_date(claims, "exp")
-    iat = numeric_date(claims, "iat")
-    nbf = numeric_date(claims, "nbf")
-    moment = now.timestamp()
-    slack = leeway.total_seconds()
-    if moment >= exp + slack:
-        raise InvalidToken("expired")
-    if moment < nbf - slack:
-        raise InvalidToken("not yet valid")
-    if iat > moment + slack:
-        raise InvalidToken("issued in the future")
+    exp, iat = time_window(claims, now=now, leeway=leeway)
     jti = text_claim(claims, "jti")
     if not _JTI.fullmatch(jti):
         raise InvalidToken("bad jti")

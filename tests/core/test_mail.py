@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.aio import within
 from tests.support.ports import free_port
 from tests.support.smtp import SmtpServer
 from tests.support.tls import Certificates, make_certificates
@@ -261,7 +262,7 @@ async def test_MAIL_05_a_cancelled_worker_stops_at_once_even_mid_send() -> None:
     if not worker.done():
         worker.cancel()
         with pytest.raises(asyncio.CancelledError):
-            await asyncio.wait_for(asyncio.shield(worker), 1.5)
+            await within(1.5, asyncio.shield(worker))
 
 
 async def test_MAIL_05_a_request_that_waits_for_delivery_waits_a_bounded_time(

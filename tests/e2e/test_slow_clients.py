@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from tests.support.aio import within
 from tests.support.server import Servers, register
 from tests.support.services import PASSWORD
 
@@ -67,7 +68,7 @@ async def _authenticated(base_url: str, token: str, count: int) -> tuple[list[fl
 
 async def _read_answer(reader: asyncio.StreamReader) -> bytes:
     """Everything the server sends until it closes the connection."""
-    return await asyncio.wait_for(reader.read(), GIVE_UP)
+    return await within(GIVE_UP, reader.read())
 
 
 async def _drip(host: str, port: int, start: bytes, drop: bytes) -> bytes:
@@ -144,7 +145,7 @@ async def test_SLOW_01_slow_and_greedy_clients_do_not_stop_authenticated_request
         asyncio.ensure_future(_idle_keep_alive(host, port, idle, ready))
         for _ in range(IDLE_KEEP_ALIVE)
     ]
-    await asyncio.wait_for(ready.wait(), GIVE_UP)
+    await within(GIVE_UP, ready.wait())
     attackers = [
         *(asyncio.ensure_future(_slowloris(host, port)) for _ in range(SLOWLORIS)),
         *(asyncio.ensure_future(_slow_body(host, port)) for _ in range(SLOW_BODIES)),
@@ -204,7 +205,7 @@ async def test_SLOW_02_past_the_connection_cap_idle_connections_make_room(server
         closed = 0
         for reader in readers:
             with contextlib.suppress(TimeoutError):
-                if await asyncio.wait_for(reader.read(), 0.2) == b"":
+                if await within(0.2, reader.read()) == b"":
                     closed += 1
     finally:
         for writer in idle:

@@ -24,6 +24,7 @@ from typer.testing import CliRunner
 
 from tests.stores.test_contract import session, user
 from tests.stores.test_contract_tokens import family
+from tests.support.aio import within
 from tests.support.ports import free_port
 from tests.support.postgres import (
     ADMIN_URL,
@@ -403,15 +404,15 @@ async def listening(stores: PostgresStores) -> AsyncIterator[asyncio.Queue[str]]
 
 
 async def heard(
-    sender: PostgresStores, inbox: asyncio.Queue[str], topic: str, within: float = 10.0
+    sender: PostgresStores, inbox: asyncio.Queue[str], topic: str, seconds: float = 10.0
 ) -> None:
     """Publish ``topic`` until it arrives (a listener still connecting misses some)."""
-    deadline = time.monotonic() + within
+    deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         with contextlib.suppress(StoreUnavailable):
             await sender.notifier.publish(topic)
         with contextlib.suppress(TimeoutError):
-            while await asyncio.wait_for(inbox.get(), timeout=0.1) != topic:
+            while await within(0.1, inbox.get()) != topic:
                 pass
             return
     pytest.fail(f"{topic!r} was never heard")
@@ -425,7 +426,7 @@ async def test_notifications_reach_every_node_the_sender_included(pg: Disposable
             await heard(pg, theirs, "ready")
             await other.notifier.publish("revocations")
             for inbox in (mine, theirs):
-                while (topic := await asyncio.wait_for(inbox.get(), timeout=5)) == "ready":
+                while (topic := await within(5, inbox.get())) == "ready":
                     pass
                 assert topic == "revocations"
     finally:
@@ -441,7 +442,7 @@ async def test_installations_in_other_schemas_hear_nothing(pg: DisposableStores)
             await heard(pg, inbox, "ready")
             await elsewhere.notifier.publish("theirs")
             await pg.notifier.publish("mine")
-            while (topic := await asyncio.wait_for(inbox.get(), timeout=5)) == "ready":
+            while (topic := await within(5, inbox.get())) == "ready":
                 pass
             assert topic == "mine"
     finally:

@@ -25,6 +25,7 @@ from tests.stores import (
     test_contract_throttle,
     test_contract_tokens,
 )
+from tests.support.aio import within
 from tests.support.redis import new_prefix
 from tests.support.redis_cluster import RedisCluster, running_redis_cluster
 from velvetrope.errors import StoreUnavailable
@@ -117,10 +118,10 @@ async def test_RES_04_a_push_reaches_a_listener_on_another_node(
 
     listener = asyncio.create_task(cluster_stores.notifier.listen(on_change, on_status=on_status))
     try:
-        await asyncio.wait_for(connected.wait(), 10)
+        await within(10, connected.wait())
         for n in range(5):
             await cluster_stores.notifier.publish(f"topic-{n}")
-        got = [await asyncio.wait_for(received.get(), 10) for _ in range(5)]
+        got = [await within(10, received.get()) for _ in range(5)]
         assert got == [f"topic-{n}" for n in range(5)]
     finally:
         listener.cancel()

@@ -175,7 +175,8 @@ class MailOutbox:
         if self._worker is None:
             return
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.drain(), self._flush_timeout)
+            async with asyncio.timeout(self._flush_timeout):
+                await self.drain()
         lost = self._queue.qsize()
         if lost:
             _logger.error("%d queued mail(s) not sent at shutdown", lost)

@@ -248,6 +248,7 @@ class PostgresStores:
         if pool is None:
             return
         try:
-            await asyncio.wait_for(pool.close(), timeout=self._close_timeout)
+            async with asyncio.timeout(self._close_timeout):
+                await pool.close()
         except FAILURES:
             pool.terminate()  # close() terminated already on most errors; now surely

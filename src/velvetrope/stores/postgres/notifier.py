@@ -136,7 +136,8 @@ class PostgresNotifier(PostgresTable):
             _logger.warning("PostgreSQL notifications resumed on %s", self.channel)
         while True:
             try:
-                topic = await asyncio.wait_for(inbox.get(), timeout=self._heartbeat)
+                async with asyncio.timeout(self._heartbeat):
+                    topic = await inbox.get()
             except TimeoutError:
                 await conn.execute("SELECT 1", timeout=self._heartbeat)  # raises if dead
                 continue

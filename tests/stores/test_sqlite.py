@@ -12,7 +12,7 @@ import pytest
 from tests.stores.test_contract import session, user
 from velvetrope.errors import ConfigurationError, StoreUnavailable
 from velvetrope.stores import SchemaVersion, SQLiteStores, open_stores, sqlite_path
-from velvetrope.stores.sqlite.schema import MIGRATIONS
+from velvetrope.stores.sqlite.schema import MIGRATIONS, migrate, statements
 
 
 def test_open_creates_the_file_in_wal_mode_at_the_latest_schema(tmp_path: Path) -> None:
@@ -155,3 +155,55 @@ async def test_SESS_09_the_session_cache_never_outlives_a_delete_by_another_proc
     finally:
         await a.aclose()
         await b.aclose()
+
+
+def test_a_process_that_waited_for_another_s_migration_finds_it_done(tmp_path: Path) -> None:
+    """Two workers starting on a new database: the one that waited for the write lock
+    must read the version again, not re-run what the other applied (a duplicate column
+    stopped the second uvicorn worker, and with it the whole server)."""
+    path = tmp_path / "vr.db"
+    first = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    second = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    second.execute("PRAGMA busy_timeout = 10000")
+    first.execute("BEGIN IMMEDIATE")  # the first worker is migrating
+    outcome: list[object] = []
+    waiting = threading.Thread(target=lambda: outcome.append(_migrated(second)))
+    waiting.start()
+    waiting.join(timeout=0.5)
+    assert waiting.is_alive(), outcome  # the second waits for the first's write lock
+    for version, script in enumerate(MIGRATIONS, start=1):
+        for statement in statements(script):
+            first.execute(statement)
+        first.execute(f"PRAGMA user_version = {version}")
+    first.execute("COMMIT")
+    waiting.join(timeout=15)
+    assert outcome == [len(MIGRATIONS)]
+    assert sqlite_schema_version(path) == len(MIGRATIONS)
+    first.close()
+    second.close()
+
+
+def _migrated(conn: sqlite3.Connection) -> object:
+    try:
+        return migrate(conn)
+    except sqlite3.Error as exc:
+        return exc
+
+
+def sqlite_schema_version(path: Path) -> int:
+    conn = sqlite3.connect(path)
+    try:
+        version: int = conn.execute("PRAGMA user_version").fetchone()[0]
+        return version
+    finally:
+        conn.close()
+
+
+def test_migration_scripts_split_into_whole_statements() -> None:
+    script = "CREATE TABLE a (x);\nCREATE TRIGGER t AFTER INSERT ON a BEGIN\n  SELECT 1;\nEND;\n"
+    assert statements(script) == [
+        "CREATE TABLE a (x);",
+        "CREATE TRIGGER t AFTER INSERT ON a BEGIN\n  SELECT 1;\nEND;",
+    ]
+    with pytest.raises(ValueError, match="incomplete"):
+        statements("CREATE TABLE b (x")

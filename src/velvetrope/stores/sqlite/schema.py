@@ -130,22 +130,50 @@ def schema_version(conn: sqlite3.Connection) -> int:
     return version
 
 
+def statements(script: str) -> list[str]:
+    """The SQL statements of ``script``, one by one (``sqlite3.complete_statement``
+    decides where each ends, so a trigger's body stays whole)."""
+    found: list[str] = []
+    pending = ""
+    for line in script.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            found.append(pending.strip())
+            pending = ""
+    if pending.strip():
+        raise ValueError(f"an incomplete SQL statement: {pending.strip()[:60]!r}")
+    return found
+
+
 def migrate(conn: sqlite3.Connection) -> int:
     """Apply every migration newer than the database's ``user_version``.
 
     Each migration and its version bump commit together, so a crash mid-way leaves
-    the database at the previous version. Returns the resulting version.
+    the database at the previous version. The version is read under the write lock
+    (``BEGIN IMMEDIATE``), so processes starting together on a new database (uvicorn's
+    workers, say) migrate it once: the others wait for the lock, then find the work
+    done. Returns the resulting version.
 
     Raises:
         ConfigurationError: The database is newer than this velvetrope knows.
     """
-    current = schema_version(conn)
-    if current > len(MIGRATIONS):
-        raise ConfigurationError(
-            f"the database is at schema version {current}, newer than this velvetrope "
-            f"({len(MIGRATIONS)}); upgrade velvetrope"
-        )
-    for version, script in enumerate(MIGRATIONS[current:], start=current + 1):
-        # executescript() commits first; wrap the script so it applies all or nothing.
-        conn.executescript(f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {version};\nCOMMIT;")
-    return len(MIGRATIONS)
+    while True:
+        conn.execute("BEGIN IMMEDIATE")  # waits up to the connection's busy_timeout
+        try:
+            current = schema_version(conn)
+            if current > len(MIGRATIONS):
+                raise ConfigurationError(
+                    f"the database is at schema version {current}, newer than this "
+                    f"velvetrope ({len(MIGRATIONS)}); upgrade velvetrope"
+                )
+            if current == len(MIGRATIONS):
+                conn.execute("COMMIT")
+                return current
+            for statement in statements(MIGRATIONS[current]):
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {current + 1}")
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise

@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import secrets
 import statistics
 import sys
@@ -135,9 +136,13 @@ def register_accounts(server: run.Server, count: int) -> list[str]:
 
 
 def protected(
-    server: run.Server, credential: run.Credential, connections: int, duration: int
+    server: run.Server,
+    credential: run.Credential,
+    connections: int,
+    duration: int,
+    cpus: tuple[int, ...] = (),
 ) -> dict[str, Any]:
-    load = run.Load(duration, connections, min(2, connections))
+    load = run.Load(duration, connections, min(2, connections), cpus)
     result = run.run_wrk(server, "guarded", credential, load, duration)
     return {
         "rps": result.rps,
@@ -166,9 +171,12 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             ),
         },
     )
+    server_cpus, load_cpus = run.cpu_split(args.pin)
+    if load_cpus:  # the flood client is this process: keep it off the server's CPU too
+        os.sched_setaffinity(0, load_cpus)
     with (
         tempfile.TemporaryDirectory(prefix="velvetrope-flood-") as scratch,
-        run.running_server(case, Path(scratch), ()) as server,
+        run.running_server(case, Path(scratch), server_cpus) as server,
     ):
         credential = run.session_cookie(server)
         run.verify(server, credential)
@@ -197,7 +205,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                         opened = time.monotonic()
                     for c in (1, 32):
                         (during if flooded else before)[c].append(
-                            protected(server, credential, c, args.duration)
+                            protected(server, credential, c, args.duration, load_cpus)
                         )
                     if flooded:
                         stats.counting = False
@@ -229,6 +237,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "login_p50_ms": statistics.median(stats.latencies_ms) if stats.latencies_ms else None,
         "hashing": ready,
         "rounds": args.rounds,
+        "server_cpus": list(server_cpus) or "any",
+        "load_cpus": list(load_cpus) or "any",
         "protected": {str(c): _summary(before[c], during[c]) for c in (1, 32)},
     }
 
@@ -293,6 +303,13 @@ def main(argv: list[str] | None = None) -> int:
         "--hash-workers", type=run._bounded(1, 64), default=None, help="server setting"
     )
     parser.add_argument("--nice", type=run._bounded(0, 19), default=None, help="server setting")
+    parser.add_argument(
+        "--pin",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="run the server on the first CPU, wrk and the flood client on the others "
+        "(an attacker's CPU is not the server's)",
+    )
     parser.add_argument("--results", type=Path, default=run.RESULTS_DIR)
     args = parser.parse_args(argv)
     if not 0 <= args.correct <= 1 or not 0 <= args.retry_pause <= 10:
@@ -303,7 +320,11 @@ def main(argv: list[str] | None = None) -> int:
         run.say(f"flood failed: {exc}")
         return 1
     result["command"] = " ".join(["python", "benchmarks/flood.py", *(argv or sys.argv[1:])])
-    result["machine"] = run.machine_info((), (), [0.0, 0.0, 0.0])
+    pinned = [
+        tuple(c) if isinstance(c, list) else ()
+        for c in (result["server_cpus"], result["load_cpus"])
+    ]
+    result["machine"] = run.machine_info(pinned[0], pinned[1], [0.0, 0.0, 0.0])
     print(table(result))
     if args.results is not None:
         run.write_atomically(args.results / "flood.json", json.dumps(result, indent=2) + "\n")

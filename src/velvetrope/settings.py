@@ -297,7 +297,7 @@ class Settings(BaseSettings):
         "with Retry-After) instead of hashing for a client that has likely given up",
     )
     password_hash_nice: int = Field(
-        10,
+        19,
         ge=0,
         le=19,
         description="How much lower the hashing threads' CPU priority is than the event "

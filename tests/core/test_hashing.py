@@ -11,9 +11,13 @@ from datetime import timedelta
 import pytest
 
 from tests.support.require import require
+from tests.support.services import PASSWORD, started_service
+from velvetrope import FrozenClock
 from velvetrope.core.hashing import HashWorkers
 from velvetrope.core.passwords import PasswordHasher
-from velvetrope.errors import HashingBusy, TooManyAttempts
+from velvetrope.core.ratelimit import LoginThrottle
+from velvetrope.errors import HashingBusy, InvalidCredentials, TooManyAttempts
+from velvetrope.stores.memory import MemoryStores
 from velvetrope.web.errors import error_response
 
 
@@ -123,3 +127,40 @@ def test_PERF_03_bounds_are_checked() -> None:
     ):
         with pytest.raises(ValueError, match="hash workers"):
             HashWorkers(**bad)
+
+
+async def test_PERF_03_a_sign_in_shed_for_a_full_queue_counts_against_nobody(
+    clock: FrozenClock,
+) -> None:
+    """The queue is checked before the throttle: a flood's shed attempts cost no store
+    writes, and cannot push a victim's account or address towards a lock-out."""
+    hasher = PasswordHasher("test-only", max_concurrency=1, max_waiting=0)
+    service = await started_service(MemoryStores(), clock=clock, hasher=hasher)
+    await service.register("ann@example.com", PASSWORD)
+    release = threading.Event()
+    hasher.workers._pool().submit(release.wait, 10)
+    hasher.workers._in_flight += 1  # as run() counts the check it occupies the worker with
+    try:
+        for _ in range(3):
+            with pytest.raises(HashingBusy):
+                await service.login("ann@example.com", "a wrong password", ip="192.0.2.7")
+        throttle = service.stores.throttle
+        assert await throttle.get(LoginThrottle._account_key("ann@example.com")) is None
+        assert await throttle.get(LoginThrottle._ip_key("192.0.2.7")) is None
+        assert hasher.workers.status().refused_full == 3
+    finally:
+        release.set()
+        hasher.workers._in_flight -= 1
+        await service.aclose()
+    # With room again, the same attempt is hashed and counted.
+    hasher = PasswordHasher("test-only")
+    service = await started_service(MemoryStores(), clock=clock, hasher=hasher)
+    try:
+        await service.register("ann@example.com", PASSWORD)
+        with pytest.raises(InvalidCredentials):
+            await service.login("ann@example.com", "a wrong password", ip="192.0.2.7")
+        failures = await service.stores.throttle.get(LoginThrottle._account_key("ann@example.com"))
+        assert failures is not None
+        assert failures.count == 1
+    finally:
+        await service.aclose()

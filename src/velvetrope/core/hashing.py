@@ -98,7 +98,7 @@ class HashWorkers:
         workers: int = 2,
         queue: int = 32,
         max_wait: timedelta = timedelta(seconds=2),
-        nice: int = 10,
+        nice: int = 19,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         """Args:
@@ -147,9 +147,7 @@ class HashWorkers:
         # Counted here, when the check arrives, and released when the work is really
         # over (run, refused or cancelled before it started), so the bound holds even
         # for requests that went away while their hash was running.
-        if self._in_flight >= self.workers + self.queue:
-            self._refused_full += 1
-            raise self._busy()
+        self.refuse_if_full()
         self._in_flight += 1
         queued_at = self._monotonic()
 
@@ -179,6 +177,18 @@ class HashWorkers:
             raise self._busy() from None
         self._completed += 1
         return result
+
+    def refuse_if_full(self) -> None:
+        """Refuse now if a check arriving now would be refused for a full queue: lets a
+        caller skip the work it does before hashing (a sign-in's throttle counters)
+        when that work would be for nothing.
+
+        Raises:
+            HashingBusy: Every worker is busy and the queue is full.
+        """
+        if self._in_flight >= self.workers + self.queue:
+            self._refused_full += 1
+            raise self._busy()
 
     def _release(self) -> None:
         self._in_flight -= 1

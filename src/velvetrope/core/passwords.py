@@ -89,7 +89,7 @@ class PasswordHasher:
         max_concurrency: int = 2,
         max_waiting: int = 32,
         max_wait: timedelta = timedelta(seconds=2),
-        nice: int = 10,
+        nice: int = 19,
     ) -> None:
         """Create a hasher.
 

@@ -86,11 +86,13 @@ class UserService:
         Raises:
             InvalidEmail: The address is not valid.
             WeakPassword: The password fails the policy.
+            HashingBusy: The hashing queue is full, or the hash waited too long.
             TooManyAttempts: Too many sign-ups from ``ip`` lately.
             EmailTaken: The address is already registered.
         """
         normal = normalize_email(email)
         self.policy.check(password, email=normal)
+        self.hasher.workers.refuse_if_full()  # before the address's sign-up is counted
         try:
             await self.throttle.registration(ip, self._now())
         except TooManyAttempts:
@@ -110,6 +112,8 @@ class UserService:
         """Return the user whose email and password these are.
 
         Raises:
+            HashingBusy: The hashing queue is full (checked first), or this check waited
+                too long for a worker.
             TooManyAttempts: The account or address is throttled (checked before hashing).
             InvalidCredentials: Unknown email or wrong password, indistinguishably.
             AccountDisabled: Right password, but the account is disabled.
@@ -118,6 +122,9 @@ class UserService:
             normal = normalize_email(email)
         except InvalidEmail:
             raise InvalidCredentials from None
+        # A full hashing queue refuses before the throttle counts: a flood's shed
+        # attempts cost no store writes, and count against no account or address.
+        self.hasher.workers.refuse_if_full()
         try:
             admission = await self.throttle.admit(normal, ip, self._now())
         except TooManyAttempts:

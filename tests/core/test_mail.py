@@ -265,6 +265,35 @@ async def test_MAIL_05_a_cancelled_worker_stops_at_once_even_mid_send() -> None:
             await within(1.5, asyncio.shield(worker))
 
 
+class _SwallowingMailer:
+    """Sends as aiosmtplib can on Python 3.11: a cancellation that arrives as a step
+    completes is swallowed (``asyncio.wait_for``), and the send finishes normally."""
+
+    enabled = True
+
+    def __init__(self) -> None:
+        self.sending = asyncio.Event()
+
+    async def send(self, mail: Mail) -> None:
+        self.sending.set()
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            return  # swallowed: no re-raise, no uncancel, as wait_for's race does
+
+
+async def test_MAIL_05_a_worker_whose_cancellation_the_client_swallowed_still_stops() -> None:
+    mailer = _SwallowingMailer()
+    outbox = MailOutbox(mailer)
+    outbox.submit(MAIL, purpose="password_reset", user="u1")
+    await within(5, mailer.sending.wait())
+    worker = outbox._worker
+    assert worker is not None
+    worker.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await within(1.5, asyncio.shield(worker))
+
+
 async def test_MAIL_05_a_request_that_waits_for_delivery_waits_a_bounded_time(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

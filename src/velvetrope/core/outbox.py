@@ -132,6 +132,10 @@ class MailOutbox:
                 await self._send(item)
             finally:
                 self._queue.task_done()
+            # The SMTP client may swallow a cancellation and finish its send (aiosmtplib
+            # awaits asyncio.wait_for, which does so on Python 3.11): stop here rather
+            # than wait on the queue for ever with the cancellation lost.
+            _raise_if_cancelled()
 
     async def _send(self, item: _Queued) -> None:
         pause = self._backoff

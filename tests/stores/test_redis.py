@@ -691,3 +691,33 @@ def test_TERM_05_a_redis_client_losing_its_writer_mid_command_is_an_outage() -> 
         asyncio.run(send())
     with pytest.raises(AttributeError), guard():  # our own bugs stay bugs
         None.missing  # type: ignore[attr-defined]  # noqa: B018
+
+
+def test_TERM_05_a_write_on_a_transport_closed_under_redis_py_is_an_outage() -> None:
+    """Under uvloop a write on a transport a concurrent disconnect closed raises
+    RuntimeError ("the handler is closed") through redis-py (seen during a Cluster
+    failover): that fails closed as a 503; a RuntimeError of our own stays a bug."""
+    import uvloop  # noqa: PLC0415
+    from redis.asyncio.connection import Connection  # noqa: PLC0415
+
+    from velvetrope.errors import StoreUnavailable  # noqa: PLC0415
+    from velvetrope.stores.redis._base import guard  # noqa: PLC0415
+
+    require_shared_redis()
+
+    async def send() -> None:
+        conn = Connection(host="127.0.0.1", port=6379)
+        await conn.connect()  # type: ignore[no-untyped-call]
+        assert conn._writer is not None
+        conn._writer.transport.abort()  # the disconnect won the race
+        for _ in range(3):  # uvloop closes the handle on a later loop iteration
+            await asyncio.sleep(0)
+        try:
+            await conn._send_packed_command([b"PING\r\n"])
+        finally:
+            await conn.disconnect()
+
+    with pytest.raises(StoreUnavailable, match="connection lost"), guard():
+        uvloop.run(send())
+    with pytest.raises(RuntimeError), guard():
+        raise RuntimeError("the handler is closed, but not in redis")

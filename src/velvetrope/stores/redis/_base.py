@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
+import redis
 from redis.exceptions import RedisClusterException, RedisError
 
 from velvetrope.errors import StoreUnavailable
@@ -61,6 +62,9 @@ def ttl_ms(expires_at: datetime, *written: datetime) -> int:
     return max(math.ceil(remaining), 1)
 
 
+_CLIENT_DIR = os.path.dirname(redis.__file__) + os.sep  # redis-py's own frames
+
+
 @contextlib.contextmanager
 def guard() -> Iterator[None]:
     """Turn any Redis or socket failure into StoreUnavailable: fail closed, no details."""
@@ -76,16 +80,26 @@ def guard() -> Iterator[None]:
         if not _raised_in_client(exc):
             raise
         raise StoreUnavailable("Redis error: connection lost mid-command") from exc
+    except RuntimeError as exc:
+        # The same race one layer down: uvloop refuses a write on a transport the
+        # disconnect already closed ("unable to perform operation on <TCPTransport
+        # closed=True ...>; the handler is closed"), through redis-py's send.
+        if "closed" not in str(exc) or not _raised_in_client(exc, anywhere=True):
+            raise
+        raise StoreUnavailable("Redis error: connection lost mid-command") from exc
 
 
-def _raised_in_client(exc: BaseException) -> bool:
-    """Whether ``exc`` was raised by a frame of the redis package itself."""
+def _raised_in_client(exc: BaseException, *, anywhere: bool = False) -> bool:
+    """Whether ``exc`` was raised by a frame of the redis package itself (with
+    ``anywhere``: whether a redis frame is on its way up, raised below it)."""
     tb = exc.__traceback__
-    if tb is None:
-        return False
-    while tb.tb_next is not None:
+    frames = []
+    while tb is not None:
+        frames.append(tb.tb_frame.f_code.co_filename)
         tb = tb.tb_next
-    return f"{os.sep}redis{os.sep}" in tb.tb_frame.f_code.co_filename
+    if anywhere:
+        return any(name.startswith(_CLIENT_DIR) for name in frames)
+    return bool(frames) and frames[-1].startswith(_CLIENT_DIR)
 
 
 class Keys:

@@ -152,7 +152,9 @@ def protected(
     }
 
 
-def measure(args: argparse.Namespace) -> dict[str, Any]:
+def measure(
+    args: argparse.Namespace, server_cpus: tuple[int, ...], load_cpus: tuple[int, ...]
+) -> dict[str, Any]:
     case = run.Case(
         "flood",
         "session cookie on SQLite while sign-ins flood in",
@@ -171,7 +173,6 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             ),
         },
     )
-    server_cpus, load_cpus = run.cpu_split(args.pin)
     if load_cpus:  # the flood client is this process: keep it off the server's CPU too
         os.sched_setaffinity(0, load_cpus)
     with (
@@ -314,20 +315,21 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not 0 <= args.correct <= 1 or not 0 <= args.retry_pause <= 10:
         parser.error("--correct is 0..1, --retry-pause 0..10")
+    server_cpus, load_cpus = run.cpu_split(args.pin)
     try:
-        result = measure(args)
+        result = measure(args, server_cpus, load_cpus)
     except (run.BenchError, OSError) as exc:
         run.say(f"flood failed: {exc}")
         return 1
-    result["command"] = " ".join(["python", "benchmarks/flood.py", *(argv or sys.argv[1:])])
-    pinned = [
-        tuple(c) if isinstance(c, list) else ()
-        for c in (result["server_cpus"], result["load_cpus"])
-    ]
-    result["machine"] = run.machine_info(pinned[0], pinned[1], [0.0, 0.0, 0.0])
-    print(table(result))
-    if args.results is not None:
-        run.write_atomically(args.results / "flood.json", json.dumps(result, indent=2) + "\n")
+    run.publish(
+        result,
+        script="flood",
+        argv=argv or sys.argv[1:],
+        text=table(result),
+        results=args.results,
+        server_cpus=server_cpus,
+        wrk_cpus=load_cpus,
+    )
     return 0
 
 

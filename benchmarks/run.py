@@ -1650,6 +1650,26 @@ def render(path: Path) -> str:
     return markdown(report, results)
 
 
+def publish(
+    result: dict[str, Any],
+    *,
+    script: str,
+    argv: Sequence[str],
+    text: str,
+    results: Path | None,
+    server_cpus: Sequence[int] = (),
+    wrk_cpus: Sequence[int] = (),
+    loadavg: Sequence[float] = (0.0, 0.0, 0.0),
+) -> None:
+    """The end of every benchmark script: record the command and the machine in
+    ``result``, print ``text``, and write ``result`` to ``results/<script>.json``."""
+    result["command"] = " ".join(["python", f"benchmarks/{script}.py", *argv])
+    result["machine"] = machine_info(server_cpus, wrk_cpus, loadavg)
+    print(text)
+    if results is not None:
+        write_atomically(results / f"{script}.json", json.dumps(result, indent=2) + "\n")
+
+
 def write_atomically(path: Path, text: str) -> None:
     """Replace ``path`` in one step, so a reader never sees half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)

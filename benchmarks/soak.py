@@ -234,18 +234,20 @@ def main(argv: list[str] | None = None) -> int:
     except (run.BenchError, OSError) as exc:
         run.say(f"soak failed: {exc}")
         return 1
-    result["command"] = " ".join(["python", "benchmarks/soak.py", *(argv or sys.argv[1:])])
-    result["machine"] = run.machine_info((), (), [0.0, 0.0, 0.0])
     first, end = result["rss_first_minute_kib"] / 1024, result["rss_end_kib"] / 1024
-    print(
+    summary = (
         f"RSS after {result['rss_marker_s']:.0f} s: {first:.1f} MiB; at the end "
         f"({result['duration_s']} s): {end:.1f} MiB; growth {result['rss_growth']:+.1%} "
         f"(target within {TARGET:.0%}); {result['requests']:,} requests, server errors: "
         f"{result['server_errors'] or 'none'}"
     )
-    print(json.dumps(result["caches"], indent=1))
-    if args.results is not None:
-        run.write_atomically(args.results / "soak.json", json.dumps(result, indent=2) + "\n")
+    run.publish(
+        result,
+        script="soak",
+        argv=argv or sys.argv[1:],
+        text=summary + "\n" + json.dumps(result["caches"], indent=1),
+        results=args.results,
+    )
     return 1 if result["server_errors"] else 0
 
 

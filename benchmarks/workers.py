@@ -18,14 +18,12 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any, Final
 
@@ -147,18 +145,20 @@ def main(argv: list[str] | None = None) -> int:
     if shutil.which("wrk") is None:
         run.say("wrk is not installed (apt-get install wrk)")
         return 1
-    started = time.time()
+    loadavg = os.getloadavg()
     try:
         result = measure(args.duration, args.rounds)
     except (run.BenchError, OSError) as exc:
         run.say(f"workers benchmark failed: {exc}")
         return 1
-    result["command"] = " ".join(["python", "benchmarks/workers.py", *(argv or sys.argv[1:])])
-    result["machine"] = run.machine_info((), (), list(os.getloadavg()))
-    result["started_at"] = started
-    print(table(result))
-    if args.results is not None:
-        run.write_atomically(args.results / "workers.json", json.dumps(result, indent=2) + "\n")
+    run.publish(
+        result,
+        script="workers",
+        argv=argv or sys.argv[1:],
+        text=table(result),
+        results=args.results,
+        loadavg=loadavg,
+    )
     return 0
 
 

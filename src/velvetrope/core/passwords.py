@@ -118,6 +118,15 @@ class PasswordHasher:
         """The parameters new hashes get."""
         return argon2.extract_parameters(self._dummy_hash)
 
+    def refuse_if_busy(self) -> None:
+        """Refuse at once when a hash asked for now would be refused for a full queue,
+        so a caller skips the work it does before hashing (see ``HashWorkers``).
+
+        Raises:
+            HashingBusy: Every worker is busy and the queue is full.
+        """
+        self.workers.refuse_if_full()
+
     async def _run(self, func: Callable[..., T], *args: object) -> T:
         return await self.workers.run(func, *args)
 

@@ -92,7 +92,7 @@ class UserService:
         """
         normal = normalize_email(email)
         self.policy.check(password, email=normal)
-        self.hasher.workers.refuse_if_full()  # before the address's sign-up is counted
+        self.hasher.refuse_if_busy()  # before the address's sign-up is counted
         try:
             await self.throttle.registration(ip, self._now())
         except TooManyAttempts:
@@ -124,7 +124,7 @@ class UserService:
             raise InvalidCredentials from None
         # A full hashing queue refuses before the throttle counts: a flood's shed
         # attempts cost no store writes, and count against no account or address.
-        self.hasher.workers.refuse_if_full()
+        self.hasher.refuse_if_busy()
         try:
             admission = await self.throttle.admit(normal, ip, self._now())
         except TooManyAttempts:

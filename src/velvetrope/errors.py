@@ -18,7 +18,7 @@ never knows about HTTP.
     │   ├── SessionExpired           session_expired
     │   ├── DeviceBindingRequired    device_binding_required (bound session, no bound cookie)
     │   └── InvalidToken             invalid_token        (uniform; reason only in logs)
-    │       ├── InvalidDPoPProof     invalid_dpop_proof   (RFC 9449 section 7.1)
+    │       ├── InvalidDPoPProof     invalid_dpop_proof   (RFC 9449 section 7.1; says which check)
     │       └── UseDPoPNonce         use_dpop_nonce       (carries the nonce to use)
     ├── OAuthError                   (token endpoint, RFC 6749 section 5.2)
     │   ├── InvalidGrant             invalid_grant
@@ -204,14 +204,92 @@ class DeviceBindingRequired(NotAuthenticated):
     )
 
 
+_MALFORMED_PROOF = (
+    "The DPoP proof is malformed; send one compact JWS (base64url header.payload.signature) "
+    "whose header and payload are JSON objects."
+)
+_BAD_PROOF_KEY = "The DPoP proof's jwk is not a valid public key of the type its alg needs."
+
+# What a client is told for each reason a proof fails (DPOP-12): a fixed sentence per
+# check, never the proof's own text. Reasons are exact, or a prefix (``signature: ...``).
+_PROOF_PROBLEMS: dict[str, str] = {
+    "proof required": "This server requires DPoP: send a DPoP proof header.",
+    "one DPoP header needed": "Send exactly one DPoP header.",
+    "htm does not match": "The DPoP proof's htm is not this request's method.",
+    "htu does not match": (
+        "The DPoP proof's htu is not this request's URL on this server's public origin."
+    ),
+    "iat too old": (
+        "The DPoP proof's iat is too old; sign a fresh proof for every request "
+        "and check the client's clock."
+    ),
+    "iat in the future": "The DPoP proof's iat is in the future; check the client's clock.",
+    "iat is not a number": "The DPoP proof's iat must be a number of seconds since the epoch.",
+    "iat is out of range": "The DPoP proof's iat must be a number of seconds since the epoch.",
+    "replayed jti": (
+        "This DPoP proof was already used; sign a new proof, with a new jti, for every request."
+    ),
+    "ath missing": (
+        "The DPoP proof has no ath; a proof sent with an access token must carry its hash."
+    ),
+    "ath does not match": "The DPoP proof's ath is not the hash of the access token sent with it.",
+    "alg not allowed": (
+        "The DPoP proof's alg is not allowed; sign it with an asymmetric algorithm this "
+        "server accepts (the algs of its DPoP challenge)."
+    ),
+    "wrong typ": "The DPoP proof's typ header must be dpop+jwt.",
+    "no jwk": "The DPoP proof's header must carry its public key as jwk.",
+    "jwk holds private key material": (
+        "The DPoP proof's jwk holds private key material; send the public key only."
+    ),
+    "RSA key too small": "The DPoP proof's RSA key is shorter than 2048 bits.",
+    "too large": _MALFORMED_PROOF,
+    "not a compact JWS": _MALFORMED_PROOF,
+    "segment too large": _MALFORMED_PROOF,
+    "bad base64url": _MALFORMED_PROOF,
+    "bad base64url length": _MALFORMED_PROOF,
+    "non-canonical base64url": _MALFORMED_PROOF,
+    "byte order mark": _MALFORMED_PROOF,
+    "not a JSON object": _MALFORMED_PROOF,
+    **{
+        f"{name} is not {what}": f"The DPoP proof's {name} must be a string."
+        for name in ("jti", "htm", "htu")
+        for what in ("a string", "valid text")
+    },
+}
+_PROOF_PROBLEM_PREFIXES: tuple[tuple[str, str], ...] = (
+    ("signature", "The DPoP proof's signature does not verify with the key in its jwk header."),
+    ("header member not allowed", "The DPoP proof's header may hold only alg, typ and jwk."),
+    ("jwk", _BAD_PROOF_KEY),
+    ("not JSON", _MALFORMED_PROOF),
+)
+
+
 class InvalidDPoPProof(InvalidToken):
     """A DPoP proof that fails a check of RFC 9449 section 4.3 (at a protected resource).
 
-    ``reason`` says which, for logs and tests only; clients get one answer.
+    ``reason`` says which check, for logs and tests; ``detail`` is the fixed sentence
+    the client gets for that check (DPOP-12), never an echo of the proof.
     """
 
     code = "invalid_dpop_proof"
     default_detail = "The DPoP proof is not valid."
+
+    def __init__(self, reason: str = "invalid") -> None:
+        super().__init__(reason)
+        self.detail = self.sentence_for(reason)
+        self.args = (self.detail,)
+
+    @classmethod
+    def sentence_for(cls, reason: str) -> str:
+        """The sentence a client is told for ``reason`` (the default for an unknown one)."""
+        found = _PROOF_PROBLEMS.get(reason)
+        if found is not None:
+            return found
+        return next(
+            (said for prefix, said in _PROOF_PROBLEM_PREFIXES if reason.startswith(prefix)),
+            cls.default_detail,
+        )
 
 
 class UseDPoPNonce(InvalidToken):
@@ -265,10 +343,16 @@ class UnsupportedGrantType(OAuthError):
 
 
 class DPoPProofRefused(OAuthError):
-    """The token endpoint's DPoP proof is missing where required, or fails a check."""
+    """The token endpoint's DPoP proof is missing where required, or fails a check
+    (``detail``: the sentence of :class:`InvalidDPoPProof` for that check)."""
 
     code = "invalid_dpop_proof"
     default_detail = "The DPoP proof is not valid."
+
+    @classmethod
+    def for_reason(cls, reason: str) -> DPoPProofRefused:
+        """The refusal for a proof that failed the check ``reason`` names (DPOP-12)."""
+        return cls(InvalidDPoPProof.sentence_for(reason))
 
 
 class DPoPNonceRequired(OAuthError):

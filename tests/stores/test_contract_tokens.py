@@ -104,6 +104,66 @@ async def test_RT_05_concurrent_rotations_have_exactly_one_winner(stores: Stores
     assert rotated.generation == 1
 
 
+JKT_A = "A" * 43
+JKT_B = "B" * 43
+
+
+async def test_DPOP_11_a_rotation_with_a_key_binds_an_unbound_family_in_the_same_write(
+    stores: Stores,
+) -> None:
+    first, second, third = new_secret(), new_secret(), new_secret()
+    await stores.refresh.create(family(), secret_digest(first))
+    now = T0 + timedelta(minutes=5)
+    assert await stores.refresh.rotate(
+        "f1", from_generation=0, digest=secret_digest(second), now=now, jkt=JKT_A
+    )
+    bound = dataclasses.replace(family(), generation=1, rotated_at=now, last_used_at=now, jkt=JKT_A)
+    assert await stores.refresh.get("f1") == bound
+    assert await stores.refresh.find(secret_digest(first)) == (bound, 0)
+    # Without a key the binding stays as it is: a bound family is never unbound.
+    assert await stores.refresh.rotate(
+        "f1", from_generation=1, digest=secret_digest(third), now=now
+    )
+    rotated = await stores.refresh.get("f1")
+    assert rotated is not None
+    assert (rotated.generation, rotated.jkt) == (2, JKT_A)
+
+
+async def test_DPOP_11_a_family_bound_to_one_key_never_rotates_for_another(
+    stores: Stores,
+) -> None:
+    await stores.refresh.create(dataclasses.replace(family(), jkt=JKT_A), "d0")
+    stolen = secret_digest(new_secret())
+    assert not await stores.refresh.rotate(
+        "f1", from_generation=0, digest=stolen, now=T0, jkt=JKT_B
+    )
+    assert await stores.refresh.get("f1") == dataclasses.replace(family(), jkt=JKT_A)
+    assert await stores.refresh.find(stolen) is None  # nothing was written
+    assert await stores.refresh.rotate(
+        "f1", from_generation=0, digest=secret_digest(new_secret()), now=T0, jkt=JKT_A
+    )
+
+
+async def test_DPOP_11_racing_rotations_with_two_keys_bind_the_family_to_the_winner(
+    stores: Stores,
+) -> None:
+    await stores.refresh.create(family(), secret_digest(new_secret()))
+    keys = [JKT_A, JKT_B] * 10
+    results = await asyncio.gather(
+        *(
+            stores.refresh.rotate(
+                "f1", from_generation=0, digest=secret_digest(new_secret()), now=T0, jkt=jkt
+            )
+            for jkt in keys
+        )
+    )
+    assert results.count(True) == 1
+    rotated = await stores.refresh.get("f1")
+    assert rotated is not None
+    assert rotated.generation == 1
+    assert rotated.jkt == keys[results.index(True)]
+
+
 async def test_revoked_family_cannot_rotate_and_is_not_listed(stores: Stores) -> None:
     await stores.refresh.create(family(), secret_digest(new_secret()))
     revoked = await stores.refresh.revoke("f1", T0)

@@ -12,12 +12,14 @@ from datetime import timedelta
 
 import pytest
 
+from tests.support.proofs import ProofKey
 from tests.support.services import PASSWORD, TOKEN_POLICY
 from tests.support.stores import every_backend
 from velvetrope import AuthService, FrozenClock
+from velvetrope.core.binding.dpop import DPoPPolicy
 from velvetrope.core.ids import is_well_formed_secret, secret_digest
 from velvetrope.core.tokens.service import TokenPair
-from velvetrope.errors import InvalidGrant, InvalidToken
+from velvetrope.errors import DPoPProofRefused, InvalidGrant, InvalidToken
 
 pytestmark = every_backend  # rotation, reuse and grace are the refresh store's semantics
 
@@ -171,6 +173,70 @@ async def test_RT_07_revocable_one_by_one_and_all_at_once(service: AuthService) 
             await service.tokens.refresh_grant(gone.refresh_token)
     with pytest.raises(InvalidToken):
         await service.authenticate_bearer(three.access_token)
+
+
+async def test_DPOP_11_a_refresh_with_a_proof_binds_an_unbound_family(
+    service: AuthService,
+) -> None:
+    owner, thief = ProofKey().jkt, ProofKey().jkt
+    first = await pair(service)  # a family opened without a proof
+    assert first.family.jkt is None
+    second = await service.refresh_grant(first.refresh_token, jkt=owner)
+    stored = await service.stores.refresh.get(first.family.id)
+    assert stored is not None
+    assert stored.jkt == owner
+    assert (await service.tokens.access.verify(second.access_token)).jkt == owner
+    for other in (None, thief):
+        with pytest.raises(DPoPProofRefused, match="bound to a key"):
+            await service.refresh_grant(second.refresh_token, jkt=other)
+    third = await service.refresh_grant(second.refresh_token, jkt=owner)  # nothing was spent
+    assert (third.family.generation, third.family.jkt) == (2, owner)
+
+
+async def test_DPOP_11_a_retry_of_the_binding_refresh_needs_the_same_key(
+    service: AuthService,
+) -> None:
+    owner, thief = ProofKey().jkt, ProofKey().jkt
+    first = await pair(service)
+    second = await service.refresh_grant(first.refresh_token, jkt=owner)
+    for other in (None, thief):  # inside the grace window, yet not the key that bound it
+        with pytest.raises(DPoPProofRefused):
+            await service.refresh_grant(first.refresh_token, jkt=other)
+    retried = await service.refresh_grant(first.refresh_token, jkt=owner)
+    assert retried.refresh_token == second.refresh_token
+
+
+async def test_DPOP_11_racing_refreshes_with_two_keys_give_one_pair_bound_to_its_key(
+    service: AuthService,
+) -> None:
+    keys = [ProofKey().jkt, ProofKey().jkt]
+    first = await pair(service)
+    results = await asyncio.gather(
+        *(service.refresh_grant(first.refresh_token, jkt=jkt) for jkt in keys),
+        return_exceptions=True,
+    )
+    won = [r for r in results if isinstance(r, TokenPair)]
+    assert len(won) == 1, results
+    assert [type(r) for r in results if not isinstance(r, TokenPair)] == [DPoPProofRefused]
+    family = await service.stores.refresh.get(first.family.id)
+    assert family is not None
+    assert family.jkt == won[0].family.jkt == keys[results.index(won[0])]
+
+
+async def test_DPOP_11_under_require_a_refresh_without_a_proof_is_refused(
+    service: AuthService,
+) -> None:
+    service.dpop.policy = DPoPPolicy(mode="require")
+    first = await pair(service)  # opened before require was switched on: unbound
+    with pytest.raises(DPoPProofRefused, match="requires DPoP") as refused:
+        await service.refresh_grant(first.refresh_token)
+    assert refused.value.code == "invalid_dpop_proof"
+    stored = await service.stores.refresh.get(first.family.id)
+    assert stored is not None
+    assert (stored.generation, stored.jkt) == (0, None)  # nothing was spent
+    key = ProofKey().jkt
+    second = await service.refresh_grant(first.refresh_token, jkt=key)
+    assert second.family.jkt == key
 
 
 @pytest.mark.parametrize("garbage", ["", "x", "A" * 43, "A" * 44, "a.b.c", "é" * 43])

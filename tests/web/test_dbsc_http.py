@@ -126,11 +126,44 @@ async def test_DBSC_01_sign_in_offers_registration_with_a_single_use_challenge(
     assert first.challenge != second.challenge
 
 
-async def test_DBSC_02_registration_binds_the_session_and_answers_the_config(
+async def test_DBSC_02_registration_binds_the_session_to_the_key(
     http: httpx.AsyncClient, service: AuthService
 ) -> None:
     browser = Browser(ProofKey())
     await sign_in(http, browser)
+    registered = await register(http, browser)
+    assert registered.status_code == 200, registered.text
+    [set_cookie] = [
+        SetCookie.parse(h) for h in registered.headers.get_list("set-cookie") if BOUND in h
+    ]
+    assert set_cookie.max_age == 600
+    [session] = await service.sessions.list((await service.find_user(EMAIL)).id)
+    assert session.device_key is not None
+    assert browser.key.jkt in session.device_key
+
+
+def bound_cookie_attributes(response: httpx.Response) -> dict[str, str]:
+    """The bound cookie's ``Set-Cookie`` attributes in ``response``, Max-Age aside."""
+    [cookie] = [SetCookie.parse(h) for h in response.headers.get_list("set-cookie") if BOUND in h]
+    return {k: v.lower() for k, v in cookie.attributes.items() if k != "max-age"}
+
+
+def config_attributes(config: dict[str, Any]) -> dict[str, str]:
+    """The attributes the session config's one credential names, parsed the same way."""
+    [credential] = config["credentials"]
+    assert (credential["type"], credential["name"]) == ("cookie", BOUND)
+    parts = (p.strip().partition("=") for p in credential["attributes"].split(";"))
+    return {name.lower(): value.lower() for name, _, value in parts}
+
+
+async def test_DBSC_03_the_session_config_names_the_key_and_the_bound_cookie_exactly(
+    http: httpx.AsyncClient,
+) -> None:
+    """Registration and every refresh answer the same config: the key's thumbprint as
+    the id (kept across re-authentication), host-only scope, and the bound cookie's
+    attributes exactly as its Set-Cookie gives them (else Chromium refreshes forever)."""
+    browser = Browser(ProofKey())
+    login = await sign_in(http, browser)
     registered = await register(http, browser)
     assert registered.status_code == 200, registered.text
     config = registered.json()
@@ -140,24 +173,20 @@ async def test_DBSC_02_registration_binds_the_session_and_answers_the_config(
         "include_site": False,
         "scope_specification": [{"type": "exclude", "domain": "*", "path": "/static"}],
     }
-    [credential] = config["credentials"]
-    assert credential["type"] == "cookie"
-    assert credential["name"] == BOUND
-    [set_cookie] = [
-        SetCookie.parse(h) for h in registered.headers.get_list("set-cookie") if BOUND in h
-    ]
-    # DBSC-03: the config's attributes are exactly the Set-Cookie's (Max-Age aside).
-    named = {
-        a.lower(): v.lower()
-        for a, _, v in (
-            p.partition("=") for p in (x.strip() for x in credential["attributes"].split(";"))
-        )
-    }
-    assert named == {k: v.lower() for k, v in set_cookie.attributes.items() if k != "max-age"}
-    assert set_cookie.max_age == 600
-    [session] = await service.sessions.list((await service.find_user(EMAIL)).id)
-    assert session.device_key is not None
-    assert browser.key.jkt in session.device_key
+    expected = bound_cookie_attributes(registered)
+    assert {"path", "secure", "httponly", "samesite"} <= set(expected)
+    assert config_attributes(config) == expected
+    headers = {**browser.cookies(), "X-CSRF-Token": login.json()["csrf_token"]}
+    renewed = await http.post("/auth/reauth", json={"password": PASSWORD}, headers=headers)
+    assert renewed.status_code == 200, renewed.text
+    http.cookies.clear()
+    browser.keep(renewed)
+    refreshed = await refresh(http, browser)
+    assert refreshed.status_code == 200, refreshed.text
+    again = refreshed.json()
+    assert again["session_identifier"] == browser.key.jkt  # stable across re-authentication
+    assert (again["refresh_url"], again["scope"]) == (config["refresh_url"], config["scope"])
+    assert config_attributes(again) == bound_cookie_attributes(refreshed) == expected
 
 
 async def test_DBSC_02_registration_needs_this_sessions_challenge_once(

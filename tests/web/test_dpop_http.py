@@ -230,6 +230,32 @@ async def test_DPOP_07_a_refresh_token_used_with_another_key_is_refused_and_spen
     assert owner.json()["token_type"] == "DPoP"
 
 
+async def test_DPOP_11_an_unbound_family_refreshed_with_a_proof_becomes_bound(
+    nodes: tuple[Node, Node], clock: FrozenClock
+) -> None:
+    a, b = nodes
+    key, thief = ProofKey(), ProofKey()
+    form = {"grant_type": "password", "username": EMAIL, "password": PASSWORD}
+    bearer = await a.http.post("/auth/token", data=form)  # no proof: an unbound family
+    assert bearer.json()["token_type"] == "Bearer"
+    refresh = {"grant_type": "refresh_token", "refresh_token": bearer.json()["refresh_token"]}
+    bound = await b.http.post(
+        "/auth/token", data=refresh, headers={"DPoP": key.dpop("POST", TOKEN, iat=now(clock))}
+    )
+    assert bound.status_code == 200, bound.text
+    assert bound.json()["token_type"] == "DPoP"
+    form = {"grant_type": "refresh_token", "refresh_token": bound.json()["refresh_token"]}
+    for headers in ({}, {"DPoP": thief.dpop("POST", TOKEN, iat=now(clock))}):
+        refused = await a.http.post("/auth/token", data=form, headers=headers)
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["error"] == "invalid_dpop_proof"
+    owner = await a.http.post(
+        "/auth/token", data=form, headers={"DPoP": key.dpop("POST", TOKEN, iat=now(clock))}
+    )
+    assert owner.status_code == 200, owner.text
+    assert owner.json()["token_type"] == "DPoP"
+
+
 async def test_DPOP_05_nonces_are_asked_for_and_shared_by_every_node(
     nodes: tuple[Node, Node], clock: FrozenClock
 ) -> None:

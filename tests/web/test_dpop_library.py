@@ -5,7 +5,6 @@ CORS lets a browser client send ``DPoP`` and read ``DPoP-Nonce``."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
 
 import httpx
 import pytest
@@ -15,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from tests.support.proofs import ProofKey
+from tests.support.proofs import ProofKey, forge, jws
 from tests.support.services import ORIGIN, PASSWORD, app_settings, asgi_client, started_service
 from velvetrope import (
     AuthMiddleware,
@@ -28,7 +27,7 @@ from velvetrope import (
     system_clock,
 )
 from velvetrope.client import DPoPAuth
-from velvetrope.core.binding.dpop import DPoPMode, DPoPPolicy
+from velvetrope.core.binding.dpop import DPoPMode, DPoPPolicy, access_token_hash
 from velvetrope.stores import MemoryStores
 from velvetrope.web.dependencies import PRINCIPAL_KEY
 from velvetrope.web.errors import install_error_handlers
@@ -183,31 +182,131 @@ def test_DPOP_09_require_with_jwt_cookies_is_refused_at_start() -> None:
 async def test_DPOP_01_malformed_dpop_requests_get_clear_errors(
     library_app: httpx.AsyncClient, clock: FrozenClock
 ) -> None:
+    """Each failed check gets its own fixed sentence (DPOP-12), never the proof's text."""
     key = ProofKey()
     token = (await tokens(library_app, key, clock)).json()["access_token"]
-    cases: list[dict[str, Any]] = [
-        {"Authorization": f"DPoP {token}"},  # no proof
-        {"Authorization": "DPoP not a token!", "DPoP": "x"},
-        {"Authorization": f"DPoP {token}", "DPoP": "garbage"},
-    ]
-    for headers in cases:
-        response = await library_app.get("/orders", headers=headers)
-        assert response.status_code == 401, response.text
-        assert response.json()["error"] in {"invalid_dpop_proof", "invalid_token"}
-        assert response.headers["www-authenticate"].startswith("DPoP error=")
+    url, now = f"{ORIGIN}/orders", clock().timestamp()
+    malformed = await library_app.get(
+        "/orders", headers={"Authorization": "DPoP not a token!", "DPoP": "x"}
+    )
+    assert malformed.status_code == 401
+    assert malformed.json() == {
+        "error": "invalid_token",
+        "detail": "The access token is not valid.",
+    }
+    claims = {"htm": "GET", "htu": url, "iat": int(now), "ath": access_token_hash(token)}
+    good = key.dpop("GET", url, access_token=token, iat=now)
+    swapped = ".".join([*good.split(".")[:2], ProofKey().dpop("GET", url).split(".")[2]])
+    evil = "https://attacker.example/evil-marker"
+    header = {"typ": "dpop+jwt", "jwk": key.public}
+    replayed = key.dpop("GET", url, access_token=token, iat=now)
+    assert (await library_app.get("/orders", headers=proved(token, replayed))).status_code == 200
+    cases: dict[str, tuple[str | None, str]] = {
+        "no proof": (None, "Send exactly one DPoP header."),
+        "garbage": ("garbage", "The DPoP proof is malformed"),
+        "wrong htm": (key.dpop("POST", url, access_token=token, iat=now), "htm is not this"),
+        "wrong htu": (
+            key.dpop("GET", f"{ORIGIN}/elsewhere", access_token=token, iat=now),
+            "htu is not this request's URL",
+        ),
+        "stale iat": (key.dpop("GET", url, access_token=token, iat=now - 120), "iat is too old"),
+        "future iat": (
+            key.dpop("GET", url, access_token=token, iat=now + 120),
+            "iat is in the future",
+        ),
+        "iat not a number": (
+            key.sign({**claims, "iat": "1", "jti": "n" * 22}),
+            "iat must be a number",
+        ),
+        "replayed jti": (replayed, "already used"),
+        "bad signature": (swapped, "signature does not verify"),
+        "alg none": (jws({**header, "alg": "none"}, claims, b"\x01" * 64), "alg is not allowed"),
+        "alg HS256": (forge({**header, "alg": "HS256"}, claims, b"k" * 32), "alg is not allowed"),
+        "wrong typ": (key.sign({**claims, "jti": "t" * 22}, typ="jwt"), "typ header must be"),
+        "missing ath": (key.dpop("GET", url, iat=now), "has no ath"),
+        "ath mismatch": (
+            key.dpop("GET", url, access_token="another token", iat=now),
+            "ath is not the hash",
+        ),
+        "private jwk": (
+            jws({**header, "alg": "ES256", "jwk": key.private}, claims, b"\x01" * 64),
+            "holds private key material",
+        ),
+        "key by reference": (
+            jws({**header, "alg": "ES256", "jku": evil}, claims, b"\x01" * 64),
+            "header may hold only alg, typ and jwk",
+        ),
+    }
+    said: dict[str, str] = {}
+    for case, (proof, expected) in cases.items():
+        response = await library_app.get("/orders", headers=proved(token, proof))
+        assert response.status_code == 401, (case, response.text)
+        body = response.json()
+        assert body["error"] == "invalid_dpop_proof", case
+        assert expected in body["detail"], (case, body)
+        assert response.headers["www-authenticate"].startswith('DPoP error="invalid_dpop_proof"')
+        assert "evil-marker" not in response.text
+        said[case] = body["detail"]
+    assert said["alg none"] == said["alg HS256"]  # one check: the allowlist of algs
+    assert len(set(said.values())) == len(said) - 1  # every other check says which it is
     two = [
         ("Authorization", f"DPoP {token}"),
-        ("DPoP", key.dpop("GET", f"{ORIGIN}/orders", access_token=token)),
-        ("DPoP", key.dpop("GET", f"{ORIGIN}/orders", access_token=token)),
+        ("DPoP", key.dpop("GET", url, access_token=token, iat=now)),
+        ("DPoP", key.dpop("GET", url, access_token=token, iat=now)),
     ]
     response = await library_app.get("/orders", headers=two)
-    assert response.json()["error"] == "invalid_dpop_proof"
+    assert response.json() == {"error": "invalid_dpop_proof", "detail": said["no proof"]}
     form = {"grant_type": "password", "username": EMAIL, "password": PASSWORD}
     twice = await library_app.post(
         "/auth/token", data=form, headers=[("DPoP", "a.b.c"), ("DPoP", "a.b.c")]
     )
     assert twice.status_code == 400
     assert twice.json()["error"] == "invalid_dpop_proof"
+    assert twice.json()["error_description"] == "Send exactly one DPoP header."
+    at_token = {
+        "wrong htu": key.dpop("POST", f"{ORIGIN}/auth/other", iat=now),
+        "stale iat": key.dpop("POST", f"{ORIGIN}/auth/token", iat=now - 120),
+        "garbage": "garbage",
+    }
+    for case, proof in at_token.items():
+        refused = await library_app.post("/auth/token", data=form, headers={"DPoP": proof})
+        assert refused.status_code == 400, refused.text
+        body = refused.json()
+        assert body["error"] == "invalid_dpop_proof"
+        assert body["detail"] == body["error_description"] == said[case], case
+
+
+def proved(token: str, proof: str | None) -> dict[str, str]:
+    """``Authorization: DPoP`` with ``token``, and ``proof`` as its ``DPoP`` header."""
+    headers = {"Authorization": f"DPoP {token}"}
+    if proof is not None:
+        headers["DPoP"] = proof
+    return headers
+
+
+async def test_DPOP_11_under_require_an_unbound_refresh_token_needs_a_proof(
+    clock: FrozenClock, hasher: PasswordHasher
+) -> None:
+    service = await service_with("require", clock, hasher)
+    pair = await service.token_login(EMAIL, PASSWORD)  # opened without a proof
+    vr = Velvetrope(app_settings(dpop="require"), service=service)
+    form = {"grant_type": "refresh_token", "refresh_token": pair.refresh_token}
+    key = ProofKey()
+    async with asgi_client(create_app(velvetrope=vr)) as http:
+        bare = await http.post("/auth/token", data=form)
+        assert bare.status_code == 400
+        assert bare.json()["error"] == "invalid_dpop_proof"
+        assert bare.json()["error_description"] == (
+            "This server requires DPoP: send a DPoP proof header."
+        )
+        proof = key.dpop("POST", f"{ORIGIN}/auth/token", iat=clock().timestamp())
+        bound = await http.post("/auth/token", data=form, headers={"DPoP": proof})
+        assert bound.status_code == 200, bound.text
+        assert bound.json()["token_type"] == "DPoP"
+    family = await service.family(pair.family.id)
+    assert family is not None
+    assert family.jkt == key.jkt
+    await service.aclose()
 
 
 async def test_DPOP_07_the_client_helper_hashes_the_token_it_sends(hasher: PasswordHasher) -> None:

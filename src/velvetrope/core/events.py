@@ -31,6 +31,7 @@ EventName = Literal[
     "session_evicted",
     "reauthenticated",
     "refresh_family_created",
+    "refresh_family_bound",
     "refresh_family_revoked",
     "refresh_reuse_detected",
     "access_token_revoked",

@@ -59,6 +59,7 @@ KEPT: frozenset[EventName] = frozenset(
         "access_token_revoked",
         "signing_key_rotated",
         "dpop_proof_refused",
+        "refresh_family_bound",
         "session_bound",
         "session_binding_failed",
     }

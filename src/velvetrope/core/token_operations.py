@@ -9,10 +9,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from velvetrope.core.binding.dpop import DPoPProofs
 from velvetrope.core.hooks import AccountEvent, Hooks
 from velvetrope.core.tokens.keys import SigningKey
 from velvetrope.core.tokens.service import TokenPair, TokenService
-from velvetrope.errors import RefreshTokenReused
+from velvetrope.errors import DPoPProofRefused, RefreshTokenReused
 from velvetrope.stores.protocols import Stores
 from velvetrope.stores.records import RefreshFamilyRecord
 
@@ -25,6 +26,7 @@ class TokenOperations:
     stores: Stores
     tokens: TokenService
     hooks: Hooks
+    dpop: DPoPProofs
 
     async def token_claims(self, user_id: str) -> dict[str, Any]:
         """What an access token of ``user_id`` carries besides its registered claims:
@@ -52,10 +54,17 @@ class TokenOperations:
     async def refresh_grant(self, refresh_token: str, *, jkt: str | None = None) -> TokenPair:
         """Rotate a refresh token into a new pair; see ``TokenService.refresh_grant``.
 
+        With ``jkt`` (the key of a checked DPoP proof) an unbound family is bound to that
+        key as it rotates; under ``VELVETROPE_DPOP=require`` a refresh without one is
+        refused, bound family or not (DPOP-11, RFC 9449 section 5).
+
         Raises:
             InvalidGrant: Unknown, expired, revoked or reused (the family is revoked).
-            DPoPProofRefused: The family is bound to a DPoP key other than ``jkt``.
+            DPoPProofRefused: The family is bound to a DPoP key other than ``jkt``, or
+                DPoP is required and ``jkt`` is ``None``.
         """
+        if jkt is None and self.dpop.policy.mode == "require":
+            raise DPoPProofRefused.for_reason("proof required")
         try:
             return await self.tokens.refresh_grant(refresh_token, jkt=jkt)
         except RefreshTokenReused as reused:

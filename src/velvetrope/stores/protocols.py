@@ -196,12 +196,23 @@ class RefreshStore(Protocol):
         """Return the family, revoked or not."""
 
     async def rotate(
-        self, family_id: str, *, from_generation: int, digest: str, now: datetime
+        self,
+        family_id: str,
+        *,
+        from_generation: int,
+        digest: str,
+        now: datetime,
+        jkt: str | None = None,
     ) -> bool:
         """Advance the family to ``from_generation + 1`` with token ``digest``.
 
         Compare-and-swap: succeeds only if the family is unrevoked and still at
         ``from_generation``; of concurrent rotations exactly one wins (RT-05).
+
+        With ``jkt`` (a DPoP key's thumbprint) the same write binds the family to that
+        key (DPOP-11): an unbound family takes it, a family bound to it keeps it, and
+        a family bound to another key does not rotate. A bound family is never unbound
+        or rebound; ``jkt=None`` leaves the binding as it is.
         """
 
     async def revoke(self, family_id: str, now: datetime) -> RefreshFamilyRecord | None:

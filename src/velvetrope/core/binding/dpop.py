@@ -286,8 +286,10 @@ class DPoPProofs:
             raise InvalidDPoPProof("iat in the future")
         if self.policy.nonce and not self._nonce_ok(claims.get("nonce")):
             raise UseDPoPNonce(self.nonce())
+        if access_token is not None and "ath" not in claims:
+            raise InvalidDPoPProof("ath missing")
         if access_token is not None and not hmac.compare_digest(
-            str(claims.get("ath", "")), access_token_hash(access_token)
+            str(claims["ath"]), access_token_hash(access_token)
         ):
             raise InvalidDPoPProof("ath does not match")
         if bound_to is not None and not hmac.compare_digest(decoded.thumbprint, bound_to):

@@ -60,6 +60,18 @@ def _b64(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
 
 
+def _check_key(family: RefreshFamilyRecord, jkt: str | None) -> None:
+    """A family bound to a DPoP key moves only for a proof by that key (RFC 9449 §5).
+
+    Raises:
+        DPoPProofRefused: The family is bound and ``jkt`` is missing or another key's.
+    """
+    if family.jkt is not None and (jkt is None or not hmac.compare_digest(family.jkt, jkt)):
+        raise DPoPProofRefused(
+            "This refresh token is bound to a key: send a DPoP proof signed by that key."
+        )
+
+
 class RefreshTokens:
     """Refresh families over a :class:`RefreshStore`."""
 
@@ -130,11 +142,14 @@ class RefreshTokens:
         ``jkt`` is the thumbprint of the DPoP proof's key, if one came: a family bound
         to a key rotates only for a proof by that key (RFC 9449 section 5), checked
         before anything changes, so a stolen token used with another key spends nothing.
+        An unbound family rotated with a proof is bound to its key by the rotation
+        itself (DPOP-11): from then on its refresh tokens need proofs by that key.
 
         Raises:
             InvalidGrant: Unknown, expired or revoked; or reused, in which case the
                 whole family has just been revoked (check ``family_revoked`` events).
-            DPoPProofRefused: The family is bound to a key and the proof is not by it.
+            DPoPProofRefused: The family is bound to a key and the proof is not by it
+                (also when a racing request bound it a moment ago).
         """
         if not is_well_formed_secret(token):
             raise InvalidGrant
@@ -148,24 +163,34 @@ class RefreshTokens:
         idle_deadline = family.last_used_at + self.policy.refresh_idle_timeout
         if now >= family.expires_at or now >= idle_deadline:
             raise InvalidGrant("The refresh token has expired; sign in again.")
-        if family.jkt is not None and (jkt is None or not hmac.compare_digest(family.jkt, jkt)):
-            raise DPoPProofRefused(
-                "This refresh token is bound to a key: send a DPoP proof signed by that key."
-            )
+        _check_key(family, jkt)
         successor = self._derive(b"next\x00", token)
         if generation == family.generation:
             won = await self._store.rotate(
-                family.id, from_generation=generation, digest=secret_digest(successor), now=now
+                family.id,
+                from_generation=generation,
+                digest=secret_digest(successor),
+                now=now,
+                jkt=jkt,
             )
             if won:
                 rotated = await self._store.get(family.id)
                 assert rotated is not None  # noqa: S101 - just rotated
+                if family.jkt is None and rotated.jkt is not None:
+                    self._events.emit(
+                        "refresh_family_bound",
+                        user=family.user_id,
+                        family=family.id,
+                        key=rotated.jkt,
+                    )
                 return self._grant(successor, rotated)
-            # Another request rotated the same token a moment ago: a racing retry.
+            # Another request rotated the same token a moment ago: a racing retry,
+            # which may have bound the family to its key as it rotated.
             latest = await self._store.get(family.id)
             if latest is None:
                 raise InvalidGrant
             family = latest
+            _check_key(family, jkt)
         if (
             generation == family.generation - 1
             and now - family.rotated_at <= self.policy.refresh_grace

@@ -71,15 +71,27 @@ class MemoryRefreshStore:
         return self._families.get(family_id)
 
     async def rotate(
-        self, family_id: str, *, from_generation: int, digest: str, now: datetime
+        self,
+        family_id: str,
+        *,
+        from_generation: int,
+        digest: str,
+        now: datetime,
+        jkt: str | None = None,
     ) -> bool:
         family = self._families.get(family_id)
         if family is None or family.revoked_at is not None:
             return False
         if family.generation != from_generation or digest in self._digests:
             return False
+        if jkt is not None and family.jkt not in (None, jkt):
+            return False
         self._families[family_id] = dataclasses.replace(
-            family, generation=from_generation + 1, rotated_at=now, last_used_at=now
+            family,
+            generation=from_generation + 1,
+            rotated_at=now,
+            last_used_at=now,
+            jkt=family.jkt or jkt,
         )
         self._digests[digest] = (family_id, from_generation + 1)
         return True

@@ -169,7 +169,13 @@ class PostgresRefreshStore(PostgresTable):
         return None if row is None else _family(row)
 
     async def rotate(
-        self, family_id: str, *, from_generation: int, digest: str, now: datetime
+        self,
+        family_id: str,
+        *,
+        from_generation: int,
+        digest: str,
+        now: datetime,
+        jkt: str | None = None,
     ) -> bool:
         # Compare-and-swap (RT-05): a concurrent rotation waits on the row lock, then
         # re-checks the WHERE clause against the committed row and matches nothing.
@@ -177,11 +183,13 @@ class PostgresRefreshStore(PostgresTable):
             changed = count(
                 await conn.execute(
                     "UPDATE refresh_families SET generation = generation + 1, "
-                    "rotated_at = $1, last_used_at = $1 "
-                    "WHERE id = $2 AND generation = $3 AND revoked_at IS NULL",
+                    "rotated_at = $1, last_used_at = $1, jkt = COALESCE(jkt, $4::text) "
+                    "WHERE id = $2 AND generation = $3 AND revoked_at IS NULL "
+                    "AND ($4::text IS NULL OR jkt IS NULL OR jkt = $4::text)",
                     now,
                     family_id,
                     from_generation,
+                    jkt,
                 )
             )
             if changed == 1:

@@ -110,14 +110,18 @@ return 1
 
 # Refresh rotation, the compare-and-swap of RT-05: advance the family only if it
 # exists, is unrevoked, is still at the expected generation and has never issued
-# this digest; record the digest. Returns the family's remaining TTL (ms), for the
-# digest's lookup key, or nil if the rotation lost.
-# KEYS: family. ARGV: from_generation, to_generation, digest, now.
+# this digest; record the digest. With a DPoP key's thumbprint (ARGV[5], '' for none)
+# bind an unbound family to it in the same step, and refuse one bound to another key
+# (DPOP-11). Returns the family's remaining TTL (ms), for the digest's lookup key, or
+# nil if the rotation lost.
+# KEYS: family. ARGV: from_generation, to_generation, digest, now, jkt.
 _ROTATE_FAMILY = """
 local field = 'd:' .. ARGV[3]
-local f = redis.call('HMGET', KEYS[1], 'g', 'v', field)
+local f = redis.call('HMGET', KEYS[1], 'g', 'v', field, 'k')
 if not f[1] or f[2] or f[3] or tonumber(f[1]) ~= tonumber(ARGV[1]) then return false end
+if ARGV[5] ~= '' and f[4] and f[4] ~= ARGV[5] then return false end
 redis.call('HSET', KEYS[1], 'g', ARGV[2], 'r', ARGV[4], 'l', ARGV[4], field, ARGV[2])
+if ARGV[5] ~= '' and not f[4] then redis.call('HSET', KEYS[1], 'k', ARGV[5]) end
 return redis.call('PTTL', KEYS[1])
 """
 

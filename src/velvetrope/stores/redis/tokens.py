@@ -123,12 +123,18 @@ class RedisRefreshStore(RedisTable):
         return None if row[0] is None else _family(family_id, row)
 
     async def rotate(
-        self, family_id: str, *, from_generation: int, digest: str, now: datetime
+        self,
+        family_id: str,
+        *,
+        from_generation: int,
+        digest: str,
+        now: datetime,
+        jkt: str | None = None,
     ) -> bool:
         with guard():
             remaining = await self._scripts.rotate_family(
                 keys=[self._keys.family(family_id)],
-                args=[from_generation, from_generation + 1, digest, us(now)],
+                args=[from_generation, from_generation + 1, digest, us(now), jkt or ""],
             )
             if remaining is None:
                 return False

@@ -151,13 +151,21 @@ class SQLiteRefreshStore(SQLiteTable):
         return None if row is None else _family(row)
 
     async def rotate(
-        self, family_id: str, *, from_generation: int, digest: str, now: datetime
+        self,
+        family_id: str,
+        *,
+        from_generation: int,
+        digest: str,
+        now: datetime,
+        jkt: str | None = None,
     ) -> bool:
         with self._transaction() as conn:
             changed = conn.execute(
                 "UPDATE refresh_families SET generation = generation + 1, rotated_at = ?, "
-                "last_used_at = ? WHERE id = ? AND generation = ? AND revoked_at IS NULL",
-                (ts(now), ts(now), family_id, from_generation),
+                "last_used_at = ?, jkt = COALESCE(jkt, ?) "
+                "WHERE id = ? AND generation = ? AND revoked_at IS NULL "
+                "AND (? IS NULL OR jkt IS NULL OR jkt = ?)",
+                (ts(now), ts(now), jkt, family_id, from_generation, jkt, jkt),
             ).rowcount
             if changed == 1:
                 conn.execute(

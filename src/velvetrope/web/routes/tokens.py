@@ -2,9 +2,11 @@
 
 With a ``DPoP`` proof header (RFC 9449 section 5, unless ``VELVETROPE_DPOP=off``) the
 issued access token is bound to the proof's key (``cnf.jkt``, ``token_type: DPoP``) and
-so is the refresh family: a refresh grant then needs a proof by the same key. Under
-``require`` a request without a proof is refused (``invalid_dpop_proof``); with nonces
-on, a proof without the current one gets ``use_dpop_nonce`` and the ``DPoP-Nonce`` to use.
+so is the refresh family (one opened without a proof is bound by its first refresh with
+one): a refresh grant then needs a proof by the same key. Under ``require`` a request
+without a proof is refused (``invalid_dpop_proof``); a refused proof's ``error_description``
+says which check failed; with nonces on, a proof without the current one gets
+``use_dpop_nonce`` and the ``DPoP-Nonce`` to use.
 """
 
 from fastapi import APIRouter, Depends, Request
@@ -57,7 +59,8 @@ async def _dpop_key(request: Request, ctx: WebContext) -> str | None:
     there is none (or DPoP is off).
 
     Raises:
-        DPoPProofRefused: More than one proof, a bad one, or none where DPoP is required.
+        DPoPProofRefused: More than one proof, a bad one, or none where DPoP is required;
+            its ``detail`` says which check failed.
         DPoPNonceRequired: The proof lacks the server's current nonce.
     """
     proofs = ctx.service.dpop
@@ -65,18 +68,18 @@ async def _dpop_key(request: Request, ctx: WebContext) -> str | None:
         return None
     sent = request.headers.getlist("dpop")
     if len(sent) > 1:
-        raise DPoPProofRefused("Send exactly one DPoP header.")
+        raise DPoPProofRefused.for_reason("one DPoP header needed")
     if not sent:
         if proofs.policy.mode == "require":
-            raise DPoPProofRefused("This server requires DPoP: send a DPoP proof header.")
+            raise DPoPProofRefused.for_reason("proof required")
         return None
     htu = request_htu(request.scope, ctx.settings.origin)
     try:
         verified = await proofs.verify(sent[0], htm=request.method, htu=htu)
     except UseDPoPNonce as exc:
         raise DPoPNonceRequired(exc.nonce) from None
-    except InvalidToken:
-        raise DPoPProofRefused from None
+    except InvalidToken as exc:  # the check that failed, in a fixed sentence (DPOP-12)
+        raise DPoPProofRefused.for_reason(exc.reason) from None
     return verified.jkt
 
 

@@ -16,6 +16,7 @@ Settings (environment): ``ORDERS_JWKS_URL`` (required), ``ORDERS_ISSUER`` (requi
 gateway's ``VELVETROPE_GATEWAY_ISSUER``, by default its public origin),
 ``ORDERS_AUDIENCE`` (``orders``), ``ORDERS_REDIS_URL`` and ``ORDERS_REDIS_PREFIX``
 (``velvetrope:``) or ``ORDERS_DATABASE_URL`` (PostgreSQL) to subscribe to revocations.
+A missing or malformed setting stops it at start-up with a message naming the variable.
 """
 
 import argparse
@@ -36,17 +37,43 @@ from velvetrope.integrations import (
     RevokedSessions,
 )
 
+REQUIRED = {
+    "ORDERS_JWKS_URL": "the gateway's JWKS, e.g. http://127.0.0.1:8001/auth/gateway/jwks.json",
+    "ORDERS_ISSUER": "the gateway's VELVETROPE_GATEWAY_ISSUER (by default its public origin)",
+}
+VARIABLES = {
+    "jwks_url": "ORDERS_JWKS_URL",
+    "issuer": "ORDERS_ISSUER",
+    "audience": "ORDERS_AUDIENCE",
+}
+
+
+def required(name: str) -> str:
+    """The variable's value; a start-up message naming it when it is missing or blank."""
+    value = os.environ.get(name, "")
+    if not value.strip():
+        raise SystemExit(f"orders service: {name} is required: {REQUIRED[name]}")
+    return value
+
 
 def build_app() -> FastAPI:
-    """The service, configured from the environment."""
+    """The service, configured from the environment.
+
+    Raises:
+        SystemExit: A setting is missing or malformed (the message names the variable).
+    """
     revoked = RevokedSessions()
     subscribe = os.environ.get("ORDERS_REDIS_URL") or os.environ.get("ORDERS_DATABASE_URL")
-    verifier = InternalTokenVerifier(
-        jwks_url=os.environ["ORDERS_JWKS_URL"],
-        issuer=os.environ["ORDERS_ISSUER"],
-        audience=os.environ.get("ORDERS_AUDIENCE", "orders"),
-        revoked=revoked.is_revoked if subscribe else None,
-    )
+    try:
+        verifier = InternalTokenVerifier(
+            jwks_url=required("ORDERS_JWKS_URL"),
+            issuer=required("ORDERS_ISSUER"),
+            audience=os.environ.get("ORDERS_AUDIENCE", "orders"),
+            revoked=revoked.is_revoked if subscribe else None,
+        )
+    except ValueError as exc:  # the message starts with the argument's name
+        variable = VARIABLES.get(str(exc).split(" ", 1)[0], "an ORDERS_* variable")
+        raise SystemExit(f"orders service: {variable}: {exc}") from None
     auth = InternalAuth(verifier)
     Caller = Annotated[InternalClaims, Depends(auth)]
 
@@ -92,6 +119,7 @@ def build_app() -> FastAPI:
             "cookie": request.headers.get("cookie"),
             "authorization": request.headers.getlist("authorization"),
             "x_velvetrope_token": request.headers.get("x-velvetrope-token"),
+            "dpop": request.headers.get("dpop"),
         }
 
     @app.post("/api/orders/")

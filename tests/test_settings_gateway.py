@@ -62,3 +62,15 @@ def test_bad_values_are_refused_with_a_sentence(changes: dict[str, str], named: 
     with pytest.raises(ValidationError) as refused:
         make(gateway_audiences="orders", **changes)
     assert named in describe_validation_error(refused.value)
+
+
+@pytest.mark.parametrize("value", [" , ,", ",", " "])
+def test_audiences_that_name_no_service_are_refused_not_read_as_off(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("VELVETROPE_GATEWAY_AUDIENCES", value)
+    with pytest.raises(ValidationError) as refused:
+        make()
+    described = describe_validation_error(refused.value)
+    assert "VELVETROPE_GATEWAY_AUDIENCES" in described
+    assert "names no audience" in described

@@ -387,6 +387,18 @@ class Settings(BaseSettings):
         10_000, ge=0, le=1_000_000, description="Minted tokens kept per node; 0: no mint cache"
     )
 
+    @field_validator("gateway_audiences")
+    @classmethod
+    def _audiences_named(cls, value: str) -> str:
+        # Only the empty value turns the gateway off; " , ," is a typo or a template
+        # that lost its values, and reading it as "off" would hide that.
+        if value and not any(part.strip() for part in value.split(",")):
+            raise ValueError(
+                f"{value[:40]!r} names no audience; list the services, comma-separated "
+                "(orders,billing), or leave it empty to turn the gateway off"
+            )
+        return value
+
     @field_validator("database_url")
     @classmethod
     def _database_supported(cls, value: str) -> str:

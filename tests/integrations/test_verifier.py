@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import json
+import logging
+import os
 from collections.abc import AsyncIterator, Iterable
 from datetime import timedelta
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import httpx
@@ -15,7 +20,7 @@ import uvicorn
 from fastapi import Depends, FastAPI
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from tests.support.ports import free_port
@@ -303,3 +308,219 @@ async def test_HYB_06_a_remembered_token_still_expires_and_still_dies_with_its_s
     with pytest.raises(InvalidToken) as expired:
         await verifier.verify(token)
     assert expired.value.reason == "expired"
+
+
+# --- configuration and diagnosis ----------------------------------------------------------
+
+LOGGER = "velvetrope.integrations"
+
+
+@pytest.mark.parametrize(
+    ("changes", "named"),
+    [
+        ({"jwks_url": ""}, "jwks_url"),
+        ({"jwks_url": "127.0.0.1:8001/auth/gateway/jwks.json"}, "jwks_url"),
+        ({"jwks_url": "ftp://auth.internal/jwks.json"}, "jwks_url"),
+        ({"jwks_url": "https:///auth/gateway/jwks.json"}, "jwks_url"),
+        ({"jwks_url": "https://auth.internal/jwks.json\n"}, "jwks_url"),
+        ({"jwks_url": "http://[::1/jwks.json"}, "jwks_url"),
+        ({"issuer": ""}, "issuer"),
+        ({"issuer": "https://edge.example "}, "issuer"),
+        ({"audience": ""}, "audience"),
+        ({"audience": " orders"}, "audience"),
+        ({"leeway": timedelta(seconds=-1)}, "leeway"),
+        ({"leeway": timedelta(hours=1)}, "leeway"),
+        ({"refresh_every": timedelta(0)}, "refresh_every"),
+        ({"refetch_every": timedelta(0)}, "refetch_every"),
+        ({"refetch_every": timedelta(minutes=6)}, "refetch_every"),
+        ({"keep_keys_for": timedelta(minutes=1)}, "keep_keys_for"),
+        ({"fetch_timeout": 0.0}, "fetch_timeout"),
+        ({"fetch_timeout": float("nan")}, "fetch_timeout"),
+        ({"cache_size": -1}, "cache_size"),
+    ],
+)
+def test_bad_arguments_are_refused_naming_the_argument(changes: dict[str, Any], named: str) -> None:
+    arguments: dict[str, Any] = {
+        "jwks_url": "https://auth.internal/auth/gateway/jwks.json",
+        "issuer": ORIGIN,
+        "audience": "orders",
+    }
+    InternalTokenVerifier(**arguments)  # the baseline is accepted
+    with pytest.raises(ValueError, match=f"^{named} "):
+        InternalTokenVerifier(**(arguments | changes))
+
+
+async def test_HYB_13_a_jwks_nobody_answers_is_logged_with_the_url_and_the_cause(
+    clock: FrozenClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = f"http://127.0.0.1:{free_port()}{JWKS_PATH}"
+    verifier = InternalTokenVerifier(jwks_url=url, issuer=ORIGIN, audience="orders", now=clock)
+    with caplog.at_level(logging.WARNING, logger=LOGGER), pytest.raises(StoreUnavailable):
+        await verifier.verify("a.b.c")
+    [record] = [r for r in caplog.records if r.name == LOGGER]
+    assert record.levelno == logging.WARNING
+    assert url in record.getMessage()
+    assert "ConnectError" in record.getMessage()
+    assert "no keys are known" in record.getMessage()
+    assert verifier.last_error is not None
+    assert verifier.last_error.startswith("ConnectError")
+    assert verifier.last_error_at == clock()
+    assert verifier.fetched_at is None
+
+
+async def test_HYB_13_a_password_in_the_jwks_url_never_reaches_the_log_or_an_error(
+    clock: FrozenClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    port = free_port()
+    url = f"http://svc:s3cret-pw@127.0.0.1:{port}{JWKS_PATH}"
+    verifier = InternalTokenVerifier(jwks_url=url, issuer=ORIGIN, audience="orders", now=clock)
+    with caplog.at_level(logging.WARNING, logger=LOGGER), pytest.raises(StoreUnavailable):
+        await verifier.verify("a.b.c")
+    [record] = [r for r in caplog.records if r.name == LOGGER]
+    assert f"http://***@127.0.0.1:{port}{JWKS_PATH}" in record.getMessage()
+    assert "s3cret-pw" not in record.getMessage()
+    assert "s3cret-pw" not in (verifier.last_error or "")
+    with pytest.raises(ValueError, match=r"^jwks_url ") as refused:
+        InternalTokenVerifier(
+            jwks_url="ftp://svc:s3cret-pw@[::1]:21/jwks.json", issuer=ORIGIN, audience="orders"
+        )
+    assert "ftp://***@[::1]:21/jwks.json" in str(refused.value)
+    assert "s3cret-pw" not in str(refused.value)
+
+
+def _jwks_answering(status: int, body: bytes) -> Starlette:
+    async def jwks(request: Request) -> Response:
+        return Response(body, status_code=status, media_type="application/json")
+
+    return Starlette(routes=[Route(JWKS_PATH, jwks)])
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "cause"),
+    [
+        (503, b"{}", "HTTP 503"),
+        (404, b"not found", "HTTP 404"),
+        (200, b'{"keys": "none"}', "not a JWKS document"),
+        (200, b"<html>", "JSONDecodeError"),
+    ],
+)
+async def test_HYB_13_a_jwks_answer_that_is_not_a_jwks_is_logged_with_its_cause(
+    clock: FrozenClock,
+    caplog: pytest.LogCaptureFixture,
+    status: int,
+    body: bytes,
+    cause: str,
+) -> None:
+    async with served(_jwks_answering(status, body)) as (url, _):
+        verifier = InternalTokenVerifier(
+            jwks_url=url + JWKS_PATH, issuer=ORIGIN, audience="orders", now=clock
+        )
+        with caplog.at_level(logging.WARNING, logger=LOGGER), pytest.raises(StoreUnavailable):
+            await verifier.verify("a.b.c")
+    [record] = [r for r in caplog.records if r.name == LOGGER]
+    assert url + JWKS_PATH in record.getMessage()
+    assert cause in record.getMessage()
+    assert verifier.last_error is not None
+    assert cause in verifier.last_error
+
+
+async def test_HYB_13_an_outage_after_a_good_fetch_warns_until_when_known_keys_count(
+    vr: Velvetrope,
+    gateway: Gateway,
+    principal: Principal,
+    clock: FrozenClock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    token = (await gateway.token_for(principal, "orders")).token
+    async with served(create_app(velvetrope=vr)) as (url, server):
+        verifier = InternalTokenVerifier(
+            jwks_url=url + JWKS_PATH,
+            issuer=ORIGIN,
+            audience="orders",
+            now=clock,
+            leeway=timedelta(minutes=1),
+            refresh_every=timedelta(seconds=10),
+            keep_keys_for=timedelta(seconds=30),
+        )
+        await verifier.verify(token)
+        fetched = verifier.fetched_at
+        server.should_exit = True
+    assert verifier.last_error is None
+    clock.advance(timedelta(seconds=20))
+    with caplog.at_level(logging.WARNING, logger=LOGGER):
+        assert (await verifier.verify(token)).sub == principal.user_id
+    [record] = [r for r in caplog.records if r.name == LOGGER]
+    assert fetched is not None
+    deadline = (fetched + timedelta(seconds=30)).isoformat(timespec="seconds")
+    assert f"used until {deadline}" in record.getMessage()
+    assert url + JWKS_PATH in record.getMessage()
+    assert verifier.fetched_at == fetched  # the failure did not count as a fetch
+
+
+async def test_HYB_13_verify_sync_logs_a_failed_fetch_too(
+    clock: FrozenClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = f"http://127.0.0.1:{free_port()}{JWKS_PATH}"
+    verifier = InternalTokenVerifier(jwks_url=url, issuer=ORIGIN, audience="orders", now=clock)
+    with caplog.at_level(logging.WARNING, logger=LOGGER), pytest.raises(StoreUnavailable):
+        await asyncio.to_thread(verifier.verify_sync, "a.b.c")
+    [record] = [r for r in caplog.records if r.name == LOGGER]
+    assert url in record.getMessage()
+    assert verifier.last_error is not None
+    assert verifier.last_error.startswith("ConnectError")
+
+
+# --- the example service's start-up -----------------------------------------------------------
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "orders_service.py"
+
+
+def _example() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("orders_service_example", EXAMPLE)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize(
+    ("environment", "named"),
+    [
+        ({"ORDERS_ISSUER": ORIGIN}, "ORDERS_JWKS_URL is required"),
+        ({"ORDERS_JWKS_URL": "  ", "ORDERS_ISSUER": ORIGIN}, "ORDERS_JWKS_URL is required"),
+        ({"ORDERS_JWKS_URL": "http://127.0.0.1:8001" + JWKS_PATH}, "ORDERS_ISSUER is required"),
+        (
+            {"ORDERS_JWKS_URL": "127.0.0.1:8001" + JWKS_PATH, "ORDERS_ISSUER": ORIGIN},
+            "ORDERS_JWKS_URL: jwks_url must be",
+        ),
+        (
+            {
+                "ORDERS_JWKS_URL": "http://127.0.0.1:8001" + JWKS_PATH,
+                "ORDERS_ISSUER": ORIGIN,
+                "ORDERS_AUDIENCE": "",
+            },
+            "ORDERS_AUDIENCE: audience must be",
+        ),
+    ],
+)
+def test_the_example_service_names_a_missing_or_bad_variable_at_start_up(
+    monkeypatch: pytest.MonkeyPatch, environment: dict[str, str], named: str
+) -> None:
+    for name in [n for n in os.environ if n.startswith("ORDERS_")]:
+        monkeypatch.delenv(name)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(SystemExit) as stopped:
+        _example().build_app()
+    assert named in str(stopped.value.code)
+
+
+def test_the_example_service_starts_with_its_required_variables(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in [n for n in os.environ if n.startswith("ORDERS_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("ORDERS_JWKS_URL", "http://127.0.0.1:8001" + JWKS_PATH)
+    monkeypatch.setenv("ORDERS_ISSUER", ORIGIN)
+    assert _example().build_app().title.startswith("orders")

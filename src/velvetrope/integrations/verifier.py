@@ -15,7 +15,13 @@ The JWKS (``/auth/gateway/jwks.json`` on any velvetrope node) is cached:
   into a flood of fetches);
 * when it cannot be fetched, the keys already known keep verifying for at most
   ``keep_keys_for`` after the last successful fetch; past that every token is refused
-  with :class:`~velvetrope.errors.StoreUnavailable` (fail closed, 503).
+  with :class:`~velvetrope.errors.StoreUnavailable` (fail closed, 503). Each failed
+  fetch is logged at WARNING on the ``velvetrope.integrations`` logger, with the URL
+  and the cause, and kept in :attr:`InternalTokenVerifier.last_error`.
+
+Arguments are checked when the verifier is made: a service with an empty issuer or
+audience, or a JWKS URL that is not http(s), would otherwise start and refuse every
+token with nothing to say why.
 
 ``verify`` is for asyncio services, ``verify_sync`` for WSGI ones; both share the cache.
 
@@ -28,11 +34,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import math
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
@@ -52,6 +61,9 @@ _ALGORITHMS: tuple[Algorithm, ...] = ("EdDSA", "ES256", "RS256")
 _MAX_JWKS_BYTES = 64 * 1024
 _MAX_KEYS = 32
 _PRIVATE = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
+_MAX_LEEWAY = timedelta(minutes=5)
+
+_logger = logging.getLogger("velvetrope.integrations")
 
 RevocationCheck = Callable[[InternalClaims], bool]
 """Whether verified claims belong to a revoked session (``RevokedSessions.is_revoked``)."""
@@ -82,6 +94,60 @@ def parse_jwks(document: object) -> dict[str, tuple[Jwk, Algorithm]]:
         except (ValueError, TypeError, KeyError):
             continue
     return found
+
+
+def _redacted(url: str) -> str:
+    """``url`` without its user name and password, which never reach logs or errors."""
+    try:
+        parts = urlsplit(url)
+        if parts.username is None and parts.password is None:
+            return url
+        host, port = parts.hostname or "", parts.port
+    except ValueError:
+        return "(an unparsable URL)"
+    host = f"[{host}]" if ":" in host else host
+    netloc = f"***@{host}" + (f":{port}" if port is not None else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _check_jwks_url(url: str) -> None:
+    """Raise unless ``url`` is an absolute http(s) URL with a host.
+
+    Raises:
+        ValueError: Naming ``jwks_url`` and what is wrong with it.
+    """
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        host = None
+        parts = None
+    if (
+        parts is None
+        or parts.scheme.lower() not in {"http", "https"}
+        or not host
+        or any(c.isspace() for c in url)
+    ):
+        raise ValueError(
+            f"jwks_url must be an absolute http:// or https:// URL, such as "
+            f"https://auth.internal/auth/gateway/jwks.json; got {_redacted(url)[:100]!r}"
+        )
+
+
+def _check_name(argument: str, value: str) -> None:
+    if not value or value != value.strip():
+        raise ValueError(
+            f"{argument} must be the exact, non-empty value the gateway uses "
+            f"(no surrounding spaces); got {value[:100]!r}"
+        )
+
+
+def _describe(exc: Exception) -> str:
+    """The cause of a failed fetch, in a few words (an HTTP status, or the error)."""
+    if isinstance(exc, httpx.HTTPStatusError):
+        return f"HTTP {exc.response.status_code}"
+    detail = str(exc)
+    return f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
 
 
 class InternalTokenVerifier:
@@ -119,10 +185,28 @@ class InternalTokenVerifier:
         now: The clock.
         transport: The httpx transport for async fetches (tests, unix sockets).
         sync_transport: The httpx transport for ``verify_sync`` fetches.
+
+        Raises:
+            ValueError: An argument is out of bounds; the message names it.
         """
+        _check_jwks_url(jwks_url)
+        _check_name("issuer", issuer)
+        _check_name("audience", audience)
+        if not timedelta(0) <= leeway <= _MAX_LEEWAY:
+            raise ValueError("leeway must be between 0 and 5 minutes")
+        if refresh_every <= timedelta(0):
+            raise ValueError("refresh_every must be positive")
+        if not timedelta(0) < refetch_every <= refresh_every:
+            # 0 would let tokens naming made-up keys turn into a flood of fetches.
+            raise ValueError("refetch_every must be positive and at most refresh_every")
         if keep_keys_for < refresh_every:
             raise ValueError("keep_keys_for must be at least refresh_every")
+        if not (math.isfinite(fetch_timeout) and fetch_timeout > 0):
+            raise ValueError("fetch_timeout must be a positive number of seconds")
+        if cache_size < 0:
+            raise ValueError("cache_size must be 0 or more")
         self.jwks_url = jwks_url
+        self._shown_url = _redacted(jwks_url)
         self.issuer = issuer
         self.audience = audience
         self.leeway = leeway
@@ -140,6 +224,9 @@ class InternalTokenVerifier:
         self._alock: asyncio.Lock | None = None
         self._lock = threading.Lock()
         self.fetches = 0
+        self.last_error: str | None = None
+        """Why the latest failed JWKS fetch failed (kept after later successes)."""
+        self.last_error_at: datetime | None = None
         self._cache_size = cache_size
         self._verified: OrderedDict[str, InternalClaims] = OrderedDict()
 
@@ -157,6 +244,30 @@ class InternalTokenVerifier:
             raise ValueError("the JWKS is too large")
         self._keys = parse_jwks(json.loads(body))
         self._fetched_at = self._now()
+
+    def _failed(self, exc: Exception) -> None:
+        """Record and log a failed fetch; the keys already known stay (see _usable)."""
+        cause = _describe(exc)
+        self.last_error, self.last_error_at = cause, self._now()
+        if self._fetched_at is None:
+            consequence = "no keys are known, so every token is refused"
+        else:
+            until = self._fetched_at + self._keep_for
+            consequence = (
+                f"the {len(self._keys)} known keys are used until "
+                f"{until.isoformat(timespec='seconds')}, then every token is refused"
+            )
+        _logger.warning(
+            "cannot fetch the gateway's JWKS from %s (%s); %s",
+            self._shown_url,
+            cause,
+            consequence,
+        )
+
+    @property
+    def fetched_at(self) -> datetime | None:
+        """When the JWKS was last fetched successfully (for diagnostics)."""
+        return self._fetched_at
 
     def _usable(self) -> None:
         """Raise unless the keys are fresh enough to verify with (fail closed)."""
@@ -183,8 +294,8 @@ class InternalTokenVerifier:
                     response = await http.get(self.jwks_url)
                 response.raise_for_status()
                 self._accept(response.content)
-            except (httpx.HTTPError, ValueError):
-                return  # keep what we have; _usable decides whether it still counts
+            except (httpx.HTTPError, ValueError) as exc:
+                self._failed(exc)  # keep what we have; _usable decides whether it counts
 
     def _refresh_sync(self, *, unknown_kid: bool) -> None:
         with self._lock:
@@ -198,8 +309,8 @@ class InternalTokenVerifier:
                     response = http.get(self.jwks_url)
                 response.raise_for_status()
                 self._accept(response.content)
-            except (httpx.HTTPError, ValueError):
-                return
+            except (httpx.HTTPError, ValueError) as exc:
+                self._failed(exc)
 
     # --- verification ------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ from tests.support.ports import free_port
 from tests.support.services import ORIGIN, PASSWORD, app_settings, started_service
 from tests.support.smtp import SENDER, SmtpServer, mailed_token, mailing_service
 from velvetrope import AuthService, FrozenClock, PasswordHasher, Velvetrope, create_app
+from velvetrope.core.hooks import AccountEvent
 from velvetrope.core.mail import SmtpMailer, smtp_config
 from velvetrope.stores import Stores
 from velvetrope.web.routes.accounts import FORGOT_ANSWER
@@ -262,6 +263,30 @@ async def test_RESET_07_a_reset_ends_every_session_and_token_family(
     )
     assert refreshed.status_code == 400
     assert await service.devices((await service.find_user(user_email)).id) == []
+
+
+async def test_RESET_07_a_reset_runs_the_password_changed_hook(
+    client: httpx.AsyncClient, service: AuthService, smtp: SmtpServer, user_email: str
+) -> None:
+    seen: list[AccountEvent] = []
+
+    async def record(event: AccountEvent) -> None:
+        seen.append(event)
+
+    service.hooks.on_password_change(record)
+    service.hooks.on_sign_out(record)
+    token = await reset_token(client, service, smtp, user_email)
+    body = {"token": token, "new_password": NEW_PASSWORD}
+    assert (await client.post("/auth/password/reset", json=body)).status_code == 204
+    user = await service.find_user(user_email)
+    assert [(e.kind, e.user_id, e.all_devices) for e in seen] == [
+        ("signed_out", user.id, True),
+        ("password_changed", user.id, False),
+    ]
+    assert seen[1].email == user_email
+    refused = await client.post("/auth/password/reset", json=body)  # a spent link: no hook
+    assert refused.status_code == 400
+    assert len(seen) == 2
 
 
 async def test_RESET_08_security_events_and_no_secret_in_the_log(

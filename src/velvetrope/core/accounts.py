@@ -29,6 +29,7 @@ from typing import Literal
 
 from velvetrope.clock import Clock, system_clock
 from velvetrope.core.events import SecurityEvents
+from velvetrope.core.hooks import AccountEvent, Hooks
 from velvetrope.core.ids import TokenSource, is_well_formed_secret, new_secret, secret_digest
 from velvetrope.core.mail import Mail
 from velvetrope.core.outbox import MailOutbox
@@ -96,6 +97,7 @@ class AccountLifecycle:
         end_everything: Callable[[str], Awaitable[int]],
         policy: AccountMailPolicy | None = None,
         events: SecurityEvents | None = None,
+        hooks: Hooks | None = None,
         now: Clock = system_clock,
         token_bytes: TokenSource = secrets.token_bytes,
     ) -> None:
@@ -107,6 +109,7 @@ class AccountLifecycle:
         end_everything: Ends every session and token family of a user (a reset).
         policy: Link lifetimes, the origin, the cooldown.
         events: Where security events go.
+        hooks: The application's account hooks: a reset runs ``password_changed``.
         now: The clock.
         token_bytes: The random source.
         """
@@ -117,6 +120,7 @@ class AccountLifecycle:
         self._end_everything = end_everything
         self.policy = policy or AccountMailPolicy()
         self._events = events or SecurityEvents()
+        self._hooks = hooks
         self._now = now
         self._token_bytes = token_bytes
 
@@ -233,6 +237,10 @@ class AccountLifecycle:
         if user.email_verified_at is None:  # the link came by mail: the address works
             await self._store.set_email_verified(user.id, self._now())
         self._events.emit("password_reset", user=user.id, ip=ip, ended=ended)
+        if self._hooks is not None:
+            await self._hooks.emit(
+                AccountEvent("password_changed", user.id, email=user.email, ip=ip)
+            )
         text = (
             f"The password of your {self.policy.product} account ({user.email}) was just "
             "reset with a link sent to this address, and every device was signed out.\n\n"

@@ -182,6 +182,7 @@ class AuthService(TokenOperations):
             events=self.events,
             now=now,
             token_bytes=token_bytes,
+            hooks=self.hooks,
         )
         # The persisted security log listens to the event stream (core/security_log.py).
         self.security_log = SecurityLog(

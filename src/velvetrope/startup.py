@@ -1,4 +1,9 @@
-"""What the command line checks before it starts anything, so each failure is one sentence.
+"""What velvetrope checks before it starts anything, so each failure is one sentence.
+
+``velvetrope serve`` and every command run these, and so does a
+:class:`~velvetrope.Velvetrope` built from the environment in your own app
+(:func:`settings_from_environment`; a store failure at start-up is described with
+:func:`describe_store_failure`):
 
 * ``.env``: present but unreadable (a directory, a broken link, not UTF-8, no
   permission) stops the command with the reason; pydantic-settings would otherwise
@@ -12,14 +17,15 @@ from __future__ import annotations
 
 import difflib
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
+from pydantic import ValidationError
 
-from velvetrope.errors import StoreUnavailable
-from velvetrope.settings import Settings
+from velvetrope.errors import ConfigurationError, StoreUnavailable
+from velvetrope.settings import Settings, describe_validation_error
 from velvetrope.stores.registry import describe_database_url
 
 __all__ = [
@@ -27,6 +33,7 @@ __all__ = [
     "PREFIX",
     "describe_store_failure",
     "dotenv_problem",
+    "settings_from_environment",
     "unknown_variables",
 ]
 
@@ -76,6 +83,25 @@ def unknown_variables(
         for name, where in sorted(names.items())
         if name.startswith(PREFIX) and name not in known
     ]
+
+
+def settings_from_environment(warn: Callable[[str], object]) -> Settings:
+    """``Settings()`` from ``VELVETROPE_*`` and ``.env``, with the command line's checks:
+    each variable that names no setting is passed to ``warn``.
+
+    Raises:
+        ConfigurationError: ``.env`` cannot be read, or a variable is invalid (one
+            sentence naming it, not pydantic's report).
+    """
+    problem = dotenv_problem()
+    if problem is not None:
+        raise ConfigurationError(problem)
+    for warning in unknown_variables():
+        warn(warning)
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise ConfigurationError(describe_validation_error(exc)) from None
 
 
 def _warning(name: str, where: str, known: Iterable[str]) -> str:

@@ -14,7 +14,7 @@ import pytest
 from tests.cli.conftest import Cli, assert_one_line_error, plain
 from tests.support.ports import free_port
 from tests.support.server import Servers
-from velvetrope.cli.startup import unknown_variables
+from velvetrope.startup import unknown_variables
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ the documented status and body) and the lifespan; the origin must be configured;
 lifecycle starts, stops and starts again (one client per test).
 """
 
+import logging
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,10 +17,11 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
+from tests.support.ports import free_port
 from tests.support.postgres import require_postgres, temp_database
 from tests.support.redis import REDIS_URL, delete_prefix, new_prefix, require_redis
 from tests.support.services import PASSWORD
-from velvetrope import ConfigurationError, Principal, Settings, Velvetrope
+from velvetrope import ConfigurationError, Principal, Settings, StoreUnavailable, Velvetrope
 from velvetrope.core.tokens import codec
 from velvetrope.testing import ORIGIN, app_client, new_user, settings_for_tests, sign_in
 from velvetrope.web.extension import ORIGIN_REQUIRED
@@ -90,6 +92,61 @@ def test_the_origin_is_configured_or_refused_in_one_sentence(no_env: None) -> No
     assert "VELVETROPE_PUBLIC_ORIGIN" in str(refused.value)
     assert "\n" not in ORIGIN_REQUIRED
     assert ORIGIN_REQUIRED.replace("e.g.", "eg").count(". ") == 0  # one sentence
+
+
+def test_OPS_S5_a_misspelt_variable_is_warned_about_in_your_own_app(
+    no_env: None,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no stray .env
+    monkeypatch.setenv("VELVETROPE_DATABASE_URL", "memory://")
+    monkeypatch.setenv("VELVETROPE_PUBLIC_ORIGIN", ORIGIN)
+    monkeypatch.setenv("VELVETROPE_SESION_IDLE_TIMEOUT", "5m")
+    with caplog.at_level(logging.WARNING, logger="velvetrope"):
+        Velvetrope()
+    assert (
+        "VELVETROPE_SESION_IDLE_TIMEOUT (in the environment) is not a velvetrope setting; "
+        "did you mean VELVETROPE_SESSION_IDLE_TIMEOUT?"
+    ) in caplog.text
+
+
+def test_OPS_S5_an_invalid_variable_is_one_sentence_in_your_own_app(
+    no_env: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("VELVETROPE_DATABASE_URL", "memory://")
+    monkeypatch.setenv("VELVETROPE_PUBLIC_ORIGIN", ORIGIN)
+    monkeypatch.setenv("VELVETROPE_SESSION_IDLE_TIMEOUT", "ten minutes")
+    with pytest.raises(ConfigurationError) as refused:
+        Velvetrope()
+    assert "VELVETROPE_SESSION_IDLE_TIMEOUT" in refused.value.detail
+    assert "\n" not in refused.value.detail
+    assert refused.value.__cause__ is None
+    assert refused.value.__suppress_context__
+
+
+def test_OPS_S5_an_unreadable_dotenv_is_refused_in_your_own_app(
+    no_env: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").mkdir()
+    with pytest.raises(ConfigurationError, match=r"\.env is a folder"):
+        Velvetrope()
+
+
+async def test_OPS_S5_a_store_down_at_start_is_named_in_one_sentence() -> None:
+    port = free_port()  # nothing listens there
+    auth = Velvetrope(
+        settings_for_tests(database_url="memory://", redis_url=f"redis://127.0.0.1:{port}/0")
+    )
+    with pytest.raises(StoreUnavailable) as refused:
+        async with auth.lifespan():
+            pass
+    assert refused.value.detail.startswith(f"cannot reach Redis at redis://127.0.0.1:{port}/0: ")
+    assert refused.value.__suppress_context__
+    assert not auth.running
 
 
 async def test_tokens_iss_and_aud_follow_the_configured_origin() -> None:

@@ -16,10 +16,10 @@ from rich.table import Table
 from rich.text import Text
 
 from velvetrope.bootstrap import build_service
-from velvetrope.cli.startup import describe_store_failure, dotenv_problem, unknown_variables
 from velvetrope.core.service import AuthService
 from velvetrope.errors import AuthError, StoreUnavailable
 from velvetrope.settings import Settings, describe_validation_error
+from velvetrope.startup import describe_store_failure, dotenv_problem, unknown_variables
 from velvetrope.stores.registry import sqlite_path
 from velvetrope.web.context import build_gateway
 

@@ -28,6 +28,7 @@ the parts it wires (:class:`~velvetrope.web.context.WebContext`): the ways in
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -43,8 +44,9 @@ from velvetrope.core.devices import Device
 from velvetrope.core.hooks import Hooks
 from velvetrope.core.principal import Principal
 from velvetrope.core.service import AuthService
-from velvetrope.errors import ConfigurationError
+from velvetrope.errors import ConfigurationError, StoreUnavailable
 from velvetrope.settings import Settings
+from velvetrope.startup import describe_store_failure, settings_from_environment
 from velvetrope.web.backends import AuthBackend, Authenticator
 from velvetrope.web.browser import BrowserFlows
 from velvetrope.web.context import WebContext
@@ -66,6 +68,7 @@ ORIGIN_REQUIRED = (
     "(or Settings(public_origin=...)), e.g. https://app.example.com or "
     "http://127.0.0.1:8001 for local development"
 )
+_logger = logging.getLogger("velvetrope")
 
 
 class Velvetrope:
@@ -97,11 +100,16 @@ class Velvetrope:
                 settings: only for the standalone server (``create_app``), which listens
                 there. In your own app the origin must be configured.
 
+        Without ``settings``, a ``VELVETROPE_*`` variable that names no setting is
+        logged as a warning on the ``velvetrope`` logger (with the nearest valid name),
+        as ``velvetrope serve`` prints it.
+
         Raises:
-            ConfigurationError: A store URL is not supported, or no public origin is
-                configured (:data:`ORIGIN_REQUIRED`).
+            ConfigurationError: A variable or ``.env`` is invalid (one sentence naming
+                it), a store URL is not supported, or no public origin is configured
+                (:data:`ORIGIN_REQUIRED`).
         """
-        self.settings = settings or Settings()
+        self.settings = settings or settings_from_environment(_logger.warning)
         if self.settings.public_origin is None and not origin_from_listener:
             raise ConfigurationError(ORIGIN_REQUIRED)
         self.context = WebContext(self.settings, service or build_service(self.settings))
@@ -147,7 +155,12 @@ class Velvetrope:
         the app serves.
 
         Raises:
-            ValueError: A backend has that name already, or ``before`` names none.
+            ValueError: A backend has that name already, or its name is empty, or
+                ``before`` names none.
+            TypeError: Its transport or strategy lacks a method or attribute the
+                ``Transport`` or ``Strategy`` protocol asks for.
+
+        A refused backend changes nothing: the ways in already there keep working.
         """
         self.context.authenticator.add(backend, before=before)
 
@@ -223,7 +236,10 @@ class Velvetrope:
             finally:
                 self._running -= 1
             return
-        await self.service.start()
+        try:
+            await self.service.start()
+        except StoreUnavailable as exc:  # one sentence naming the store, not a driver's chain
+            raise StoreUnavailable(describe_store_failure(exc, self.settings)) from None
         self._running = 1
         failure: Exception | None = None
         gateway = self.context.gateway

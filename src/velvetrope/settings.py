@@ -110,6 +110,14 @@ def _bounded(value: timedelta) -> timedelta:
 Duration = Annotated[timedelta, BeforeValidator(_seconds), AfterValidator(_bounded)]
 
 
+def _seconds_text(value: timedelta) -> str:
+    return (
+        f"{int(value.total_seconds()):,} s"
+        if value.total_seconds().is_integer()
+        else f"{value.total_seconds()} s"
+    )
+
+
 class Settings(BaseSettings):
     """Every setting, each readable from ``VELVETROPE_<NAME>``."""
 
@@ -448,9 +456,12 @@ class Settings(BaseSettings):
                 "VELVETROPE_PUBLIC_ORIGIN=https://..., or set "
                 "VELVETROPE_DEV_INSECURE_HTTP=true for local development only"
             )
-        if self.session_idle_timeout > self.session_absolute_lifetime:
-            raise ValueError("session_idle_timeout cannot exceed session_absolute_lifetime")
         for name in (
+            "session_idle_timeout",
+            "session_absolute_lifetime",
+            "access_token_ttl",
+            "refresh_idle_timeout",
+            "refresh_absolute_lifetime",
             "login_max_delay",
             "login_ip_window",
             "reauth_window",
@@ -461,6 +472,7 @@ class Settings(BaseSettings):
         ):
             if getattr(self, name) <= timedelta(0):
                 raise ValueError(f"VELVETROPE_{name.upper()} must be a positive duration")
+        self._lifetimes_in_order()
         if self.dpop == "require" and self.browser_credentials == "jwt-cookie":
             raise ValueError(
                 "VELVETROPE_DPOP=require cannot be combined with "
@@ -491,6 +503,38 @@ class Settings(BaseSettings):
             )
         self.gateway_policy()
         return self
+
+    def _lifetimes_in_order(self) -> None:
+        """The deadlines that bound each other, named as the variables that set them (the
+        policies check the same in their own words)."""
+        ordered = (
+            ("session_idle_timeout", "session_absolute_lifetime"),
+            ("session_touch_interval", "session_idle_timeout"),
+            ("refresh_idle_timeout", "refresh_absolute_lifetime"),
+        )
+        for shorter, longer in ordered:
+            low: timedelta = getattr(self, shorter)
+            high: timedelta = getattr(self, longer)
+            strict = shorter == "session_touch_interval"
+            if low > high or (strict and low == high):
+                raise ValueError(
+                    f"VELVETROPE_{shorter.upper()} ({_seconds_text(low)}) "
+                    f"{'must be shorter than' if strict else 'cannot exceed'} "
+                    f"VELVETROPE_{longer.upper()} ({_seconds_text(high)})"
+                )
+        transient = self.session_transient_lifetime
+        if transient is not None and transient <= timedelta(0):
+            raise ValueError("VELVETROPE_SESSION_TRANSIENT_LIFETIME must be a positive duration")
+        if transient is not None and transient >= self.session_absolute_lifetime:
+            raise ValueError(
+                f"VELVETROPE_SESSION_TRANSIENT_LIFETIME ({_seconds_text(transient)}) must be "
+                "shorter than VELVETROPE_SESSION_ABSOLUTE_LIFETIME "
+                f"({_seconds_text(self.session_absolute_lifetime)})"
+            )
+        if self.session_absolute_lifetime > timedelta(days=30):
+            raise ValueError("VELVETROPE_SESSION_ABSOLUTE_LIFETIME must be at most 30 days")
+        if self.access_token_ttl > timedelta(hours=1):
+            raise ValueError("VELVETROPE_ACCESS_TOKEN_TTL must be at most 1 hour (3600 s)")
 
     def smtp(self) -> SmtpConfig | None:
         """The SMTP server ``smtp_url`` names, if any.

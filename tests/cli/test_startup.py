@@ -103,6 +103,64 @@ def test_OPS_S5_a_malformed_duration_says_which_forms_are_accepted(
     assert "ISO 8601 (PT30M" in line
 
 
+@pytest.mark.parametrize(
+    ("setting", "says"),
+    [
+        (
+            {"VELVETROPE_SESSION_IDLE_TIMEOUT": "0"},
+            "VELVETROPE_SESSION_IDLE_TIMEOUT must be a positive duration",
+        ),
+        (
+            {"VELVETROPE_SESSION_IDLE_TIMEOUT": "PT13H"},
+            "VELVETROPE_SESSION_IDLE_TIMEOUT (46,800 s) cannot exceed "
+            "VELVETROPE_SESSION_ABSOLUTE_LIFETIME (43,200 s)",
+        ),
+        (
+            {"VELVETROPE_SESSION_TOUCH_INTERVAL": "1800"},
+            "VELVETROPE_SESSION_TOUCH_INTERVAL (1,800 s) must be shorter than "
+            "VELVETROPE_SESSION_IDLE_TIMEOUT (1,800 s)",
+        ),
+        (
+            {"VELVETROPE_SESSION_TRANSIENT_LIFETIME": "0"},
+            "VELVETROPE_SESSION_TRANSIENT_LIFETIME must be a positive duration",
+        ),
+        (
+            {
+                "VELVETROPE_SESSION_ABSOLUTE_LIFETIME": "P31D",
+                "VELVETROPE_SESSION_TRANSIENT_LIFETIME": "P1D",
+            },
+            "VELVETROPE_SESSION_ABSOLUTE_LIFETIME must be at most 30 days",
+        ),
+        ({"VELVETROPE_ACCESS_TOKEN_TTL": "0"}, "VELVETROPE_ACCESS_TOKEN_TTL must be a positive"),
+        (
+            {"VELVETROPE_ACCESS_TOKEN_TTL": "7200"},
+            "VELVETROPE_ACCESS_TOKEN_TTL must be at most 1 hour",
+        ),
+        (
+            {"VELVETROPE_REFRESH_IDLE_TIMEOUT": "P40D"},
+            "VELVETROPE_REFRESH_IDLE_TIMEOUT (3,456,000 s) cannot exceed "
+            "VELVETROPE_REFRESH_ABSOLUTE_LIFETIME (2,592,000 s)",
+        ),
+    ],
+    ids=[
+        "idle-zero",
+        "idle-past-absolute",
+        "touch-not-shorter",
+        "transient-zero",
+        "absolute-over-30d",
+        "access-zero",
+        "access-over-1h",
+        "refresh-idle-past-absolute",
+    ],
+)
+def test_OPS_S5_a_duration_out_of_range_names_its_variable(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch, setting: dict[str, str], says: str
+) -> None:
+    for name, value in setting.items():
+        monkeypatch.setenv(name, value)
+    assert_one_line_error(cli("users", "list"), says=says, exit_code=2)
+
+
 def _one_error_line(stderr: str) -> str:
     lines = [line for line in stderr.strip().splitlines() if line.strip()]
     assert len(lines) == 1, stderr

@@ -25,12 +25,14 @@ from fastapi import Depends, FastAPI
 from starlette.responses import Response
 from starlette.types import Scope
 
-from tests.support.services import ORIGIN, PASSWORD, asgi_client
+from tests.support.cookies import parse_set_cookie
+from tests.support.services import ORIGIN, PASSWORD, app_settings, asgi_client
 from velvetrope import (
     AuthBackend,
     AuthMiddleware,
     AuthService,
     Clock,
+    CookieTransport,
     Device,
     InvalidToken,
     Presented,
@@ -355,3 +357,169 @@ async def test_no_credential_at_all_gets_every_non_ambient_challenge(
 ) -> None:
     for response in await answers_without(api, {}):
         assert challenges(response) == f"{BEARER_CHALLENGE}, {CHALLENGE}"
+
+
+# --- a bad way in is refused, and changes nothing ---------------------------------------------
+
+
+class _NoChallenge:
+    """A transport that forgot ``challenge`` and ``clear``."""
+
+    name = "X-Half"
+    ambient = False
+
+    def read_scope(self, scope: Scope) -> Presented | None:
+        return None
+
+    def write(self, response: Response, value: str, *, max_age: timedelta) -> None:
+        raise TypeError
+
+
+BAD_BACKENDS: dict[str, tuple[str, object, object, str]] = {
+    "transport is no transport": ("y", object(), None, "read_scope, write, clear"),
+    "transport lacks challenge and clear": ("y", _NoChallenge(), None, "has no challenge"),
+    "strategy lacks methods": ("y", ApiKeyTransport(), object(), "authenticate, destroy"),
+    "empty name": ("", ApiKeyTransport(), None, "non-empty name"),
+    "blank name": ("  ", ApiKeyTransport(), None, "non-empty name"),
+    "duplicate name": ("api-key", ApiKeyTransport(), None, "'api-key' is there already"),
+    "a built-in's name": ("session", ApiKeyTransport(), None, "'session' is there already"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_BACKENDS.values(), ids=list(BAD_BACKENDS))
+async def test_a_bad_backend_is_refused_by_name_and_the_ways_in_still_work(
+    vr: Velvetrope,
+    http: httpx.AsyncClient,
+    api: httpx.AsyncClient,
+    ann: Ann,
+    case: tuple[str, object, object, str],
+) -> None:
+    name, transport, strategy, says = case
+    before = vr.context.authenticator.backends
+    good_strategy = before[0].strategy
+    bad = AuthBackend(name, transport, strategy or good_strategy)  # type: ignore[arg-type]
+    with pytest.raises((TypeError, ValueError), match=re.escape(says)) as refused:
+        vr.add_backend(bad)
+    if name.strip():
+        assert repr(name) in str(refused.value)  # the message names the backend
+    assert vr.context.authenticator.backends == before
+    assert (await api.get("/auth/me", headers=ann.headers)).status_code == 200
+    assert (await api.get("/auth/me")).status_code == 401
+    await browser_sign_in(http)
+    assert (await http.get("/auth/me")).status_code == 200
+    assert challenges(await api.get("/orders")) == f"{BEARER_CHALLENGE}, {CHALLENGE}"
+
+
+async def test_a_backend_inserted_before_an_unknown_name_is_refused(
+    vr: Velvetrope, api_keys: ApiKeyStrategy
+) -> None:
+    before = vr.context.authenticator.backends
+    with pytest.raises(ValueError, match="no backend called 'nope'"):
+        vr.add_backend(AuthBackend("other", ApiKeyTransport(), api_keys), before="nope")
+    assert vr.context.authenticator.backends == before
+
+
+# --- an ambient way in of one's own: a key in a cookie ------------------------------------------
+
+KEY_COOKIE = "__Host-velvetrope-key"
+
+
+@pytest.fixture
+def cookie_keys(vr: Velvetrope, clock: Clock) -> ApiKeyStrategy:
+    """The same kind of keys, carried in a cookie of their own: the backend ``cookie-key``,
+    ambient, with a description for the account page."""
+    strategy = ApiKeyStrategy(now=clock)
+    transport = CookieTransport(base_name="velvetrope-key")
+    assert transport.name == KEY_COOKIE
+    described = "a key of one's own, in a cookie"
+    vr.add_backend(AuthBackend("cookie-key", transport, strategy, description=described))
+    return strategy
+
+
+@pytest.fixture
+async def kim(
+    service: AuthService, cookie_keys: ApiKeyStrategy, http: httpx.AsyncClient
+) -> httpx.AsyncClient:
+    """``http``, holding a cookie key of a new user (and no other credential)."""
+    user = await service.register("kim@example.com", PASSWORD)
+    key, _ = cookie_keys.issue(user.id, "kim's browser")
+    http.cookies.set(KEY_COOKIE, key)
+    me = await http.get("/auth/me")
+    assert me.status_code == 200, me.text
+    return http
+
+
+def cleared(response: httpx.Response) -> set[str]:
+    """The names of the cookies ``response`` expires."""
+    cookies = [parse_set_cookie(h) for h in response.headers.get_list("set-cookie")]
+    return {c.name for c in cookies if c.max_age == 0}
+
+
+async def test_signing_out_clears_the_cookie_of_an_ambient_way_in_of_ones_own(
+    kim: httpx.AsyncClient,
+) -> None:
+    token = (await kim.get("/auth/csrf")).json()["csrf_token"]
+    signed_out = await kim.post("/auth/logout", headers={**SAME_ORIGIN, "X-CSRF-Token": token})
+    assert signed_out.status_code == 204, signed_out.text
+    assert KEY_COOKIE in cleared(signed_out)
+    assert (await kim.get("/auth/me")).status_code == 401
+
+
+async def test_the_account_pages_sign_out_clears_the_cookie_of_a_way_in_of_ones_own(
+    kim: httpx.AsyncClient,
+) -> None:
+    token = (await kim.get("/auth/csrf")).json()["csrf_token"]
+    signed_out = await kim.post("/account/signout", data={"csrf_token": token}, headers=SAME_ORIGIN)
+    assert signed_out.status_code == 303, signed_out.text
+    assert KEY_COOKIE in cleared(signed_out)
+    assert (await kim.get("/auth/me")).status_code == 401
+
+
+async def test_a_cookie_of_ones_own_is_still_refused_cross_site_and_kept(
+    kim: httpx.AsyncClient,
+) -> None:
+    """The cookie is ambient: a cross-site sign-out is refused and clears nothing."""
+    refused = await kim.post("/auth/logout", headers=CROSS_SITE)
+    assert refused.status_code == 403
+    assert cleared(refused) == set()
+    assert (await kim.get("/auth/me")).status_code == 200
+
+
+# --- the account page says how one signed in ----------------------------------------------------
+
+
+async def test_the_account_page_describes_a_way_in_of_ones_own(kim: httpx.AsyncClient) -> None:
+    page = await kim.get("/account")
+    assert page.status_code == 200, page.text
+    assert "a key of one&#39;s own, in a cookie" in page.text
+    assert "server-side session" not in page.text
+
+
+async def test_the_account_page_names_a_way_in_without_a_description(
+    api: httpx.AsyncClient, ann: Ann
+) -> None:
+    page = await api.get("/account", headers=ann.headers)
+    assert page.status_code == 200, page.text
+    assert "<dt>Signed in with</dt>\n    <dd>api-key</dd>" in page.text
+
+
+async def test_the_built_in_ways_in_describe_themselves(
+    vr: Velvetrope, service: AuthService
+) -> None:
+    described = {b.name: b.description for b in vr.context.authenticator.backends}
+    assert described == {
+        "bearer": "an access token, in the Authorization header",
+        "dpop": "an access token bound to a key this device holds (DPoP)",
+        "session": "a server-side session, in an HttpOnly cookie",
+    }
+    jwt = Velvetrope(app_settings(browser_credentials="jwt-cookie"), service=service)
+    [cookie] = [b for b in jwt.context.authenticator.backends if b.name == "jwt-cookie"]
+    assert cookie.description == "an access token and a refresh token, in HttpOnly cookies"
+
+
+async def test_the_account_page_expires_a_dead_cookie_of_ones_own(kim: httpx.AsyncClient) -> None:
+    kim.cookies.set(KEY_COOKIE, "A" * 43)  # well-formed, but no key of the strategy's
+    page = await kim.get("/account")
+    assert page.status_code == 303, page.text
+    assert "expired" in page.headers["location"]
+    assert KEY_COOKIE in cleared(page)

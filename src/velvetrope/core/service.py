@@ -20,6 +20,7 @@ from velvetrope.core.credentials import Presented
 from velvetrope.core.csrf import CSRF_SECRET_NAME, SECRET_BYTES, CsrfTokens
 from velvetrope.core.devices import Device, sorted_devices
 from velvetrope.core.events import SecurityEvents
+from velvetrope.core.gateway import Gateway, GatewayPolicy
 from velvetrope.core.hooks import AccountEvent, Hooks
 from velvetrope.core.ids import TokenSource
 from velvetrope.core.mail import Mailer, NoMailer
@@ -48,6 +49,7 @@ from velvetrope.errors import (
 )
 from velvetrope.stores.protocols import Stores
 from velvetrope.stores.records import (
+    RefreshFamilyRecord,
     SecurityEventRecord,
     SessionCacheStatus,
     SessionRecord,
@@ -180,9 +182,9 @@ class AuthService(TokenOperations):
             end_everything=self.sign_out_everywhere,
             policy=account_policy,
             events=self.events,
+            hooks=self.hooks,
             now=now,
             token_bytes=token_bytes,
-            hooks=self.hooks,
         )
         # The persisted security log listens to the event stream (core/security_log.py).
         self.security_log = SecurityLog(
@@ -502,6 +504,80 @@ class AuthService(TokenOperations):
     def session_deadline(self, session: SessionRecord) -> datetime:
         """When ``session`` ends if unused from now (the earlier of its deadlines)."""
         return self.sessions.deadline(session)
+
+    def gateway(self, policy: GatewayPolicy) -> Gateway:
+        """A hybrid gateway over this service's sessions and stores (one per server)."""
+        return Gateway(
+            sessions=self.sessions,
+            strategy=self.session_strategy,
+            keys=self.stores.keys,
+            notifier=self.stores.notifier,
+            events=self.events,
+            policy=policy,
+            now=self.now,
+        )
+
+    def remembered(self, session: SessionRecord) -> bool:
+        """Whether ``session`` was a "remember me" sign-in (its cookie outlives the browser)."""
+        return self.sessions.policy.persistent(session)
+
+    def remembered_family(self, family: RefreshFamilyRecord) -> bool:
+        """Whether a token sign-in was remembered: its family outlives the sessions'
+        short lifetime (see ``SessionPolicy.persistent``)."""
+        return family.expires_at - family.created_at > self.sessions.policy.short_lifetime
+
+    async def live_session(self, session_id: str) -> SessionRecord:
+        """The live session behind a presented session ID (see ``SessionService.resolve``).
+
+        Raises:
+            SessionInvalid, SessionExpired: The ID is not a live session.
+        """
+        return await self.sessions.resolve(session_id)
+
+    async def emit(self, event: AccountEvent) -> None:
+        """Tell the application's hooks about ``event``."""
+        await self.hooks.emit(event)
+
+    async def welcome(self, user: UserRecord) -> None:
+        """Queue a verification link for a new account, if mail can be sent (never fails
+        the sign-up; see ``AccountLifecycle.welcome``)."""
+        await self.accounts.welcome(user)
+
+    async def request_password_reset(self, email: str, *, ip: str = "") -> None:
+        """Mail a reset link if ``email`` has an enabled account; the same either way.
+
+        Raises:
+            InvalidEmail: Not an address at all (says nothing about accounts).
+            MailUnavailable: This server cannot send mail (the same for every address).
+        """
+        await self.accounts.request_password_reset(email, ip=ip)
+
+    async def reset_password(self, token: str, new_password: str, *, ip: str = "") -> UserRecord:
+        """Set a new password with a reset link; end every session and token family.
+
+        Raises:
+            InvalidLink: The link is not (or no longer) valid.
+            WeakPassword: The new password fails the policy (the link stays usable).
+        """
+        return await self.accounts.reset_password(token, new_password, ip=ip)
+
+    async def send_verification(self, user: UserRecord, *, wait: bool = False) -> bool:
+        """Mail ``user`` a link that verifies their address; ``False`` if it already is
+        verified (see ``AccountLifecycle.send_verification``).
+
+        Raises:
+            MailUnavailable: No mailer, or (``wait``) the server did not take it.
+            TooManyAttempts: A verification mail went out within the cooldown.
+        """
+        return await self.accounts.send_verification(user, wait=wait)
+
+    async def verify_email(self, token: str) -> UserRecord:
+        """Mark the address verified with a verification link.
+
+        Raises:
+            InvalidLink: The link is not (or no longer) valid, or the address changed.
+        """
+        return await self.accounts.verify_email(token)
 
     async def maintain(self) -> None:
         """Periodic upkeep: purge what expired (sessions, counters, families, single-use

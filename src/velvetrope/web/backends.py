@@ -14,7 +14,9 @@ What follows from the backend, never from its name:
   RFC 9449 section 7.1); with no credential at all, the challenges of every
   non-ambient backend.
 * Devices are listed and ended by the backends' strategies; sign-out destroys the
-  credential through its strategy.
+  credential through its strategy, and a browser's sign-out clears every ambient
+  transport's cookie.
+* The account page says how one signed in with the backend's ``description``.
 
 A transport hands its strategy a :class:`~velvetrope.core.credentials.Presented`:
 the credential and, for bound ones, the proof that binds it to the request (a DPoP
@@ -29,13 +31,15 @@ The server's default list, built from settings by :func:`default_backends`::
       or, with VELVETROPE_BROWSER_CREDENTIALS=jwt-cookie:
     jwt-cookie    the access-token cookie                   AccessTokenStrategy
 
-Add a way in with ``Velvetrope.add_backend(AuthBackend(name, transport, strategy))``.
+Add a way in with ``Velvetrope.add_backend(AuthBackend(name, transport, strategy))``;
+a backend that could not serve (see :func:`check_backend`) is refused, and the installed
+ones stay as they were.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from time import perf_counter
 
 from starlette.types import Scope
@@ -46,7 +50,7 @@ from velvetrope.core.strategies import Strategy
 from velvetrope.errors import InvalidToken, NotAuthenticated, SessionNotFound
 from velvetrope.web.transports import Transport
 
-__all__ = ["AuthBackend", "Authenticator"]
+__all__ = ["AuthBackend", "Authenticator", "check_backend"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,11 +61,57 @@ class AuthBackend:
         name: What :attr:`Principal.method` says for requests it let in.
         transport: How the credential travels (and whether it is ambient).
         strategy: What the credential is: how to verify and end it.
+        description: How the account page says one is signed in through it ("an
+            access token, in the Authorization header"); empty: the page shows ``name``.
     """
 
     name: str
     transport: Transport
     strategy: Strategy
+    description: str = field(default="", kw_only=True)
+
+
+_TRANSPORT_METHODS = ("read_scope", "write", "clear")
+_STRATEGY_METHODS = ("authenticate", "destroy", "devices", "end_device")
+_MISSING = object()
+
+
+def check_backend(backend: AuthBackend) -> None:
+    """Refuse a backend that could not serve a request, naming what is wrong.
+
+    Raises:
+        TypeError: ``backend`` is no :class:`AuthBackend`, or its transport or strategy
+            lacks what the :class:`Transport` or :class:`Strategy` protocol asks for.
+        ValueError: Its name is empty.
+    """
+    if not isinstance(backend, AuthBackend):
+        raise TypeError(f"a way in is an AuthBackend, not {type(backend).__name__}")
+    if not isinstance(backend.name, str) or not backend.name.strip():
+        raise ValueError(f"a backend needs a non-empty name, not {backend.name!r}")
+    transport, strategy = backend.transport, backend.strategy
+    problems = [
+        *_lacking("transport", transport, _TRANSPORT_METHODS),
+        *_lacking("strategy", strategy, _STRATEGY_METHODS),
+    ]
+    if not isinstance(getattr(transport, "name", None), str):
+        problems.append("its transport's name is missing or not a string")
+    if not isinstance(getattr(transport, "ambient", None), bool):
+        problems.append("its transport's ambient is missing or not True/False")
+    challenge = getattr(transport, "challenge", _MISSING)
+    if challenge is _MISSING:
+        problems.append("its transport has no challenge (None for cookies)")
+    elif not isinstance(challenge, str | None):
+        problems.append("its transport's challenge is neither a string nor None")
+    if problems:
+        raise TypeError(f"backend {backend.name!r}: " + "; ".join(problems))
+
+
+def _lacking(part: str, value: object, methods: Sequence[str]) -> list[str]:
+    missing = [m for m in methods if not callable(getattr(value, m, None))]
+    if not missing:
+        return []
+    kind = type(value).__name__
+    return [f"its {part} ({kind}) lacks the method(s) {', '.join(missing)}"]
 
 
 class Authenticator:
@@ -85,18 +135,24 @@ class Authenticator:
         self._replace(tuple(backends))
 
     def _replace(self, backends: tuple[AuthBackend, ...]) -> None:
+        """Install ``backends``, or raise and leave the installed ones as they were."""
+        for backend in backends:
+            check_backend(backend)
         names = [b.name for b in backends]
-        if len(set(names)) != len(names):
-            raise ValueError(f"backend names must be unique: {names}")
-        self._backends = backends
-        self._by_name = {b.name: b for b in backends}
+        taken = [n for i, n in enumerate(names) if n in names[:i]]
+        if taken:
+            raise ValueError(f"a backend called {taken[0]!r} is there already; names are unique")
         challenges = [b.transport.challenge for b in backends if not b.transport.ambient]
-        self.challenge = ", ".join(c for c in challenges if c) or None
-        self._token_challenges = {
+        token_challenges = {
             b.name: f'{b.transport.challenge}, error="invalid_token"'
             for b in backends
             if b.transport.challenge
         }
+        # Computed above, assigned here: a bad backend changes nothing.
+        self.challenge = ", ".join(c for c in challenges if c) or None
+        self._token_challenges = token_challenges
+        self._by_name = {b.name: b for b in backends}
+        self._backends = backends
 
     @property
     def backends(self) -> tuple[AuthBackend, ...]:
@@ -107,7 +163,12 @@ class Authenticator:
         """Add a way in: last, or just before the backend called ``before``.
 
         Raises:
-            ValueError: A backend has that name already, or ``before`` names none.
+            ValueError: A backend has that name already, or the name is empty, or
+                ``before`` names none.
+            TypeError: The backend's transport or strategy lacks a method or attribute
+                (see :func:`check_backend`).
+
+        Either way the installed backends are left as they were.
         """
         backends = list(self._backends)
         if before is None:

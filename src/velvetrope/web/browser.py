@@ -10,7 +10,8 @@
 
 The API routes and the pages share these flows: sign-in (SESS-06: a new credential
 every time, the old one destroyed), re-authentication, renewal, and sign-out
-(COOK-08: every credential cookie expired, ``Clear-Site-Data`` sent).
+(COOK-08: every credential cookie expired, an added ambient way in's too,
+``Clear-Site-Data`` sent).
 
 With session cookies and ``VELVETROPE_SESSION_BINDING`` on (``offer``, the default, or
 ``require``), a sign-in also offers the browser to bind the session to a device key
@@ -33,11 +34,16 @@ from velvetrope.core.principal import Principal
 from velvetrope.core.service import AuthService, SignIn
 from velvetrope.core.tokens.service import TokenPair
 from velvetrope.errors import InvalidToken, NotAuthenticated, OAuthError
-from velvetrope.stores.records import RefreshFamilyRecord, UserRecord
+from velvetrope.stores.records import UserRecord
 from velvetrope.web.client import client_of
 from velvetrope.web.csrf import CsrfGuard, form_token
 from velvetrope.web.dependencies import Gate
-from velvetrope.web.transports import CLEAR_SITE_DATA, BoundCookieTransport, CookieTransport
+from velvetrope.web.transports import (
+    CLEAR_SITE_DATA,
+    BoundCookieTransport,
+    CookieTransport,
+    Transport,
+)
 
 __all__ = ["JWT_COOKIE", "SESSION", "BrowserCookies", "BrowserFlows", "BrowserSignIn", "PageAuth"]
 
@@ -152,9 +158,18 @@ class BrowserFlows:
         return self.gate.csrf
 
     def carries_credential(self, connection: HTTPConnection) -> bool:
-        """Whether the request carries a browser credential cookie (not the sign-in
-        form's CSRF cookie, which is no sign-in to expire)."""
-        return any(c.read(connection) is not None for c in self.credential_cookies)
+        """Whether the request carries a browser credential cookie, an added ambient way
+        in's too (not the sign-in form's CSRF cookie, which is no sign-in to expire)."""
+        if any(c.read(connection) is not None for c in self.credential_cookies):
+            return True
+        for backend in self.gate.authenticator.backends:
+            if backend.transport.ambient:
+                try:
+                    if backend.transport.read_scope(connection.scope) is not None:
+                        return True
+                except InvalidToken:  # a malformed cookie is one to expire too
+                    return True
+        return False
 
     async def login(
         self, request: Request, email: str, password: str, *, remember: bool = True
@@ -207,7 +222,7 @@ class BrowserFlows:
         principal = Principal(
             user_id=record.user_id, method=SESSION, handle=record.handle, session=record
         )
-        remembered = self.service.sessions.policy.persistent(record)
+        remembered = self.service.remembered(record)
         cookie = (
             self.cookies.session,
             sign_in.session.secret,
@@ -228,7 +243,7 @@ class BrowserFlows:
         if principal.session is None:
             user = await self.service.user_of(principal)
             family = await self.service.family(principal.handle)
-            remember = family is None or self._remembered(family)
+            remember = family is None or self.service.remembered_family(family)
             return await self.login(request, user.email, password, remember=remember)
         secret = self.cookies.session.read(request)
         if secret is None:
@@ -239,7 +254,7 @@ class BrowserFlows:
     def pair_cookies(self, pair: TokenPair) -> tuple[SetCookie, ...]:
         """The access and refresh cookies that carry ``pair`` (JWT-in-cookie mode)."""
         family = pair.family
-        if not self._remembered(family):
+        if not self.service.remembered_family(family):
             # not remembered: both cookies end with the browser (the family ends sooner)
             return (
                 (self.cookies.access, pair.access_token, None),
@@ -250,11 +265,6 @@ class BrowserFlows:
             (self.cookies.access, pair.access_token, timedelta(seconds=pair.expires_in)),
             (self.cookies.refresh, pair.refresh_token, refresh_left),
         )
-
-    def _remembered(self, family: RefreshFamilyRecord) -> bool:
-        """Whether a JWT-cookie sign-in was remembered: its family outlives the
-        sessions' short lifetime (see ``SessionPolicy.persistent``)."""
-        return family.expires_at - family.created_at > self.service.sessions.policy.short_lifetime
 
     def apply_pair(self, response: Response, pair: TokenPair) -> Response:
         """Set the cookies that carry ``pair`` on ``response`` and return it."""
@@ -310,9 +320,18 @@ class BrowserFlows:
         return PageAuth(principal, self.pair_cookies(pair))
 
     def sign_out(self, response: Response) -> Response:
-        """Expire every credential cookie and ask the browser to clear site data (COOK-08)."""
-        for transport in self.credential_cookies:
-            transport.clear(response)
+        """Expire every credential cookie and ask the browser to clear site data (COOK-08).
+
+        The credential cookies are the browser sign-in's and every ambient way in's,
+        one added with ``Velvetrope.add_backend`` too: ``Clear-Site-Data`` alone is not
+        enough, since some clients ignore it.
+        """
+        ambient = [b.transport for b in self.gate.authenticator.backends if b.transport.ambient]
+        cleared: list[Transport] = []
+        for transport in (*self.credential_cookies, *ambient):
+            if not any(transport is c for c in cleared):
+                transport.clear(response)
+                cleared.append(transport)
         response.headers["Clear-Site-Data"] = CLEAR_SITE_DATA
         return response
 

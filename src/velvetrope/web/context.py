@@ -44,6 +44,13 @@ DPOP = "dpop"
 """The backend name of DPoP-bound access tokens (``Authorization: DPoP`` + a proof)."""
 _SCOPE_KEY = "velvetrope.context"
 
+# How the account page says one signed in (a device-bound session says more; see
+# templates/account.html).
+_BEARER_SAYS = "an access token, in the Authorization header"
+_DPOP_SAYS = "an access token bound to a key this device holds (DPoP)"
+_JWT_COOKIE_SAYS = "an access token and a refresh token, in HttpOnly cookies"
+_SESSION_SAYS = "a server-side session, in an HttpOnly cookie"
+
 
 def default_backends(
     settings: Settings, service: AuthService, cookies: BrowserCookies
@@ -55,32 +62,26 @@ def default_backends(
     credential are told about the DPoP scheme.
     """
     tokens = service.token_strategy
-    found = [AuthBackend(BEARER, BearerTransport(), tokens)]
+    found = [AuthBackend(BEARER, BearerTransport(), tokens, description=_BEARER_SAYS)]
     policy = service.dpop.policy
     if policy.enabled:
         transport = DPoPTransport(
             settings.origin, algorithms=policy.algorithms, advertise=policy.mode == "require"
         )
-        found.append(AuthBackend(DPOP, transport, tokens))
+        found.append(AuthBackend(DPOP, transport, tokens, description=_DPOP_SAYS))
     if settings.browser_credentials == "jwt-cookie":
-        return [*found, AuthBackend(JWT_COOKIE, cookies.access, tokens)]
-    return [*found, AuthBackend(SESSION, cookies.session, service.session_strategy)]
+        cookie = AuthBackend(JWT_COOKIE, cookies.access, tokens, description=_JWT_COOKIE_SAYS)
+        return [*found, cookie]
+    session = AuthBackend(
+        SESSION, cookies.session, service.session_strategy, description=_SESSION_SAYS
+    )
+    return [*found, session]
 
 
 def build_gateway(settings: Settings, service: AuthService) -> Gateway | None:
     """The hybrid gateway the settings describe, or ``None`` when it is off."""
     policy = settings.gateway_policy()
-    if policy is None:
-        return None
-    return Gateway(
-        sessions=service.sessions,
-        strategy=service.session_strategy,
-        keys=service.stores.keys,
-        notifier=service.stores.notifier,
-        events=service.events,
-        policy=policy,
-        now=service.now,
-    )
+    return None if policy is None else service.gateway(policy)
 
 
 class WebContext:
@@ -116,7 +117,7 @@ class WebContext:
             device=principal.handle,
             method=principal.method,
         )
-        await self.service.hooks.emit(event)
+        await self.service.emit(event)
 
     async def bind(self, connection: HTTPConnection) -> None:
         """Router dependency: make this context the request's (see :func:`context_of`)."""
@@ -169,7 +170,7 @@ class WebContext:
             await self.service.require_recent_auth(principal)
         await self.authenticator.end_device(principal.user_id, handle)
         event = AccountEvent("signed_out", principal.user_id, email=principal.email, device=handle)
-        await self.service.hooks.emit(event)
+        await self.service.emit(event)
         return current
 
     async def sign_out_everywhere(self, principal: Principal) -> int:

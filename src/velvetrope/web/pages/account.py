@@ -80,6 +80,12 @@ async def _devices(ctx: WebContext, principal: Principal) -> list[DeviceView]:
     return sorted(reversed(views), key=lambda d: not d.current)  # this one, then by recency
 
 
+def _signed_in_with(ctx: WebContext, principal: Principal) -> str:
+    """How the principal signed in, as its backend describes it (else the backend's name)."""
+    backend = ctx.authenticator.backend_of(principal)
+    return backend.description if backend is not None and backend.description else principal.method
+
+
 RECENT_SIGN_INS = 10
 
 
@@ -113,7 +119,7 @@ async def account(request: Request, ctx: Ctx) -> Response:
         signed_in=True,
         user=user,
         member_since=when(user.created_at),
-        credentials=principal.method,
+        credentials=_signed_in_with(ctx, principal),
         bound=principal.session is not None and principal.session.device_key is not None,
         devices=await _devices(ctx, principal),
         sign_ins=await _recent_sign_ins(ctx, user),

@@ -74,6 +74,6 @@ async def resend_verification(request: Request, ctx: Ctx) -> Response:
     auth = await signed_in_post(request, ctx)
     assert auth.principal is not None  # noqa: S101 - signed_in_post refuses nobody
     user = await ctx.service.user_of(auth.principal)
-    sent = await ctx.service.accounts.send_verification(user, wait=True)
+    sent = await ctx.service.send_verification(user, wait=True)
     notice = "verification-sent" if sent else "already-verified"
     return auth.apply(redirect(request, f"/account?notice={notice}"))

@@ -96,7 +96,7 @@ async def forgot(request: Request, ctx: Ctx) -> Response:
     try:
         body = await read_body(request, ForgotPassword)
         email = body.email
-        await ctx.service.accounts.request_password_reset(email, ip=client_of(request).ip)
+        await ctx.service.request_password_reset(email, ip=client_of(request).ip)
     except InvalidInput as exc:
         return credential_form(request, ctx, "forgot.html", email=email, **failure(exc))
     return render(
@@ -123,9 +123,7 @@ async def reset(request: Request, ctx: Ctx) -> Response:
     ctx.csrf.check_presession(request, await form_token(request))
     try:
         body = await read_body(request, ResetPassword)
-        await ctx.service.accounts.reset_password(
-            body.token, body.new_password, ip=client_of(request).ip
-        )
+        await ctx.service.reset_password(body.token, body.new_password, ip=client_of(request).ip)
     except InvalidLink:
         return _bad_link(request, retry="/password/forgot", retry_label="Send a new link")
     except InvalidInput as exc:  # a weak password: the link still works
@@ -150,7 +148,7 @@ async def verify(request: Request, ctx: Ctx) -> Response:
     ctx.csrf.check_presession(request, await form_token(request))
     try:
         body = await read_body(request, VerifyEmail)
-        user = await ctx.service.accounts.verify_email(body.token)
+        user = await ctx.service.verify_email(body.token)
     except (InvalidLink, InvalidInput):
         return _bad_link(request, retry="/account", retry_label="Go to your account")
     return render(

@@ -79,7 +79,7 @@ async def signup(request: Request, ctx: Ctx) -> Response:
         user = await ctx.service.register(body.email, body.password, ip=client_of(request).ip)
     except (InvalidInput, EmailTaken, TooManyAttempts) as exc:
         return credential_form(request, ctx, "signup.html", email=email, **context, **failure(exc))
-    await ctx.service.accounts.welcome(user)  # a verification link, when mail can be sent
+    await ctx.service.welcome(user)  # a verification link, when mail can be sent
     try:
         sign_in = await ctx.browser.login(request, body.email, body.password)
     except (InvalidCredentials, TooManyAttempts, AccountDisabled) as exc:

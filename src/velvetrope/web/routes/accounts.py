@@ -100,7 +100,7 @@ class VerifiedOut(BaseModel):
 async def forgot_password(request: Request, ctx: Ctx) -> JSONResponse:
     body = await read_body(request, ForgotPassword)
     await check_form_csrf(request, ctx)
-    await ctx.service.accounts.request_password_reset(body.email, ip=client_of(request).ip)
+    await ctx.service.request_password_reset(body.email, ip=client_of(request).ip)
     return JSONResponse({"status": "accepted", "detail": FORGOT_ANSWER}, status_code=202)
 
 
@@ -116,9 +116,7 @@ async def forgot_password(request: Request, ctx: Ctx) -> JSONResponse:
 async def reset_password(request: Request, ctx: Ctx) -> Response:
     body = await read_body(request, ResetPassword)
     await check_form_csrf(request, ctx)
-    await ctx.service.accounts.reset_password(
-        body.token, body.new_password, ip=client_of(request).ip
-    )
+    await ctx.service.reset_password(body.token, body.new_password, ip=client_of(request).ip)
     return Response(status_code=204)
 
 
@@ -132,7 +130,7 @@ async def reset_password(request: Request, ctx: Ctx) -> Response:
 async def verify_email(request: Request, ctx: Ctx) -> JSONResponse:
     body = await read_body(request, VerifyEmail)
     await check_form_csrf(request, ctx)
-    user = await ctx.service.accounts.verify_email(body.token)
+    user = await ctx.service.verify_email(body.token)
     out = VerifiedOut(id=user.id, email=user.email, email_verified=True)
     return JSONResponse(out.model_dump())
 
@@ -146,7 +144,7 @@ async def verify_email(request: Request, ctx: Ctx) -> JSONResponse:
 )
 async def resend_verification(principal: Current, ctx: Ctx) -> JSONResponse:
     user = await ctx.service.user_of(principal)
-    if not await ctx.service.accounts.send_verification(user, wait=True):
+    if not await ctx.service.send_verification(user, wait=True):
         detail = "Your address is already verified."
         return JSONResponse({"status": "already_verified", "detail": detail})
     detail = f"A verification link is on its way to {user.email}."

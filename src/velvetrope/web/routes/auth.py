@@ -131,7 +131,7 @@ async def register(request: Request, ctx: Ctx) -> JSONResponse:
     body = await read_body(request, Credentials)
     await _check_form_csrf(request, ctx)
     user = await ctx.service.register(body.email, body.password, ip=client_of(request).ip)
-    await ctx.service.accounts.welcome(user)  # a verification link, when mail can be sent
+    await ctx.service.welcome(user)  # a verification link, when mail can be sent
     return JSONResponse(UserOut.of(user).model_dump(), status_code=201)
 
 

@@ -139,7 +139,7 @@ async def refresh(request: Request, ctx: Ctx) -> Response:
     try:
         if secret is None:
             raise NotAuthenticated
-        session = await ctx.service.sessions.resolve(secret)
+        session = await ctx.service.live_session(secret)
     except NotAuthenticated:
         return _end(ctx, session_id)
     bound_id = device_session_id(session)

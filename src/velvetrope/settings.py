@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import email.utils
 import ipaddress
 import re
 from datetime import timedelta
@@ -235,7 +236,16 @@ class Settings(BaseSettings):
         "(465); unset: mail is printed to the console on a loopback origin, else not sent",
     )
     mail_from: str | None = Field(
-        None, description="The From of every mail (default: velvetrope <no-reply@origin host>)"
+        None,
+        description="The From of every mail (default: the mail product's name and "
+        "no-reply@ the origin's host)",
+    )
+    mail_product: str = Field(
+        "velvetrope",
+        min_length=1,
+        max_length=64,
+        pattern=r"^[^\r\n]+$",
+        description="The name mails give your service (subject and text)",
     )
     password_reset_ttl: Duration = Field(
         timedelta(minutes=30), description="How long a password reset link works"
@@ -557,7 +567,7 @@ class Settings(BaseSettings):
         host = urlsplit(self.origin).hostname or "localhost"
         if _is_loopback(host) or ":" in host or host.replace(".", "").isdigit():
             host = "localhost"
-        return f"velvetrope <no-reply@{host}>"
+        return email.utils.formataddr((self.mail_product, f"no-reply@{host}"))
 
     @property
     def mail_to_console(self) -> bool:
@@ -573,6 +583,7 @@ class Settings(BaseSettings):
             reset_ttl=self.password_reset_ttl,
             verify_ttl=self.email_verification_ttl,
             cooldown=self.mail_cooldown,
+            product=self.mail_product,
         )
 
     def csrf_secret_bytes(self) -> bytes | None:

@@ -21,6 +21,7 @@ from tests.support.ports import free_port
 from tests.support.postgres import require_postgres, temp_database
 from tests.support.redis import REDIS_URL, delete_prefix, new_prefix, require_redis
 from tests.support.services import PASSWORD
+from tests.support.smtp import SmtpServer, link_in
 from velvetrope import ConfigurationError, Principal, Settings, StoreUnavailable, Velvetrope
 from velvetrope.core.tokens import codec
 from velvetrope.testing import ORIGIN, app_client, new_user, settings_for_tests, sign_in
@@ -236,3 +237,51 @@ def test_installing_twice_is_refused() -> None:
     Velvetrope(settings_for_tests()).install(app)
     with pytest.raises(RuntimeError, match="installed in this app already"):
         Velvetrope(settings_for_tests()).install(app)
+
+
+@pytest.mark.parametrize("pages", [True, False], ids=["pages", "api-only"])
+async def test_LIB_07_the_mailed_links_open_pages_in_your_own_app(pages: bool) -> None:
+    """With ``install(app, pages=True)`` the reset and verification links in real mail
+    open working pages in your app; without, those paths are yours to serve (404 here)."""
+    with SmtpServer() as smtp:
+        auth = Velvetrope(
+            settings_for_tests(smtp_url=f"smtp://127.0.0.1:{smtp.port}", mail_product="Acme Shop")
+        )
+        app = FastAPI()
+        auth.install(app, pages=pages)
+        async with app_client(app) as client:
+            registered = await client.post(
+                "/auth/register", json={"email": "ann@example.com", "password": PASSWORD}
+            )
+            assert registered.status_code == 201, registered.text
+            forgot = await client.post("/auth/password/forgot", json={"email": "ann@example.com"})
+            assert forgot.status_code == 202
+            await auth.service.accounts.outbox.drain()
+            verify = smtp.inbox.wait_for("ann@example.com", 1)
+            reset = smtp.inbox.wait_for("ann@example.com", 2)
+            assert verify["Subject"] == "Confirm your address for Acme Shop"
+            assert reset["Subject"] == "Reset your Acme Shop password"
+            assert verify["From"] == "Acme Shop <no-reply@testserver>"
+            for message, path, says in (
+                (verify, "/email/verify", "Confirm"),
+                (reset, "/password/reset", "new password"),
+            ):
+                link = link_in(message, path)
+                assert link.startswith(ORIGIN + path + "?token=")
+                opened = await client.get(link.removeprefix(ORIGIN))
+                if pages:
+                    assert opened.status_code == 200, opened.text
+                    assert says in opened.text
+                    assert "/static/velvetrope.css" in opened.text
+                else:
+                    assert opened.status_code == 404
+            if pages:
+                assert (await client.get("/static/velvetrope.css")).status_code == 200
+
+
+def test_LIB_07_pages_need_the_static_path_free() -> None:
+    app = FastAPI()
+    app.mount("/static", FastAPI())
+    with pytest.raises(RuntimeError, match="/static"):
+        Velvetrope(settings_for_tests()).install(app, pages=True)
+    assert getattr(app.state, "velvetrope", None) is None

@@ -132,7 +132,7 @@ async def test_LIB_05_the_sign_in_page_remembers_only_when_the_box_is_checked(
 
 
 def test_LIB_05_the_transient_lifetime_must_be_shorter_than_the_absolute_one() -> None:
-    with pytest.raises(ValueError, match="shorter than the absolute session lifetime"):
+    with pytest.raises(ValueError, match="shorter than VELVETROPE_SESSION_ABSOLUTE_LIFETIME"):
         app_settings(session_transient_lifetime="PT12H")
     assert app_settings(session_transient_lifetime="PT2H").session_policy().short_lifetime == (
         timedelta(hours=2)

@@ -52,6 +52,7 @@ from velvetrope.web.browser import BrowserFlows
 from velvetrope.web.context import WebContext
 from velvetrope.web.csrf import CsrfGuard
 from velvetrope.web.errors import install_error_handlers
+from velvetrope.web.pages import build_page_router, static_files
 from velvetrope.web.routes import (
     build_accounts_router,
     build_auth_router,
@@ -184,7 +185,7 @@ class Velvetrope:
         """The principal's devices, every way in included, oldest first."""
         return await self.context.devices(principal)
 
-    def install(self, app: FastAPI) -> FastAPI:
+    def install(self, app: FastAPI, *, pages: bool = False) -> FastAPI:
         """Mount velvetrope into your app with one call: the ``/auth/*`` router, the error
         mapping (every :class:`~velvetrope.errors.AuthError` raised in any route, yours
         included, gets its documented status, headers and ``{"error", "detail"}`` body),
@@ -194,16 +195,33 @@ class Velvetrope:
         set any; otherwise they take the same JSON shape. ``app.state.velvetrope`` is this
         instance (:mod:`velvetrope.testing` finds it there).
 
+        Args:
+            app: Your FastAPI app.
+            pages: Also serve velvetrope's browser pages: ``/signin``, ``/signup``,
+                ``/account`` and the pages the mailed links open (``/password/forgot``,
+                ``/password/reset``, ``/email/verify``), with their stylesheet under
+                ``/static``. Without them, the links in reset and verification mails
+                point at paths your app must serve itself (see the README).
+
         Returns:
             ``app``, for chaining.
 
         Raises:
-            RuntimeError: A velvetrope is installed in ``app`` already.
+            RuntimeError: A velvetrope is installed in ``app`` already, or ``pages`` and
+                the app mounts something at ``/static`` already.
         """
         if getattr(app.state, "velvetrope", None) is not None:
             raise RuntimeError("a velvetrope is installed in this app already")
+        if pages and any(getattr(r, "path", None) == "/static" for r in app.routes):
+            raise RuntimeError(
+                "install(app, pages=True) serves the pages' stylesheet at /static, where "
+                "this app mounts something already"
+            )
         _install_handlers(app)
         app.include_router(self.router)
+        if pages:
+            app.include_router(build_page_router(self.context))
+            app.mount("/static", static_files(), name="static")
         app.state.velvetrope = self
         inner = app.router.lifespan_context
 

@@ -26,13 +26,20 @@ def _exit_on_sigterm(signum: int, _frame: FrameType | None) -> None:
 
 
 QuickOption = typer.Option(
-    False, "--quick", help="The CI-sized matrix: under a minute, same cells, fewer rounds."
+    False,
+    "--quick",
+    help=(
+        "The CI-sized run: under a minute; every cell, but fewer rounds, shorter loads and "
+        "fewer store and node combinations (claims that need those say 'not measured')."
+    ),
 )
 OnlyOption = typer.Option(
     "", "--only", help="Comma-separated cells (ids or numbers), e.g. wire,verify or 1,2."
 )
 OutOption = typer.Option(
-    Path("lab-results"), "--out", help="Where results.json, report.html and report.md go."
+    Path("lab-results"),
+    "--out",
+    help="The directory for results.json, report.html, report.md and plots/ (created).",
 )
 
 
@@ -41,13 +48,17 @@ def lab(quick: bool = QuickOption, only: str = OnlyOption, out_dir: Path = OutOp
     if importlib.util.find_spec("matplotlib") is None:
         fail(INSTALL_HINT)
     from velvetrope.lab.matrix import select  # noqa: PLC0415 - loads the extra's packages
-    from velvetrope.lab.runner import LabOptions, run_lab  # noqa: PLC0415
+    from velvetrope.lab.runner import LabOptions, prepare_out, run_lab  # noqa: PLC0415
 
     names = tuple(n.strip() for n in only.split(",") if n.strip())
     try:
         select(list(names))
     except ValueError as exc:
         fail(str(exc), code=2)
+    try:
+        prepare_out(out_dir)
+    except OSError as exc:
+        fail(f"--out {out_dir}: {exc.strerror or exc}", code=2)
     options = LabOptions(
         quick=quick, only=names, out=out_dir, command=" ".join(["velvetrope", *sys.argv[1:]])
     )

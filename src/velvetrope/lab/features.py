@@ -1,27 +1,27 @@
-"""Features the lab measures that may not have landed yet, detected at run time.
+"""Features the lab measures, detected at run time, and the tools it measures with.
 
 Each detector answers :class:`Feature` (available, or why not). A cell whose feature is
-missing marks its figures "not available" with that reason; it never leaves them out.
-When a feature lands, its detector turns true by itself (the module or setting named
-below appears) and only the adapter named here needs filling in:
+missing (a branch without it, a build that leaves it out) marks its figures "not
+available" with that reason; it never leaves them out. All four have landed on the
+main branch, and each has its adapter:
 
-=================  ===========================================  ==============================
-feature            detected by                                  adapter to fill in
-=================  ===========================================  ==============================
-hybrid gateway     ``velvetrope.core.gateway`` importable, or   ``cells/verify.py::gateway_check``
-                   a ``gateway_*`` setting                      (verify one internal token) and
+=================== =========================================== ================================
+feature             detected by                                 adapter
+=================== =========================================== ================================
+hybrid gateway      ``velvetrope.core.gateway`` importable, or  ``cells/verify.py::gateway_checks``
+                    a ``gateway_*`` setting                     (verify an internal token) and
                                                                 ``cells/hybrid.py::mint_load``
                                                                 (mints per session per minute)
-DPoP               ``velvetrope.core.dpop`` importable, or a    ``cells/verify.py::dpop_check``
-                   ``dpop*`` setting                            and ``cells/theft.py::dpop_replay``
-DBSC               ``velvetrope.core.dbsc`` importable, or a    ``cells/theft.py::dbsc_replay``
-                   ``dbsc*`` / ``device_binding*`` setting
+DPoP                ``velvetrope.core.binding.dpop``            ``cells/verify.py::dpop_check``
+                    importable, or a ``dpop*`` setting          and ``cells/theft.py::dpop_replay``
+DBSC                ``velvetrope.core.binding.dbsc``            ``cells/theft.py::dbsc_replay``
+                    importable, or a ``dbsc*`` /
+                    ``device_binding*`` setting
 ``serve --workers`` a ``workers`` setting                       ``servers.py::worker_args``
-=================  ===========================================  ==============================
+=================== =========================================== ================================
 
-Each adapter raises :class:`NotLanded` today; the cell turns that into "not available"
-with the detector's reason, so a feature that is detected but whose adapter is still
-empty is reported too, never silently skipped.
+An adapter that finds its feature missing raises :class:`NotLanded`; the cell turns
+that into "not available" with the detector's reason.
 """
 
 from __future__ import annotations
@@ -76,8 +76,8 @@ def dpop() -> Feature:
     """DPoP (RFC 9449) sender-constrained access tokens."""
     return _feature(
         "DPoP",
-        _module("velvetrope.core.dpop") or _setting("dpop"),
-        "DPoP (RFC 9449) has not landed in this velvetrope (no velvetrope.core.dpop)",
+        _module("velvetrope.core.binding.dpop") or _setting("dpop"),
+        "DPoP (RFC 9449) has not landed in this velvetrope (no velvetrope.core.binding.dpop)",
     )
 
 
@@ -85,8 +85,9 @@ def dbsc() -> Feature:
     """Device Bound Session Credentials for browser sessions."""
     return _feature(
         "DBSC",
-        _module("velvetrope.core.dbsc") or _setting("dbsc", "device_binding"),
-        "DBSC (device-bound sessions) has not landed in this velvetrope (no velvetrope.core.dbsc)",
+        _module("velvetrope.core.binding.dbsc") or _setting("dbsc", "device_binding"),
+        "DBSC (device-bound sessions) has not landed in this velvetrope "
+        "(no velvetrope.core.binding.dbsc)",
     )
 
 

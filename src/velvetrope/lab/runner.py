@@ -7,11 +7,11 @@ what it measured, and its error is recorded; the other cells still run.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
 import shutil
-import sys
 import tempfile
 import time
 import traceback
@@ -32,7 +32,7 @@ from velvetrope.lab.model import SCHEMA_VERSION, CellResult, not_available
 from velvetrope.lab.report import write_reports
 from velvetrope.lab.services import Services
 
-__all__ = ["LabOptions", "run_lab"]
+__all__ = ["LabOptions", "prepare_out", "run_lab"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +47,20 @@ class LabOptions:
 
 def _timestamp(at: datetime) -> str:
     return at.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def prepare_out(out: Path) -> None:
+    """Create ``out`` and write (then remove) a file in it: a path the run could not
+    write to fails here, before minutes of measuring, not after.
+
+    Raises:
+        OSError: ``out`` is a file, or cannot be created or written to.
+    """
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, "it is a file, not a directory", str(out))
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=out, prefix=".velvetrope-lab-probe-"):
+        pass
 
 
 def _run_cell(cell: Cell, ctx: LabContext) -> CellResult:
@@ -73,8 +87,10 @@ def run_lab(options: LabOptions, *, console: Console | None = None) -> dict[str,
 
     Raises:
         ValueError: ``options.only`` names a cell that does not exist.
+        OSError: ``options.out`` cannot be written to (checked before any cell runs).
     """
     cells = select(list(options.only))
+    prepare_out(options.out)
     console = console or Console(stderr=True)
     logging.getLogger("velvetrope").setLevel(logging.WARNING)
     started_at, started = datetime.now(UTC), time.monotonic()
@@ -135,12 +151,6 @@ def run_lab(options: LabOptions, *, console: Console | None = None) -> dict[str,
         "cells": cell_json,
         "claims": judge_claims(cell_json),
     }
-    options.out.mkdir(parents=True, exist_ok=True)
     (options.out / "results.json").write_text(json.dumps(report, indent=2) + "\n")
     write_reports(report, options.out)
     return report
-
-
-def main_command(argv: list[str]) -> str:
-    """The command line as the user typed it (for the report)."""
-    return " ".join(["velvetrope", *argv]) if argv else " ".join(sys.argv)

@@ -4,11 +4,14 @@ Client A (its own connection and ``User-Agent``) signs in on a node; client B re
 A's session cookie, and A's access token, on ``/auth/me``. Without binding both are
 accepted: a bearer credential is whoever holds it. With DBSC (sessions bound to a key in
 the device) or DPoP (tokens bound to the client's key) the replay, which cannot sign
-with A's key, must be refused: :func:`dbsc_replay` and :func:`dpop_replay` measure that
-once those land.
+with A's key, must be refused: :func:`dbsc_replay` and :func:`dpop_replay` measure that,
+:data:`TRIALS` times each. Each figure's ``extra`` counts the trials accepted (200) and
+refused (401, 403); any other status is reported as it is.
 
 Also observed here: an access token whose payload B edited (``sub``) is refused, the
-sense in which claims "cannot be modified".
+sense in which claims "cannot be modified"; and whether the session cookie a sign-in
+sets is a browser-session cookie (no ``Max-Age``/``Expires``: gone when the browser
+closes) or a persistent one.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+from collections.abc import Callable
 
 from velvetrope.client import DPoPAuth
 from velvetrope.core.tokens import codec
@@ -29,6 +33,16 @@ from velvetrope.lab.stores import store_env
 __all__ = ["dbsc_replay", "dpop_replay", "measure"]
 
 TRIALS = 3
+REFUSED = (401, 403)
+UNBOUND = (
+    ("cookie.unbound", "stolen session cookie replayed by another client"),
+    ("bearer.unbound", "stolen access token replayed by another client"),
+    ("bearer.tampered", "access token with an edited claim (sub)"),
+)
+PERSISTENCE = (
+    "cookie.persistence",
+    "session cookie set by sign-in: kept after the browser closes?",
+)
 
 
 _OFFER = re.compile(r'path="(?P<path>[^"]+)";challenge="(?P<challenge>[A-Za-z0-9_-]+)"')
@@ -106,12 +120,88 @@ def dpop_replay(node: Node) -> int:
         mallory.close()
 
 
+def cookie_persistence(set_cookie: str) -> Figure:
+    """Whether the session cookie a sign-in set outlives the browser: a ``Max-Age`` or
+    ``Expires`` attribute makes it persistent; without either the browser drops it when
+    it closes (unless it restores sessions)."""
+    attributes = {
+        name.strip().lower(): value.strip()
+        for name, _, value in (part.partition("=") for part in set_cookie.split(";")[1:])
+    }
+    max_age = attributes.get("max-age")
+    persistent = max_age is not None or "expires" in attributes
+    extra = {"persistent": float(persistent)}
+    if max_age is not None and max_age.lstrip("-").isdigit():
+        extra["max_age_s"] = float(max_age)
+    outcome = (
+        "persistent: " + (f"Max-Age={max_age}" if max_age else f"Expires={attributes['expires']}")
+        if persistent
+        else "browser-session cookie: no Max-Age, no Expires"
+    )
+    return Figure(
+        *PERSISTENCE,
+        "trials",
+        value=1.0,
+        outcome=outcome,
+        extra=extra,
+    )
+
+
+def _sign_in_cookie(node: Node) -> Figure:
+    """The session ``Set-Cookie`` of a plain sign-in (no "remember me"), judged.
+
+    Raises:
+        ServiceUnavailable: The sign-in failed or set no session cookie.
+    """
+    client = node.client(user_agent="Alice's browser")
+    try:
+        reply = client.request(
+            "POST",
+            "/auth/login",
+            json_body={"email": EMAIL, "password": PASSWORD},
+            headers={"Origin": node.origin},
+        )
+    finally:
+        client.close()
+    found = next((c for c in reply.header("set-cookie") if "-session=" in c), None)
+    if reply.status != 200 or found is None:
+        raise ServiceUnavailable(f"sign-in set no session cookie ({reply.status})")
+    return cookie_persistence(found)
+
+
 def _tampered(token: str) -> str:
     header, payload, signature = token.split(".")
     claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
     claims["sub"] = "00000000-0000-4000-8000-000000000000"
     edited = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
     return f"{header}.{edited}.{signature}"
+
+
+def replay_figure(key: str, label: str, statuses: list[int]) -> Figure:
+    """A replay's trials: accepted (200), refused (401, 403) or, for any other status,
+    what it was; ``extra`` counts the accepted and refused trials and keeps the status
+    when every trial got the same one."""
+    accepted = statuses.count(200)
+    refused = sum(status in REFUSED for status in statuses)
+    if accepted == len(statuses):
+        word = "accepted"
+    elif refused == len(statuses):
+        word = "refused"
+    elif accepted + refused == len(statuses):
+        word = "mixed"
+    else:
+        word = "unexpected"
+    extra = {"accepted": float(accepted), "refused": float(refused)}
+    if len(set(statuses)) == 1:
+        extra["status"] = float(statuses[0])
+    return Figure(
+        key,
+        label,
+        "trials",
+        value=float(len(statuses)),
+        outcome=f"{word}: {', '.join(map(str, statuses))}",
+        extra=extra,
+    )
 
 
 def _replays(ctx: LabContext, result: CellResult, node: Node) -> list[Figure]:
@@ -131,43 +221,30 @@ def _replays(ctx: LabContext, result: CellResult, node: Node) -> list[Figure]:
             finally:
                 alice.close()
                 mallory.close()
-
-    def outcome(statuses: list[int]) -> str:
-        word = (
-            "accepted"
-            if set(statuses) == {200}
-            else ("refused" if 200 not in statuses else "mixed")
-        )
-        return f"{word}: {', '.join(map(str, statuses))}"
-
     return [
-        Figure(
-            "cookie.unbound",
-            "stolen session cookie replayed by another client",
-            "trials",
-            value=float(TRIALS),
-            outcome=outcome(seen["cookie"]),
-        ),
-        Figure(
-            "bearer.unbound",
-            "stolen access token replayed by another client",
-            "trials",
-            value=float(TRIALS),
-            outcome=outcome(seen["bearer"]),
-        ),
-        Figure(
-            "bearer.tampered",
-            "access token with an edited claim (sub)",
-            "trials",
-            value=float(TRIALS),
-            outcome=outcome(seen["tampered"]),
-        ),
+        replay_figure(key, label, seen[name])
+        for (key, label), name in zip(UNBOUND, ("cookie", "bearer", "tampered"), strict=True)
     ]
+
+
+def _bound(
+    ctx: LabContext, key: str, label: str, adapter: Callable[[Node], int], node: Node
+) -> Figure:
+    """``TRIALS`` replays of a bound credential, or "not available" with the adapter's
+    reason (not landed, or the node did not offer the binding)."""
+    statuses = []
+    try:
+        for trial in range(TRIALS):
+            with ctx.noise.round("theft", f"{key} trial {trial + 1}"):
+                statuses.append(adapter(node))
+    except (NotLanded, ServiceUnavailable) as exc:
+        return not_available(key, label, "trials", str(exc))
+    return replay_figure(key, label, statuses)
 
 
 def measure(ctx: LabContext, result: CellResult) -> None:
     """Fill ``result``."""
-    bound = [
+    bound: list[tuple[str, str, Callable[[Node], int]]] = [
         ("cookie.dbsc", "stolen cookie replayed, session bound with DBSC", dbsc_replay),
         ("bearer.dpop", "stolen token replayed, token bound with DPoP", dpop_replay),
     ]
@@ -181,21 +258,13 @@ def measure(ctx: LabContext, result: CellResult) -> None:
             client.close()
             ctx.step(f"{TRIALS} replays of each credential")
             result.figures += _replays(ctx, result, node)
+            result.figures.append(_sign_in_cookie(node))
             for key, label, adapter in bound:
-                try:
-                    status = adapter(node)
-                    word = "refused" if status == 401 else "accepted"
-                    result.figures.append(
-                        Figure(key, label, "trials", value=1.0, outcome=f"{word}: {status}")
-                    )
-                except NotLanded as exc:
-                    result.figures.append(not_available(key, label, "trials", str(exc)))
+                ctx.step(f"{TRIALS} replays of a bound credential ({key})")
+                result.figures.append(_bound(ctx, key, label, adapter, node))
     except ServiceUnavailable as exc:
-        for key, label in (
-            ("cookie.unbound", "stolen session cookie replayed"),
-            ("bearer.unbound", "stolen access token replayed"),
-            ("bearer.tampered", "access token with an edited claim"),
-        ):
-            result.figures.append(not_available(key, label, "trials", str(exc)))
-        for key, label, _adapter in bound:
-            result.figures.append(not_available(key, label, "trials", str(exc)))
+        # Only what was not measured yet: a figure is never listed twice.
+        have = {figure.key for figure in result.figures}
+        for key, label in [*UNBOUND, PERSISTENCE, *((k, label) for k, label, _a in bound)]:
+            if key not in have:
+                result.figures.append(not_available(key, label, "trials", str(exc)))

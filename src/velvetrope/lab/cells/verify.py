@@ -9,7 +9,8 @@
   verified-token cache and the revocation check);
 * the revocation check alone (the in-process denylist lookup every bearer check does);
 * DPoP proof verification (:func:`dpop_check`) and the check a service behind the
-  hybrid gateway runs on an internal token (:func:`gateway_check`).
+  hybrid gateway runs on an internal token (:func:`gateway_checks`): cold (every call
+  checks the signature) and warm (the verifier's cache of verified tokens).
 
 Every variant runs in the same interleaved rounds (:mod:`velvetrope.lab.timing`).
 """
@@ -46,7 +47,7 @@ from velvetrope.stores import MemoryStores
 from velvetrope.web.app import create_app
 from velvetrope.web.extension import Velvetrope
 
-__all__ = ["dpop_check", "gateway_check", "lab_settings", "measure", "started_service"]
+__all__ = ["dpop_check", "gateway_checks", "lab_settings", "measure", "started_service"]
 
 Call = Callable[[], Awaitable[object]]
 
@@ -114,11 +115,17 @@ async def dpop_check() -> Call:
     return verify
 
 
-async def gateway_check() -> Call:
-    """A call that verifies one internal token as a service behind the gateway does
+async def gateway_checks() -> tuple[Call, Call]:
+    """Two calls that verify an internal token as a service behind the gateway does
     (:class:`~velvetrope.integrations.InternalTokenVerifier`, its JWKS already fetched):
-    the strict JOSE checks, the EdDSA signature and the claims. The token is minted by a
-    real gateway (memory stores) for a signed-in session."""
+    *cold*, a verifier that keeps no verified token (``cache_size=0``), so every call
+    runs the strict JOSE checks, the EdDSA signature and the claims; and *warm*, the
+    default verifier answering the same token from its cache. The token is minted by a
+    real gateway (memory stores) for a signed-in session.
+
+    Raises:
+        NotLanded: The gateway did not start.
+    """
     origin = "http://127.0.0.1:9"
     settings = lab_settings(
         {}, database_url="memory://", gateway_audiences="lab", public_origin=origin
@@ -133,18 +140,28 @@ async def gateway_check() -> Call:
     signed = await vr.service.login(EMAIL, PASSWORD)
     principal = await vr.service.authenticate(signed.session.secret)
     token = (await gateway.token_for(principal, "lab")).token
-    verifier = InternalTokenVerifier(
-        jwks_url=origin + "/auth/gateway/jwks.json",
-        issuer=origin,
-        audience="lab",
-        transport=httpx.ASGITransport(app=create_app(velvetrope=vr)),
-    )
-    await verifier.verify(token)  # fetches the JWKS once, as a service does at start
+    app = create_app(velvetrope=vr)
+    verifiers = [
+        InternalTokenVerifier(
+            jwks_url=origin + "/auth/gateway/jwks.json",
+            issuer=origin,
+            audience="lab",
+            transport=httpx.ASGITransport(app=app),
+            cache_size=cache_size,
+        )
+        for cache_size in (0, 10_000)
+    ]
+    for verifier in verifiers:
+        await verifier.verify(token)  # fetches the JWKS once, as a service does at start
 
-    async def verify() -> object:
-        return await verifier.verify(token)
+    def call(verifier: InternalTokenVerifier) -> Call:
+        async def verify() -> object:
+            return await verifier.verify(token)
 
-    return verify
+        return verify
+
+    cold, warm = verifiers
+    return call(cold), call(warm)
 
 
 class _Setup:
@@ -241,15 +258,24 @@ async def _tokens(ctx: LabContext, setup: _Setup, budget: Budget) -> None:
             setup.add("jwt.revocation", "revocation check alone (in-process denylist)", revoked)
 
 
+GATEWAY = {
+    "gateway.internal": "gateway internal-token check, cold (signature and claims)",
+    "gateway.internal.warm": "gateway internal-token check, warm (verifier's cache)",
+}
+
+
 async def _landing(setup: _Setup) -> None:
-    for key, label, adapter in (
-        ("dpop.proof", "DPoP proof verification", dpop_check),
-        ("gateway.internal", "gateway internal-token check", gateway_check),
-    ):
-        try:
-            setup.add(key, label, await adapter())
-        except NotLanded as exc:
-            setup.missing.append(not_available(key, label, "us", str(exc)))
+    try:
+        setup.add("dpop.proof", "DPoP proof verification", await dpop_check())
+    except NotLanded as exc:
+        setup.missing.append(not_available("dpop.proof", "DPoP proof verification", "us", str(exc)))
+    try:
+        calls = await gateway_checks()
+    except NotLanded as exc:
+        setup.missing += [not_available(k, label, "us", str(exc)) for k, label in GATEWAY.items()]
+        return
+    for (key, label), call in zip(GATEWAY.items(), calls, strict=True):
+        setup.add(key, label, call)
 
 
 async def _measure(ctx: LabContext, result: CellResult) -> None:

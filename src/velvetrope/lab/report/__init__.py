@@ -24,10 +24,13 @@ def draw_plots(results: dict[str, Any]) -> dict[str, bytes]:
 
 
 def write_reports(results: dict[str, Any], out: Path) -> None:
-    """Write ``report.html``, ``report.md`` and ``plots/*.png`` into ``out``."""
+    """Write ``report.html``, ``report.md`` and ``plots/*.png`` into ``out``; the plots of
+    an earlier run in ``out`` are removed first, so ``plots/`` holds this run's only."""
     plots = draw_plots(results)
     folder = out / "plots"
     folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("*.png"):
+        old.unlink()
     for name, png in plots.items():
         (folder / f"{name}.png").write_bytes(png)
     (out / "report.html").write_text(render_html(results, plots), encoding="utf-8")

@@ -141,6 +141,35 @@ def cdfs(results: Results) -> bytes | None:
     return _png(canvas)
 
 
+def http_latency(results: Results) -> bytes | None:
+    """The protected endpoint's latency percentiles under wrk, one worker, per way in
+    and store (wrk reports p50, p75, p90 and p99; the last round of each)."""
+    cell = _cell(results, "http")
+    series = cell["series"] if cell else []
+    if not series:
+        return None
+    canvas, ax = plt.subplots(figsize=(8, 3.6))
+    for index, line in enumerate(series):
+        session = line["name"].startswith("session")
+        ax.plot(
+            line["x"],
+            line["y"],
+            label=line["name"].removesuffix(" guarded"),
+            color=COLORS[index // 2 % len(COLORS)],
+            linestyle="-" if session else "--",
+            marker="o",
+            markersize=3,
+            linewidth=1.4,
+        )
+    ax.set_xscale("log")
+    ax.set_xlabel("ms per request of the protected endpoint (log scale)")
+    ax.set_ylabel("share of requests at or below")
+    ax.set_title("HTTP latency under load, one worker (solid: session, dashed: JWT)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=6, ncol=2)
+    return _png(canvas)
+
+
 def revocation(results: Results) -> bytes | None:
     """Sign-out to refusal on another node, in ms (log scale)."""
     figures = _measured(results, "revocation")
@@ -243,6 +272,7 @@ PLOTS: dict[str, tuple[str, str, Callable[[Results], bytes | None]]] = {
     "wire": ("wire", "Bytes on the wire per way in", wire),
     "verify": ("verify", "Verification cost per check", verify),
     "throughput": ("http", "Throughput per way in and node count", throughput),
+    "http-latency": ("http", "HTTP latency percentiles", http_latency),
     "cdf": ("loop", "Latency CDFs", cdfs),
     "revocation": ("revocation", "Revocation latency", revocation),
     "mints": ("hybrid", "Mint load", mints),

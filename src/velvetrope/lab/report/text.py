@@ -31,7 +31,14 @@ def _spread(figure: dict[str, Any]) -> str:
     parts = (
         [f"p99 {_number(stats['p99'], figure['unit'])}"] if figure["unit"] in ("us", "ms") else []
     )
-    if len(stats["round_medians"]) > 1:
+    extra = figure.get("extra") or {}
+    if "round_p99_min" in extra and len(stats["round_medians"]) > 1:
+        # The value is a p99: its spread is that of the rounds' p99s, not their medians.
+        parts.append(
+            f"round p99s {_number(extra['round_p99_min'], figure['unit'])} to "
+            f"{_number(extra['round_p99_max'], figure['unit'])}"
+        )
+    elif len(stats["round_medians"]) > 1:
         parts.append(
             f"rounds {_number(stats['spread_min'], figure['unit'])} to "
             f"{_number(stats['spread_max'], figure['unit'])}"

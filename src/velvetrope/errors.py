@@ -19,6 +19,7 @@ never knows about HTTP.
     │   ├── DeviceBindingRequired    device_binding_required (bound session, no bound cookie)
     │   └── InvalidToken             invalid_token        (uniform; reason only in logs)
     │       ├── InvalidDPoPProof     invalid_dpop_proof   (RFC 9449 section 7.1; says which check)
+    │       │   └── OriginalUriMissing gateway_uri_missing (the edge sent no original URI)
     │       └── UseDPoPNonce         use_dpop_nonce       (carries the nonce to use)
     ├── OAuthError                   (token endpoint, RFC 6749 section 5.2)
     │   ├── InvalidGrant             invalid_grant
@@ -71,6 +72,7 @@ __all__ = [
     "NotAuthenticated",
     "NotFound",
     "OAuthError",
+    "OriginalUriMissing",
     "ReauthRequired",
     "RefreshTokenReused",
     "SessionExpired",
@@ -515,4 +517,15 @@ class GatewayAudienceUnknown(AuthError):
     default_detail = (
         "The proxy must name a configured audience in X-Velvetrope-Audience "
         "(VELVETROPE_GATEWAY_AUDIENCES)."
+    )
+
+
+class OriginalUriMissing(InvalidDPoPProof):
+    """A DPoP caller at the edge check, and the proxy sent no usable original URI: the
+    proof's ``htu`` cannot be checked, so it is refused (the proxy is misconfigured)."""
+
+    code = "gateway_uri_missing"
+    default_detail = (
+        "The proxy must send the original URI (nginx: X-Original-URI, Caddy: "
+        "X-Forwarded-Uri) for a DPoP proof to be checked."
     )

@@ -169,3 +169,58 @@ async def test_size_zero_turns_the_cache_off(clock: FrozenClock) -> None:
     await get(kept, minter)
     assert minter.count == 2
     assert not kept.status().enabled
+
+
+class CappedMinter(Minter):
+    """A minter that never passes ``not_after`` (as ``InternalTokens.mint`` does)."""
+
+    def __init__(self, clock: FrozenClock, not_after: timedelta, **kw: asyncio.Event) -> None:
+        super().__init__(clock, **kw)
+        self.not_after = not_after
+
+    async def __call__(self) -> Minted:
+        minted = await super().__call__()
+        ends = min(minted.expires_at, self.clock() + self.not_after)
+        return Minted(minted.token, minted.jti, ends)
+
+
+async def get_until(cache: MintCache, minter: CappedMinter) -> Minted:
+    return await cache.get(
+        handle="family",
+        audience="orders",
+        user_id="u1",
+        session_ends=minter.clock() + minter.not_after,
+        not_after=minter.clock() + minter.not_after,
+        mint=minter,
+    )
+
+
+async def test_HYB_14_a_kept_token_is_never_served_past_the_callers_own_end(
+    clock: FrozenClock,
+) -> None:
+    kept = cache(clock)
+    newer = CappedMinter(clock, timedelta(minutes=5))  # the family's newer access token
+    older = CappedMinter(clock, timedelta(seconds=30))  # an older one, still live
+    first = await get_until(kept, newer)
+    served = await get_until(kept, older)
+    assert older.count == 1  # signed for it, not served the kept one
+    assert served.expires_at <= clock() + timedelta(seconds=30) < first.expires_at
+    assert (await get_until(kept, newer)) is first  # still kept for the newer
+    assert newer.count == 1
+
+
+async def test_HYB_14_a_waiter_never_gets_a_mint_in_flight_that_outlives_it(
+    clock: FrozenClock,
+) -> None:
+    gate = asyncio.Event()
+    kept = cache(clock)
+    newer = CappedMinter(clock, timedelta(minutes=5), gate=gate)
+    older = CappedMinter(clock, timedelta(seconds=30))
+    in_flight = asyncio.create_task(get_until(kept, newer))
+    await asyncio.sleep(0)
+    waiting = asyncio.create_task(get_until(kept, older))
+    await asyncio.sleep(0)
+    gate.set()
+    first, second = await asyncio.gather(in_flight, waiting)
+    assert (newer.count, older.count) == (1, 1)
+    assert second.expires_at <= clock() + timedelta(seconds=30) < first.expires_at

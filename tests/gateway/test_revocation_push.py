@@ -1,4 +1,5 @@
-"""Sign-outs reach every node's mint cache and subscribed services by push (HYB-06, HYB-07).
+"""Sign-outs reach every node's mint cache and subscribed services by push (HYB-06, HYB-07),
+and the edge reads sessions past the near-cache, so it never waits for a push (HYB-15).
 
 Two in-process nodes share Redis (sessions, the push channel) and SQLite; each runs its
 gateway's background work. A service-side :class:`RevokedSessions` listens on the same
@@ -18,11 +19,14 @@ from tests.support.postgres import ADMIN_URL, DisposableStores, require_postgres
 from tests.support.redis import REDIS_URL, RedisTestStores, new_prefix, require_redis
 from tests.support.services import PASSWORD, new_service
 from velvetrope import AuthService, FrozenClock, PasswordHasher
+from velvetrope.core.credentials import Presented
 from velvetrope.core.gateway import INTERNAL_TYP, Gateway, GatewayPolicy, validate_internal_claims
+from velvetrope.core.ids import secret_digest
 from velvetrope.core.principal import Principal
 from velvetrope.core.tokens import codec
+from velvetrope.errors import SessionInvalid, StoreUnavailable
 from velvetrope.integrations import InternalClaims, RevokedSessions
-from velvetrope.stores import Stores
+from velvetrope.stores import CachedSessionStore, Stores
 from velvetrope.stores.composite import CompositeStores
 from velvetrope.stores.postgres import PostgresStores
 from velvetrope.stores.redis import RedisStores
@@ -152,7 +156,8 @@ async def test_HYB_11_a_subscribed_service_refuses_the_revoked_sessions_tokens(
         else:
             await b.service.disable_user(user.id)
         await until(lambda: revoked.is_revoked(claims))
-        assert len(a.gateway.cache) == 0
+        # Node a hears the push on its own connection: it may land after the service's.
+        await until(lambda: len(a.gateway.cache) == 0)
     finally:
         listener.cancel()
         await asyncio.gather(listener, return_exceptions=True)
@@ -177,6 +182,77 @@ async def test_HYB_11_a_user_cut_off_spares_tokens_minted_after_it(
         fresh = await signed_in(a)
         after = verified(a, (await a.gateway.token_for(fresh, "orders")).token, clock)
         assert not revoked.is_revoked(after)
+    finally:
+        listener.cancel()
+        await asyncio.gather(listener, return_exceptions=True)
+
+
+def near_cached(node: Node) -> CachedSessionStore:
+    store = node.service.stores.sessions
+    assert isinstance(store, CachedSessionStore)
+    return store
+
+
+async def test_HYB_15_the_edge_reads_the_session_past_the_near_cache(
+    nodes: tuple[Node, Node, str],
+) -> None:
+    a, b, _ = nodes
+    await a.service.register("ann@example.com", PASSWORD)
+    secret = (await a.service.login("ann@example.com", PASSWORD)).session.secret
+    await a.gateway.authenticate(Presented(secret))
+    await a.service.authenticate(secret)  # now in a's near-cache
+    # Another node ends the session and its push has not landed here yet: the record is
+    # deleted from the shared store directly, which publishes nothing.
+    assert await near_cached(b).inner.delete(secret_digest(secret))
+    assert (await a.service.authenticate(secret)).session is not None  # a stale near-cache
+    with pytest.raises(SessionInvalid):
+        await a.gateway.authenticate(Presented(secret))
+    with pytest.raises(SessionInvalid):  # the fresh read dropped the stale entry too
+        await a.service.authenticate(secret)
+
+
+async def test_HYB_15_a_store_outage_fails_closed_at_the_edge_even_with_the_session_cached(
+    nodes: tuple[Node, Node, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a, _, _ = nodes
+    await a.service.register("ann@example.com", PASSWORD)
+    secret = (await a.service.login("ann@example.com", PASSWORD)).session.secret
+    await a.service.authenticate(secret)  # now in a's near-cache
+
+    async def down(_: str) -> None:
+        raise StoreUnavailable("the test stopped answering")
+
+    monkeypatch.setattr(near_cached(a).inner, "get", down)
+    assert (await a.service.authenticate(secret)).session is not None  # served from the cache
+    with pytest.raises(StoreUnavailable):
+        await a.gateway.authenticate(Presented(secret))
+
+
+@pytest.mark.parametrize("how", ["family", "everywhere"])
+async def test_HYB_14_a_token_callers_mints_leave_every_node_when_its_family_ends(
+    nodes: tuple[Node, Node, str], clock: FrozenClock, how: str
+) -> None:
+    a, b, prefix = nodes
+    user = await a.service.register("ann@example.com", PASSWORD)
+    revoked = RevokedSessions(now=clock)
+    listener = subscribe(revoked, prefix)
+    try:
+        async with asyncio.timeout(5):
+            await revoked.wait_connected()
+        pair = await a.service.token_login("ann@example.com", PASSWORD)
+        principal = await a.service.token_strategy.authenticate(
+            Presented(pair.access_token), method="gateway"
+        )
+        claims = verified(a, (await a.gateway.token_for(principal, "orders")).token, clock)
+        assert claims.sid == pair.family.id
+        assert len(a.gateway.cache) == 1
+        clock.advance(timedelta(milliseconds=10))
+        if how == "family":
+            await b.service.tokens.revoke_family(pair.family.id)
+        else:
+            await b.service.sign_out_everywhere(user.id)
+        await until(lambda: len(a.gateway.cache) == 0)
+        await until(lambda: revoked.is_revoked(claims))
     finally:
         listener.cancel()
         await asyncio.gather(listener, return_exceptions=True)

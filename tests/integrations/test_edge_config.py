@@ -67,8 +67,22 @@ def test_caddy_accepts_the_configuration(tmp_path: Path) -> None:
 
 def test_every_guarded_location_overwrites_client_credentials() -> None:
     site = nginx_site(EXAMPLE)
-    for header in ("Authorization", "X-Velvetrope-Token", "X-Velvetrope-Audience", "Cookie"):
+    for header in (
+        "Authorization",
+        "DPoP",
+        "X-Velvetrope-Token",
+        "X-Velvetrope-Audience",
+        "Cookie",
+    ):
         assert f"proxy_set_header {header} " in site
     caddy = caddyfile(EXAMPLE)
-    for header in ("Authorization", "X-Velvetrope-Token", "X-Velvetrope-Audience"):
+    for header in ("X-Velvetrope-Token", "X-Velvetrope-Audience", "DPoP"):
         assert f"request_header -{header}" in caddy
+    # The client's Authorization goes to the check (token callers), then the internal
+    # token replaces it on the way to the service.
+    assert "request_header -Authorization" not in caddy
+    check, service = caddy.split("forward_auth", 1)[1].split("\n        }\n", 1)
+    assert "Authorization" not in check
+    assert (
+        'request_header Authorization "Bearer {http.request.header.X-Velvetrope-Token}"' in service
+    )

@@ -57,6 +57,12 @@ timestamps, and :class:`~velvetrope.core.sessions.SessionService` checks the idl
 absolute deadlines on every request, hit or miss, so the cache never keeps an expired
 session alive (and a touch evicts, so activity recorded elsewhere is seen).
 
+Fresh reads. A check that must see a sign-out made on another node at once, whatever
+the push latency (the hybrid gateway's edge check, before it hands out a token), runs
+inside :func:`fresh_reads`: every ``get`` on that task then skips the cache and asks
+the store, and its answer replaces the entry (a session found is kept, one gone is
+dropped). A store outage then fails closed even when the cache holds the session.
+
 Cost: one listening connection per node (its own subscription, besides the one the
 web app holds for revocations) and one ``PUBLISH``/``NOTIFY`` per session write.
 """
@@ -67,7 +73,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextvars import ContextVar
 from datetime import datetime, timedelta
 
 from velvetrope.errors import ConfigurationError, StoreUnavailable
@@ -80,6 +87,7 @@ __all__ = [
     "DEFAULT_TTL",
     "CachedSessionStore",
     "SessionCacheStatus",
+    "fresh_reads",
 ]
 
 DEFAULT_TTL = timedelta(seconds=1)
@@ -93,6 +101,18 @@ USER_TOPIC = "user-sessions:"
 EXPIRED_TOPIC = "sessions-expired:"
 
 _logger = logging.getLogger("velvetrope")
+_fresh: ContextVar[bool] = ContextVar("velvetrope_fresh_session_reads", default=False)
+
+
+@contextlib.contextmanager
+def fresh_reads() -> Iterator[None]:
+    """Within the block, session lookups on this task skip every near-cache and ask the
+    store (see the module docstring, "Fresh reads"); a no-op for stores without one."""
+    mark = _fresh.set(True)
+    try:
+        yield
+    finally:
+        _fresh.reset(mark)
 
 
 class CachedSessionStore:
@@ -190,7 +210,8 @@ class CachedSessionStore:
     # --- the hot path ------------------------------------------------------------------
 
     async def get(self, id_digest: str) -> SessionRecord | None:
-        """Return the session from the cache if fresh, else from the store.
+        """Return the session from the cache if fresh, else from the store; always from
+        the store inside :func:`fresh_reads`.
 
         Raises:
             StoreUnavailable: The lookup went to the store and it did not answer.
@@ -199,7 +220,11 @@ class CachedSessionStore:
             self._misses += 1
             return await self.inner.get(id_digest)
         now = self._monotonic()
-        entry = self._entries.get(id_digest)
+        if _fresh.get():
+            self._drop(id_digest)  # whatever the store says replaces it
+            entry = None
+        else:
+            entry = self._entries.get(id_digest)
         if entry is not None:
             if now - entry[1] < self._ttl_seconds:
                 self._hits += 1

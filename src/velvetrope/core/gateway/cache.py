@@ -1,14 +1,16 @@
 """The mint cache: one signature per session, audience and token lifetime (HYB-05, HYB-06).
 
-Keyed by ``(session handle, audience)``. A hit serves the token minted before until
-``renew_before`` is left of its life; a miss mints. Concurrent misses for one key wait
-for the one mint in flight (single-flight): a burst of 100 requests from one session
-signs once. At most ``max_entries`` tokens are kept, least recently used evicted first,
-each step O(1) (an ``OrderedDict``).
+Keyed by ``(session handle, audience)``, or for a token caller ``(refresh family id,
+audience)``. A hit serves the token minted before until ``renew_before`` is left of its
+life; a miss mints. Concurrent misses for one key wait for the one mint in flight
+(single-flight): a burst of 100 requests from one session signs once. At most
+``max_entries`` tokens are kept, least recently used evicted first, each step O(1) (an
+``OrderedDict``).
 
 The cache never decides who may have a token: the edge checks the session (idle and
-absolute deadlines, and the near-cache's push invalidation) on every request *before*
-it asks the cache, so a token is only ever served to a live session. Eviction on
+absolute deadlines, read fresh from the store) or the access token on every request
+*before* it asks the cache, so a token is only ever served to a live session or token;
+and never one that outlives the caller's own credential (``not_after``). Eviction on
 sign-out is for the cache's own hygiene and for every node at once
 (:meth:`evict_session`, :meth:`evict_user`, :meth:`evict_ending`): a mint that was in
 flight while an eviction for its session or user arrived is handed to its waiters but
@@ -28,7 +30,7 @@ from velvetrope.core.gateway.tokens import Minted
 
 __all__ = ["MintCache", "MintCacheStatus"]
 
-Key = tuple[str, str]  # (session handle, audience)
+Key = tuple[str, str]  # (session handle or refresh family id, audience)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,8 +112,13 @@ class MintCache:
         user_id: str,
         session_ends: datetime,
         mint: Callable[[], Awaitable[Minted]],
+        not_after: datetime | None = None,
     ) -> Minted:
         """The kept token for this session and audience, or a new one from ``mint``.
+
+        ``not_after``: a kept token expiring later is not served to this request (a
+        refresh family's older access token must not get the token minted for its newer
+        one); ``mint`` signs one for it instead, not kept.
 
         Raises:
             Whatever ``mint`` raises (its waiters get the same error; nothing is kept).
@@ -123,6 +130,9 @@ class MintCache:
         entry = self._entries.get(key)
         if entry is not None:
             if self._now() < entry.minted.expires_at - self._renew_before:
+                if not_after is not None and entry.minted.expires_at > not_after:
+                    self.misses += 1
+                    return await mint()
                 self._entries.move_to_end(key)
                 self.hits += 1
                 return entry.minted
@@ -130,7 +140,10 @@ class MintCache:
         self.misses += 1
         pending = self._inflight.get(key)
         if pending is not None:  # single-flight: wait for the mint already running
-            return await asyncio.shield(pending)
+            minted = await asyncio.shield(pending)
+            if not_after is not None and minted.expires_at > not_after:
+                return await mint()
+            return minted
         future: asyncio.Future[Minted] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
         generation = self._generation

@@ -1,18 +1,27 @@
-"""The edge check: a live session in, an internal JWT for one service out (issue 10).
+"""The edge check: a live session or access token in, an internal JWT for one service
+out (issues 10 and 11).
 
 :class:`Gateway` is what ``GET /auth/gateway`` calls for every request nginx
 (``auth_request``) or Caddy (``forward_auth``) lets through:
 
 1. :meth:`Gateway.audience` -- the service the proxy named must be configured;
 2. :meth:`Gateway.authenticate` -- the session cookie through the session strategy
-   (idle and absolute deadlines, the device binding when the session has one);
-3. (the web layer checks CSRF for unsafe original methods);
+   (idle and absolute deadlines, the device binding when the session has one), read
+   past this node's session near-cache (a fresh read of the shared store: a sign-out
+   on another node is refused on the very next request, whatever the push latency; a
+   store outage fails closed). Token callers (``Authorization: DPoP`` with a proof for
+   the original request, or ``Bearer`` as the DPoP policy allows) are verified by the
+   access-token strategy in the web layer instead;
+3. (the web layer checks CSRF for unsafe original methods of cookie callers);
 4. :meth:`Gateway.token_for` -- the internal token from the mint cache, or a new one.
+   It is keyed by (session handle, audience), or for a token caller by (its refresh
+   family's id, audience), and never outlives the session or the access token.
 
-Revocation. The session check comes first on every request, so a signed-out session
+Revocation. The credential check comes first on every request, so a signed-out session
 never gets a token, cached or not. Besides, every sign-out empties the mint caches of
 every node, and services that subscribe (``velvetrope.integrations``) refuse the
-session's tokens already minted:
+session's tokens already minted. A token caller's ``sid`` is its family's id, so a
+revoked family (device sign-out, refresh-token reuse) is published as a session:
 
 =====================================  ===============================================
 push topic                             published by
@@ -22,7 +31,9 @@ push topic                             published by
 ``sessions-expired:<instant>``         the session store's purge
 ``gateway-revoked:session:<handle>``   this module, on ``session_ended``,
                                        ``session_expired``, ``session_evicted`` and
-                                       ``session_rotated`` (the old handle)
+                                       ``session_rotated`` (the old handle); and on
+                                       ``refresh_family_revoked`` and
+                                       ``refresh_reuse_detected`` (the family id)
 ``gateway-revoked:user:<id>@<ms>``     this module, on ``sessions_ended_all``: tokens of
                                        the user issued before the instant (ms) are void
 =====================================  ===============================================
@@ -47,6 +58,7 @@ from velvetrope.core.principal import Principal
 from velvetrope.core.sessions import SessionService
 from velvetrope.core.strategies import SessionStrategy
 from velvetrope.errors import AuthError, GatewayAudienceUnknown, SessionInvalid, StoreUnavailable
+from velvetrope.stores.cached_sessions import fresh_reads
 from velvetrope.stores.protocols import KeyStore, Notifier
 
 __all__ = [
@@ -63,6 +75,7 @@ _USER_SESSIONS = "user-sessions:"  # CachedSessionStore's topics
 _SESSIONS_EXPIRED = "sessions-expired:"
 _KEY_UPKEEP = timedelta(minutes=1)
 _SESSION_EVENTS = frozenset({"session_ended", "session_expired", "session_evicted"})
+_FAMILY_EVENTS = frozenset({"refresh_family_revoked", "refresh_reuse_detected"})
 _logger = logging.getLogger("velvetrope")
 
 
@@ -149,35 +162,56 @@ class Gateway:
     async def authenticate(self, credential: Presented | None) -> Principal:
         """The edge session behind the cookie: idle and absolute checks, device binding.
 
+        The session is read from the shared store, past this node's near-cache: the
+        push that tells this node of a sign-out elsewhere may still be on its way, and
+        the edge must not hand a token to a session that has ended.
+
         Raises:
             SessionInvalid: No cookie, or not a live session.
-            SessionExpired, DeviceBindingRequired, StoreUnavailable: As the strategy.
+            StoreUnavailable: The store did not answer (fail closed, even when this
+                node's near-cache holds the session).
+            SessionExpired, DeviceBindingRequired: As the strategy.
         """
         if credential is None:
             raise SessionInvalid("Sign in first: this request has no session.")
-        return await self._strategy.authenticate(credential, method="gateway")
+        with fresh_reads():
+            return await self._strategy.authenticate(credential, method="gateway")
 
     async def token_for(self, principal: Principal, audience: str) -> Minted:
-        """The internal token for this session and audience: kept, or minted now."""
-        session = principal.session
-        if session is None:  # only the session strategy makes gateway principals
+        """The internal token for this caller and audience: kept, or minted now.
+
+        A session's token ends by the session's deadline; a token caller's (an access
+        token, DPoP-bound or not) by the access token's ``exp``, and is kept under its
+        refresh family, so every token the family holds shares the mint.
+
+        Raises:
+            SessionInvalid: The principal is neither a session's nor an access token's.
+        """
+        session, token = principal.session, principal.token
+        if session is not None:
+            handle, user_id, claims = session.handle, session.user_id, session.claims
+            deadline, ends = self._sessions.deadline(session), session.expires_at
+        elif token is not None:
+            handle, user_id, claims = token.sid, token.sub, token.claims
+            deadline = ends = token.expires_at
+        else:  # a way in of the application's own: not one the edge knows
             raise SessionInvalid
-        deadline = self._sessions.deadline(session)
 
         async def mint() -> Minted:
             return self.tokens.mint(
-                user_id=session.user_id,
-                handle=session.handle,
+                user_id=user_id,
+                handle=handle,
                 audience=audience,
                 not_after=deadline,
-                claims=session.claims,
+                claims=claims,
             )
 
         return await self.cache.get(
-            handle=session.handle,
+            handle=handle,
             audience=audience,
-            user_id=session.user_id,
-            session_ends=session.expires_at,
+            user_id=user_id,
+            session_ends=ends,
+            not_after=deadline,
             mint=mint,
         )
 
@@ -194,8 +228,13 @@ class Gateway:
     def _on_event(self, event: EventName, fields: Mapping[str, str | int]) -> None:
         """Security-event sink: evict here, and queue the push for everyone else."""
         topic = None
-        if event in _SESSION_EVENTS or event == "session_rotated":
-            handle = fields.get("previous" if event == "session_rotated" else "session")
+        if event in _SESSION_EVENTS or event in _FAMILY_EVENTS or event == "session_rotated":
+            name = "session"
+            if event == "session_rotated":
+                name = "previous"
+            elif event in _FAMILY_EVENTS:
+                name = "family"
+            handle = fields.get(name)
             if isinstance(handle, str):
                 self.cache.evict_session(handle)
                 topic = REVOKED_SESSION + handle

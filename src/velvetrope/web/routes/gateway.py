@@ -1,15 +1,30 @@
-"""The edge check (issue 10): ``GET /auth/gateway`` for nginx ``auth_request`` and
-Caddy ``forward_auth``, and the internal tokens' JWKS.
+"""The edge check (issues 10 and 11): ``GET /auth/gateway`` for nginx ``auth_request``
+and Caddy ``forward_auth``, and the internal tokens' JWKS.
 
-The proxy sends the browser's request headers (its cookies, ``Origin``,
-``Sec-Fetch-Site``, ``X-CSRF-Token``), the original method (nginx:
-``X-Original-Method``; Caddy: ``X-Forwarded-Method``) and the service it is guarding
-(``X-Velvetrope-Audience``, set per location). The answer is:
+The proxy sends the client's request headers (its cookies, ``Origin``,
+``Sec-Fetch-Site``, ``X-CSRF-Token``, ``Authorization``, ``DPoP``), the original method
+(nginx: ``X-Original-Method``; Caddy: ``X-Forwarded-Method``), the original URI (nginx:
+``X-Original-URI``; Caddy: ``X-Forwarded-Uri``) and the service it is guarding
+(``X-Velvetrope-Audience``, set per location). Who is asking:
 
-* ``200`` with ``X-Velvetrope-Token: <internal JWT>`` for a live session (and, for an
-  unsafe original method, a request that passes the CSRF checks);
-* ``401``/``403`` in the house error shape, ``X-Velvetrope-Error: <code>`` for the
-  proxy's own error page, and never a token.
+* a token caller, when the request carries ``Authorization: DPoP <token>`` with its
+  ``DPoP`` proof, or ``Authorization: Bearer <access token>``: the access-token strategy
+  decides, under the DPoP policy (a DPoP-bound token sent as ``Bearer`` is refused with
+  the DPoP challenge). The proof must name the *original* request: ``htm`` the original
+  method, ``htu`` the public origin and the original path without its query. Without
+  an original URI from the proxy a proof cannot be checked, and is refused
+  (``gateway_uri_missing``). Not ambient, so no CSRF check. As everywhere in
+  velvetrope, a credential that is present decides: a bad token is refused even when
+  a good cookie rides along;
+* otherwise a browser, by its session cookie, with the CSRF checks for unsafe
+  original methods.
+
+The answer is:
+
+* ``200`` with ``X-Velvetrope-Token: <internal JWT>``;
+* ``401``/``403`` in the house error shape (with the refusing way in's
+  ``WWW-Authenticate``), ``X-Velvetrope-Error: <code>`` for the proxy's own error
+  page, and never a token; ``503`` ``store_unavailable`` when the store did not answer.
 
 Every answer is ``Cache-Control: no-store`` and sets no cookie: the edge never passes
 a ``Set-Cookie`` of the auth subrequest on, and nothing here may be cached. The
@@ -27,9 +42,13 @@ from starlette.datastructures import Headers
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from velvetrope.core.binding.dpop import dpop_challenge
+from velvetrope.core.credentials import Presented
 from velvetrope.core.gateway import Gateway
-from velvetrope.errors import AuthError, ConfigurationError
-from velvetrope.web.context import Ctx, WebContext
+from velvetrope.core.principal import Principal
+from velvetrope.errors import AuthError, ConfigurationError, OriginalUriMissing
+from velvetrope.web.backends import AuthBackend
+from velvetrope.web.context import BEARER, DPOP, Ctx, WebContext
 from velvetrope.web.csrf import SAFE_METHODS, header_token
 from velvetrope.web.errors import HeaderTooLarge, error_response
 
@@ -38,10 +57,13 @@ __all__ = [
     "ERROR_HEADER",
     "METHOD_HEADERS",
     "TOKEN_HEADER",
+    "URI_HEADERS",
     "EdgeCheck",
     "answer",
     "build_gateway_router",
     "edge_token",
+    "original_method",
+    "original_path",
     "refusal",
 ]
 
@@ -49,8 +71,11 @@ TOKEN_HEADER = "X-Velvetrope-Token"  # noqa: S105 - a header name
 ERROR_HEADER = "X-Velvetrope-Error"
 AUDIENCE_HEADER = "X-Velvetrope-Audience"
 METHOD_HEADERS = ("x-original-method", "x-forwarded-method")
+URI_HEADERS = ("x-original-uri", "x-forwarded-uri")
+TOKEN_WAYS = (BEARER, DPOP)
 PATH = "/auth/gateway"
 _METHOD = re.compile(r"[A-Z]{1,16}")
+_PATH = re.compile(r"/[\x21-\x7e]{0,8191}")  # origin-form: visible ASCII, no space
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 _TOKEN_KEY = TOKEN_HEADER.lower().encode("ascii")
 _EMPTY_NO_STORE = [
@@ -82,23 +107,70 @@ def original_method(headers: Headers) -> str:
     return method if _METHOD.fullmatch(method) else "POST"
 
 
+def original_path(headers: Headers) -> str | None:
+    """The path of the request the proxy is guarding, without its query.
+
+    Read from ``X-Original-URI`` (nginx) and ``X-Forwarded-Uri`` (Caddy). ``None`` when
+    it is missing or doubtful: no header, repeated or disagreeing lines, or a value that
+    is not an origin-form request target.
+    """
+    named = {value for name, value in headers.items() if name in URI_HEADERS}
+    if len(named) != 1:
+        return None
+    uri = named.pop()
+    return uri.split("?", 1)[0] if _PATH.fullmatch(uri) else None
+
+
+def _token_credential(
+    ctx: WebContext, scope: Scope, method: str, path: str | None
+) -> tuple[AuthBackend, Presented] | None:
+    """The access token the request carries (``DPoP`` or ``Bearer``), read as if the
+    original request had been made to velvetrope itself, and the way in that read it."""
+    original: Scope = {
+        **scope,
+        "method": method,
+        "path": path or "",
+        "raw_path": (path or "").encode("latin-1"),
+        "query_string": b"",
+    }
+    for backend in ctx.authenticator.backends:
+        if backend.name not in TOKEN_WAYS:
+            continue
+        credential = backend.transport.read_scope(original)
+        if credential is None:
+            continue
+        if credential.proof is not None and path is None:
+            algorithms = ctx.service.dpop.policy.algorithms
+            raise OriginalUriMissing("no original URI").challenged(
+                dpop_challenge(algorithms, "invalid_dpop_proof")
+            )
+        return backend, credential
+    return None
+
+
 async def edge_token(ctx: WebContext, scope: Scope) -> str:
     """The internal token the request in ``scope`` earns.
 
     Raises:
-        AuthError: The refusal (no live session, CSRF, an unknown audience, a store
-            outage...).
+        AuthError: The refusal (no live session or token, a bad DPoP proof, CSRF, an
+            unknown audience, a store outage...).
     """
     headers = Headers(scope=scope)
     gateway = _gateway(ctx)
     if len(headers.get("cookie", "")) > ctx.settings.max_cookie_bytes:
         raise HeaderTooLarge
     audience = gateway.audience(headers.get(AUDIENCE_HEADER))
-    principal = await gateway.authenticate(ctx.cookies.session.read_scope(scope))
     method = original_method(headers)
-    if method not in SAFE_METHODS:
-        unsafe = {**scope, "method": method}
-        ctx.csrf.check(unsafe, principal, header_token(unsafe))
+    found = _token_credential(ctx, scope, method, original_path(headers))
+    principal: Principal
+    if found is not None:  # not ambient: no CSRF check
+        backend, credential = found
+        principal = await backend.strategy.authenticate(credential, method="gateway")
+    else:
+        principal = await gateway.authenticate(ctx.cookies.session.read_scope(scope))
+        if method not in SAFE_METHODS:
+            unsafe = {**scope, "method": method}
+            ctx.csrf.check(unsafe, principal, header_token(unsafe))
     return (await gateway.token_for(principal, audience)).token
 
 
@@ -123,8 +195,8 @@ async def answer(ctx: WebContext, scope: Scope) -> Response:
     "/auth/gateway",
     summary="Edge check for nginx auth_request / Caddy forward_auth",
     responses={
-        200: {"description": f"A live session: the internal JWT in {TOKEN_HEADER}"},
-        401: {"description": "No live session"},
+        200: {"description": f"A live session or token: the internal JWT in {TOKEN_HEADER}"},
+        401: {"description": "No live session, or a token or DPoP proof refused"},
         403: {"description": "CSRF refused, or an unknown audience"},
         503: {"description": "The store did not answer"},
     },

@@ -182,3 +182,26 @@ async def test_PW_08_unknown_email_still_costs_a_real_verification(
     assert wrong == real
     assert argon2.extract_parameters(unknown) == argon2.extract_parameters(real)
     assert argon2.extract_parameters(real) == default_hasher.parameters
+
+
+@pytest.mark.parametrize(
+    ("password", "ok"),
+    [
+        ("\ufb00\ufb01\ufb02\ufb03\ufb04Zq7#Kp", False),  # 11 sent, 18 after NFKC
+        ("Zq7#Kp-" + "\ufb03" * 8, True),  # 15 sent, 31 after NFKC
+        ("cafe\u0301 noir, mer", True),  # 15 sent, 14 after NFKC
+        ("Zq7#Kp" + "\ufdfa" * 1018, True),  # 1,024 sent, far more after NFKC
+        ("Zq7#Kp" + "\ufdfa" * 1019, False),  # 1,025 sent
+    ],
+)
+def test_PW_05_length_is_counted_as_sent_like_the_schemas_min_and_max_length(
+    password: str, ok: bool
+) -> None:
+    """The OpenAPI document's minLength/maxLength count code points as sent; the policy
+    counts the same, whatever NFKC makes of them."""
+    policy = PasswordPolicy()
+    if ok:
+        policy.check(password)
+    else:
+        with pytest.raises(WeakPassword, match="characters long"):
+            policy.check(password)

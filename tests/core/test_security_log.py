@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -11,7 +12,7 @@ import pytest
 from tests.support.services import PASSWORD
 from velvetrope import AuthService
 from velvetrope.clock import FrozenClock
-from velvetrope.core.security_log import SIGN_INS, SecurityLog
+from velvetrope.core.security_log import ANONYMOUS, SIGN_INS, SecurityLog
 from velvetrope.errors import InvalidCredentials, StoreUnavailable
 from velvetrope.stores import MemoryStores
 from velvetrope.stores.records import SecurityEventRecord
@@ -124,3 +125,59 @@ async def test_closing_the_service_writes_what_is_still_queued(service: AuthServ
     await service.aclose()
     found = await service.stores.security_log.for_subjects([user.id], limit=5)
     assert [e.event for e in found] == ["user_registered"]
+
+
+async def test_LOG_07_each_window_gets_the_budget_again_and_counts_the_rest(
+    clock: FrozenClock,
+) -> None:
+    store = MemoryStores().security_log
+    log = SecurityLog(store, now=clock, anonymous_budget=2)
+    for _ in range(5):
+        log.sink("dpop_proof_refused", {"reason": "junk"})
+    clock.advance(timedelta(seconds=59))
+    log.sink("registration_throttled", {"ip": "192.0.2.1"})  # same window: counted
+    assert (log.queued, log.suppressed) == (2, 4)
+    clock.advance(timedelta(seconds=1))
+    for _ in range(3):
+        log.sink("dpop_proof_refused", {"reason": "junk"})
+    assert await log.flush()
+    found = await store.for_subjects([ANONYMOUS], limit=50)
+    assert sorted((e.event, e.detail) for e in found if "suppressed" in e.detail) == [
+        ("dpop_proof_refused", '{"suppressed":3,"window_seconds":60}'),
+        ("registration_throttled", '{"suppressed":1,"window_seconds":60}'),
+    ]
+    assert len(found) == 2 + 2 + 2  # two windows' budgets, one window's counts so far
+
+
+async def test_LOG_07_stopping_the_writer_writes_the_open_windows_counts(
+    clock: FrozenClock,
+) -> None:
+    store = MemoryStores().security_log
+    log = SecurityLog(store, now=clock, anonymous_budget=0)
+    writer = asyncio.create_task(log.run())
+    for _ in range(7):
+        log.sink("dpop_proof_refused", {"reason": "junk"})
+    await asyncio.sleep(0)
+    writer.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await writer
+    [row] = await store.for_subjects([ANONYMOUS], limit=5)
+    assert json.loads(row.detail) == {"suppressed": 7, "window_seconds": 60}
+
+
+async def test_LOG_07_user_and_server_wide_events_are_never_limited(clock: FrozenClock) -> None:
+    store = MemoryStores().security_log
+    log = SecurityLog(store, now=clock, anonymous_budget=0)
+    for n in range(50):
+        log.sink("refresh_reuse_detected", {"user": "u1", "family": f"f{n}"})
+        log.sink("signing_key_rotated", {"kid": f"k{n}"})
+    assert (log.queued, log.suppressed) == (100, 0)
+    await log.flush()
+    assert len(await store.for_subjects([""], limit=100)) == 50
+
+
+def test_the_anonymous_budget_must_make_sense() -> None:
+    with pytest.raises(ValueError, match="anonymous window"):
+        SecurityLog(MemoryStores().security_log, anonymous_window=timedelta(0))
+    with pytest.raises(ValueError, match="budget"):
+        SecurityLog(MemoryStores().security_log, anonymous_budget=-1)

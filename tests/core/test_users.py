@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 
-from tests.support.services import PASSWORD
-from velvetrope import AuthService
-from velvetrope.core.users import normalize_email
+from tests.support.services import PASSWORD, started_service
+from velvetrope import AuthService, FrozenClock, PasswordHasher
+from velvetrope.core.users import email_handle, normalize_email
 from velvetrope.errors import (
     AccountDisabled,
     EmailTaken,
@@ -14,6 +16,7 @@ from velvetrope.errors import (
     InvalidEmail,
     UserNotFound,
 )
+from velvetrope.stores import Stores
 
 
 @pytest.mark.parametrize(
@@ -78,3 +81,32 @@ async def test_find_by_email_or_id(service: AuthService) -> None:
     assert (await service.users.find(user.id)).email == user.email
     with pytest.raises(UserNotFound):
         await service.users.find("nobody@example.com")
+
+
+@pytest.mark.every_backend
+async def test_LOG_01_a_failed_sign_ins_address_handle_is_keyed_and_shared_by_nodes(
+    stores: Stores, clock: FrozenClock, hasher: PasswordHasher
+) -> None:
+    """Two started services over one store (two nodes) key the handle of an address with
+    the secret they share, so it is not the plain hash a word list of addresses would
+    find, and the user's security log finds the failed sign-ins either node stored."""
+    nodes = [await started_service(stores, clock=clock, hasher=hasher) for _ in range(2)]
+    ann = await nodes[0].register("ann@example.com", PASSWORD)
+    for n, node in enumerate(nodes):
+        with pytest.raises(InvalidCredentials):
+            await node.login("Ann@Example.com", "not the password at all", ip=f"192.0.2.{n}")
+        await node.security_log.flush()
+    plain = hashlib.sha256(b"ann@example.com").hexdigest()[:12]
+    [a, b] = [node.users.email_handle("ann@example.com") for node in nodes]
+    assert a == b != plain
+    found = await stores.security_log.for_subjects([f"email:{a}"], limit=5)
+    assert sorted(e.ip for e in found) == ["192.0.2.0", "192.0.2.1"]
+    assert await stores.security_log.for_subjects([f"email:{plain}"], limit=5) == []
+    listed = await nodes[1].security_events(ann)
+    assert {"192.0.2.0", "192.0.2.1"} <= {e.ip for e in listed}
+
+
+def test_the_handle_key_must_be_long_enough() -> None:
+    with pytest.raises(ValueError, match="32 bytes"):
+        email_handle("ann@example.com", b"short")
+    assert email_handle("ann@example.com", b"k" * 32) != email_handle("ann@example.com", b"j" * 32)

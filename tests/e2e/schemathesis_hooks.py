@@ -1,10 +1,13 @@
 """Schemathesis hooks for the contract run (loaded through ``SCHEMATHESIS_HOOKS``).
 
-The document states the whole password policy (lengths and a ``not`` pattern for
-one- or two-character passwords, the rest in prose), but schemathesis' coverage phase
-draws boundary strings such as fifteen zeros without honouring ``not``. A *positive*
-case whose new password the policy refuses is not a valid request, so it is dropped
-here by the policy itself; negative cases and every other operation are untouched.
+The document states the password policy's lengths exactly (``minLength`` and
+``maxLength`` count code points as sent, as the server does), so no case is dropped for
+its length: a length the two disagree on fails the run. The rest of the policy (common
+passwords, keyboard runs, the address itself) is prose beside a ``not`` pattern, and
+schemathesis' coverage phase draws boundary strings such as fifteen zeros without
+honouring ``not``. A *positive* case whose new password is guessable is not a valid
+request, so it is dropped here by :meth:`PasswordPolicy.guessable`; negative cases and
+every other operation are untouched.
 """
 
 from __future__ import annotations
@@ -15,7 +18,6 @@ import schemathesis
 from schemathesis.generation import GenerationMode
 
 from velvetrope.core.passwords import PasswordPolicy
-from velvetrope.errors import WeakPassword
 
 _NEW_PASSWORD = {
     "/auth/register": ("password", "email"),
@@ -25,19 +27,16 @@ _NEW_PASSWORD = {
 _POLICY = PasswordPolicy()
 
 
-def _refused(password: object, email: object) -> bool:
+def _guessable(password: object, email: object) -> bool:
     if not isinstance(password, str):
         return False
-    try:
-        _POLICY.check(password, email=email if isinstance(email, str) else "")
-    except WeakPassword:
-        return True
-    return False
+    return _POLICY.guessable(password, email=email if isinstance(email, str) else "")
 
 
 @schemathesis.hook
 def filter_case(context: Any, case: Any) -> bool:
-    """Keep every case but a positive one with a password the policy refuses."""
+    """Keep every case but a positive one with a guessable password (never one refused
+    for its length)."""
     fields = _NEW_PASSWORD.get(case.operation.path)
     meta = case.meta
     if fields is None or meta is None or meta.generation.mode != GenerationMode.POSITIVE:
@@ -46,4 +45,4 @@ def filter_case(context: Any, case: Any) -> bool:
     if not isinstance(body, dict):
         return True
     password_field, email_field = fields
-    return not _refused(body.get(password_field), body.get(email_field) if email_field else "")
+    return not _guessable(body.get(password_field), body.get(email_field) if email_field else "")

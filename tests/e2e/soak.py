@@ -6,6 +6,8 @@ Run the documented long form with::
 
     python -m tests.e2e.soak --minutes 10
 
+It prints the figures and writes them to ``benchmarks/results/soak-faults.json`` and
+``soak-faults.md`` (``--results DIR`` elsewhere, ``--no-results`` nowhere).
 (``tests/e2e/test_soak.py`` runs a short form of about 40 seconds in the suite.)
 
 Everything runs on loopback: a private ``redis-server`` (append-only file, fsync on
@@ -683,14 +685,89 @@ def run_soak(seconds: float, workdir: Path, *, down: float = 2.0) -> Figures:
     return figures
 
 
+RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
+MAX_MINUTES = 24 * 60.0
+MAX_DOWN = 60.0
+
+
+def _between(low: float, high: float, unit: str) -> Callable[[str], float]:
+    """An argparse type: a number more than ``low`` and at most ``high``."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number of {unit}") from None
+        if not low < value <= high:  # NaN fails too
+            raise argparse.ArgumentTypeError(
+                f"must be more than {low:g} and at most {high:g} {unit}, not {text}"
+            )
+        return value
+
+    return parse
+
+
+def results_of(figures: Figures, *, minutes: float, down: float) -> dict[str, Any]:
+    """The figures as JSON-ready data (the issue's list: sent, answers, let through,
+    after revocation, lost, recovery), with the command that made them."""
+    return {
+        "command": f"python -m tests.e2e.soak --minutes {minutes:g} --down {down:g}",
+        "minutes": minutes,
+        "requests_sent": figures.sent,
+        "answers": {
+            f"{status or 'no answer'} {code or '-'}": n
+            for (status, code), n in sorted(figures.answers.items())
+        },
+        "let_through": figures.let_through,
+        "after_revocation_beyond_bound": figures.after_revocation,
+        "lost": dict(figures.lost),
+        "checked": dict(figures.checked),
+        "recovery_s": {name: round(seconds, 3) for name, seconds in figures.recovery.items()},
+        "failures": list(figures.failures),
+    }
+
+
+def write_results(results: dict[str, Any], report: str, directory: Path) -> list[Path]:
+    """Write ``soak-faults.json`` and ``soak-faults.md`` in ``directory``, each
+    replaced in one step; return their paths."""
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for path, text in (
+        (directory / "soak-faults.json", json.dumps(results, indent=2) + "\n"),
+        (directory / "soak-faults.md", f"```\n$ {results['command']}\n{report}\n```\n"),
+    ):
+        scratch = path.with_name(path.name + ".tmp")
+        scratch.write_text(text)
+        scratch.replace(path)
+        written.append(path)
+    return written
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--minutes", type=float, default=10.0, help="how long (default 10)")
-    parser.add_argument("--down", type=float, default=3.0, help="seconds each fault lasts")
+    parser.add_argument(
+        "--minutes",
+        type=_between(0, MAX_MINUTES, "minutes"),
+        default=10.0,
+        help="how long (default 10)",
+    )
+    parser.add_argument(
+        "--down",
+        type=_between(0, MAX_DOWN, "seconds"),
+        default=3.0,
+        help="seconds each fault lasts",
+    )
+    parser.add_argument("--results", type=Path, default=RESULTS, help="where to write them")
+    parser.add_argument("--no-results", dest="results", action="store_const", const=None)
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="vr-soak-") as workdir:
         figures = run_soak(args.minutes * 60, Path(workdir), down=args.down)
-    print(figures.report(f"soak: {args.minutes:g} min, 3 nodes on PostgreSQL + Redis"))
+    report = figures.report(f"soak: {args.minutes:g} min, 3 nodes on PostgreSQL + Redis")
+    print(report)
+    if args.results is not None:
+        results = results_of(figures, minutes=args.minutes, down=args.down)
+        for path in write_results(results, report, args.results):
+            print(f"written: {path}")
     return 1 if figures.failures else 0
 
 

@@ -21,6 +21,7 @@ from velvetrope.web.bodies import (
     PasswordChange,
     PasswordProof,
     RevokeRequest,
+    SignInCredentials,
     TokenRequest,
     read_body,
 )
@@ -28,6 +29,7 @@ from velvetrope.web.errors import InvalidJson, UnsupportedMediaType
 
 MODELS: list[type[BaseModel]] = [
     Credentials,
+    SignInCredentials,
     PasswordProof,
     PasswordChange,
     TokenRequest,
@@ -45,11 +47,12 @@ CONTENT_TYPES = [
     b"",
 ]
 FIELDS = ["email", "password", "current_password", "new_password", "grant_type"]
-FIELDS += ["username", "refresh_token", "scope", "token", "token_type_hint"]
+FIELDS += ["username", "refresh_token", "scope", "token", "token_type_hint", "remember"]
 
 text_values = st.text(max_size=60) | st.text(
     st.characters(categories=["Cs", "Cc", "Ll"]), max_size=10
 )
+BOOLEAN_WORDS = st.sampled_from(["true", "false", "on", "off", "1", "0", "yes", "no", "", "TRUE"])
 objects = json_objects(**{name: text_values | JSON_VALUES for name in FIELDS})
 
 
@@ -118,3 +121,22 @@ def test_RES_02_valid_credentials_decode_from_json_and_from_a_form(
     as_form = urlencode({"email": email, "password": password}).encode()
     for content_type, body in ((b"application/json", as_json), (CONTENT_TYPES[3], as_form)):
         assert asyncio.run(read_body(request(content_type, body), Credentials)) == expected
+
+
+@PROPERTIES
+@given(st.emails(), BOOLEAN_WORDS | st.text(max_size=8), st.sampled_from(CONTENT_TYPES[:4]))
+def test_RES_02_the_remember_box_is_a_boolean_or_invalid_input(
+    email: str, remember: str, content_type: bytes
+) -> None:
+    """The sign-in form's boolean: any value is ``True``/``False`` or ``invalid_input``."""
+    fields = {"email": email, "password": "x" * 15, "remember": remember}
+    if b"json" in content_type.lower():
+        body = _dumps(fields)
+    else:
+        body = urlencode(fields, errors="surrogatepass").encode()
+    try:
+        value = asyncio.run(read_body(request(content_type, body), SignInCredentials))
+    except InvalidInput:
+        assert remember.strip().lower() not in {"true", "false", "1", "0"}
+        return
+    assert value.remember in (True, False)

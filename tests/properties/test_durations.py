@@ -5,6 +5,7 @@ then overflowed (``OverflowError``) while the policies were built."""
 
 from __future__ import annotations
 
+import typing
 from datetime import timedelta
 from typing import Any
 
@@ -16,7 +17,15 @@ from pydantic import ValidationError
 from tests.properties.strategies import PROPERTIES
 from velvetrope.settings import MAX_DURATION, Settings, describe_validation_error
 
-DURATIONS = sorted(n for n, f in Settings.model_fields.items() if f.annotation is timedelta)
+
+def _is_duration(annotation: Any) -> bool:
+    """``timedelta``, possibly optional (``Duration | None``) or ``Annotated``."""
+    if annotation is timedelta:
+        return True
+    return any(_is_duration(arg) for arg in typing.get_args(annotation))
+
+
+DURATIONS = sorted(n for n, f in Settings.model_fields.items() if _is_duration(f.annotation))
 
 iso = st.builds(
     lambda sign, days, hours, seconds: f"{sign}P{days}DT{hours}H{seconds}S",
@@ -52,6 +61,7 @@ def test_RES_02_any_duration_is_a_setting_or_a_validation_error(name: str, value
     settings = build(name, value)
     if settings is not None:
         duration = getattr(settings, name)
+        assert duration is not None  # a value was given: an optional one is set too
         assert timedelta(0) <= duration <= MAX_DURATION
         settings.session_policy()
         settings.token_policy()
@@ -66,3 +76,7 @@ def test_RES_02_the_longest_duration_is_accepted_and_one_second_more_is_not(name
         assert getattr(settings, name) == MAX_DURATION
     with pytest.raises(ValidationError, match="at most"):
         Settings.model_validate({name: str(longest + 1)})
+
+
+def test_RES_02_optional_durations_are_covered_too() -> None:
+    assert "session_transient_lifetime" in DURATIONS

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
+from velvetrope.clock import FrozenClock
+from velvetrope.core.security_log import ANONYMOUS, SecurityLog
 from velvetrope.stores import Stores
+from velvetrope.stores.anonymous_events import ANONYMOUS_ROWS
 from velvetrope.stores.records import SecurityEventRecord
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -73,3 +77,45 @@ async def test_hostile_values_are_data(stores: Stores) -> None:
     )  # fmt: skip
     await stores.security_log.add([record])
     assert await stores.security_log.for_subjects([hostile], limit=1) == [record]
+
+
+async def test_LOG_07_a_flood_of_anonymous_events_leaves_bounded_rows(stores: Stores) -> None:
+    """1,000 junk DPoP proofs and 1,000 throttled sign-ins on distinct addresses, with no
+    one signed in, store the window's budget and one counting row per kind; a user's own
+    events in the same flood are all kept."""
+    clock = FrozenClock(T0)
+    log = SecurityLog(stores.security_log, now=clock, anonymous_budget=10)
+    addresses = [f"email:h{n:04d}" for n in range(1000)]
+    for n in range(1000):
+        log.sink("dpop_proof_refused", {"reason": "junk"})
+        log.sink("login_throttled", {"email": addresses[n][6:], "ip": "192.0.2.7"})
+        log.sink("session_ended", {"user": "user-1", "session": f"s{n}"})
+    assert await log.flush()
+    clock.advance(timedelta(minutes=1))  # the window ends: its counts are written
+    assert await log.flush()
+    anonymous = await stores.security_log.for_subjects([ANONYMOUS, *addresses], limit=5000)
+    assert len(anonymous) == 10 + 2
+    counted = {e.event: e.detail for e in anonymous if "suppressed" in e.detail}
+    assert counted == {
+        "dpop_proof_refused": '{"suppressed":995,"window_seconds":60}',
+        "login_throttled": '{"suppressed":995,"window_seconds":60}',
+    }
+    assert len(await stores.security_log.for_subjects(["user-1"], limit=5000)) == 1000
+
+
+async def test_LOG_07_the_store_keeps_only_the_newest_anonymous_rows(stores: Stores) -> None:
+    """However many nodes write: past ANONYMOUS_ROWS the oldest anonymous rows go
+    first; no other subject is trimmed."""
+    extra = 150
+    total = ANONYMOUS_ROWS + extra
+    for start in range(0, total, 2000):
+        batch = [
+            event(n, ANONYMOUS, "dpop_proof_refused")
+            for n in range(start, min(total, start + 2000))
+        ]
+        mine = dataclasses.replace(event(start, "user-1"), id=f"user{start:06d}")
+        await stores.security_log.add([*batch, mine])
+    kept = await stores.security_log.for_subjects([ANONYMOUS], limit=2 * total)
+    assert len(kept) == ANONYMOUS_ROWS
+    assert min(e.id for e in kept) == f"id{extra:06d}"  # the oldest went first
+    assert len(await stores.security_log.for_subjects(["user-1"], limit=2 * total)) == 6

@@ -22,6 +22,7 @@ from tests.stores import (
     test_contract,
     test_contract_fields,
     test_contract_one_time,
+    test_contract_security_log,
     test_contract_throttle,
     test_contract_tokens,
 )
@@ -38,6 +39,7 @@ CONTRACT: tuple[ModuleType, ...] = (
     test_contract,
     test_contract_fields,
     test_contract_one_time,
+    test_contract_security_log,
     test_contract_throttle,
     test_contract_tokens,
 )

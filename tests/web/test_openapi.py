@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from velvetrope import AuthService
 from velvetrope import errors as tree
 from velvetrope.web.errors import error_response
 from velvetrope.web.openapi import HEADER_DOCS, answers, status_of
@@ -152,3 +153,19 @@ async def test_API_02_declared_headers_are_sent(client: httpx.AsyncClient) -> No
     refused = await client.get("/auth/me")
     assert refused.status_code == 401
     assert "www-authenticate" in refused.headers
+
+
+async def test_API_05_resend_answers_what_it_declares(
+    service: AuthService, signed_in: httpx.AsyncClient, user_email: str
+) -> None:
+    """Signed in, the resend mails a link (202) or, once the address is verified, says so
+    (200): both are declared, and so is the sign-in it needs."""
+    document = await _document(signed_in)
+    operation = document["paths"]["/auth/email/verify/resend"]["post"]
+    assert {"200", "202", "401"} <= set(operation["responses"])
+    assert operation["security"]
+    user = await service.find_user(user_email)
+    await service.stores.users.set_email_verified(user.id, service.now())
+    answer = await signed_in.post("/auth/email/verify/resend")  # X-CSRF-Token: the fixture's
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["status"] == "already_verified"

@@ -33,7 +33,7 @@ from velvetrope.core.hooks import AccountEvent, Hooks
 from velvetrope.core.ids import TokenSource, is_well_formed_secret, new_secret, secret_digest
 from velvetrope.core.mail import Mail
 from velvetrope.core.outbox import MailOutbox
-from velvetrope.core.users import UserService, email_handle, normalize_email
+from velvetrope.core.users import UserService, normalize_email
 from velvetrope.errors import AuthError, InvalidLink, MailUnavailable, TooManyAttempts, WeakPassword
 from velvetrope.stores.protocols import OneTimeStore, UserStore
 from velvetrope.stores.records import UserRecord
@@ -169,11 +169,14 @@ class AccountLifecycle:
         user = await self._store.get_by_email(normal)
         if user is not None and user.disabled:
             user = None
-        fresh = await self._cooled_down(f"reset:{email_handle(normal)}")
+        fresh = await self._cooled_down(f"reset:{self._users.email_handle(normal)}")
         token = await self._issue("reset", user)
         outcome = "unknown" if user is None else "sent" if fresh else "cooldown"
         self._events.emit(
-            "password_reset_requested", email=email_handle(normal), ip=ip, outcome=outcome
+            "password_reset_requested",
+            email=self._users.email_handle(normal),
+            ip=ip,
+            outcome=outcome,
         )
         # The message is composed either way, so both cases do the same work.
         link = f"{self.policy.origin}{reset_path}?token={token}"

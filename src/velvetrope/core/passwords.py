@@ -198,10 +198,14 @@ _SEQUENCES = (
 class PasswordPolicy:
     """What a new password must satisfy (PW-05, PW-06).
 
-    Length is counted in Unicode code points after NFKC normalisation. There are no
-    composition rules. A password is refused when it is, or is built around, one of
-    the 10,000 most common passwords, a run of one or two characters, a keyboard or
-    counting sequence, or the account's own email address.
+    Length is counted in Unicode code points of the password as sent, before any
+    normalisation: exactly what the OpenAPI document's ``minLength``/``maxLength`` count,
+    so a password the schema allows is never refused for its length and one it refuses
+    is never accepted (NFKC can lengthen a password eighteenfold, or shorten it, which
+    would make the two disagree). The rest of the checks, and hashing, use the NFKC
+    form. There are no composition rules. A password is refused when it is, or is
+    built around, one of the 10,000 most common passwords, a run of one or two
+    characters, a keyboard or counting sequence, or the account's own email address.
     """
 
     min_length: int = 15
@@ -219,15 +223,20 @@ class PasswordPolicy:
         Raises:
             WeakPassword: With a sentence saying what is wrong.
         """
-        normal = normalize_password(password)
-        if len(normal) < self.min_length:
+        if len(password) < self.min_length:
             raise WeakPassword(f"The password must be at least {self.min_length} characters long.")
-        if len(normal) > self.max_length:
+        if len(password) > self.max_length:
             raise WeakPassword(f"The password must be at most {self.max_length} characters long.")
-        if self._is_guessable(normal.casefold(), email.casefold()):
+        if self.guessable(password, email=email):
             raise WeakPassword(
                 "This password is too common or too easy to guess; choose a longer phrase."
             )
+
+    def guessable(self, password: str, *, email: str = "") -> bool:
+        """Whether ``password`` is one the policy refuses whatever its length: common,
+        built around a common one, a run of one or two characters, a keyboard or counting
+        sequence, or the account's own address (compared in NFKC, case-folded)."""
+        return self._is_guessable(normalize_password(password).casefold(), email.casefold())
 
     @staticmethod
     def _is_guessable(folded: str, email: str) -> bool:

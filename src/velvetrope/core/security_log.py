@@ -17,27 +17,42 @@ failed sign-in, the client address and user agent; never a secret.
 
 Retention: :meth:`purge` (run by the maintenance loop, see ``AuthService.maintain``)
 deletes what is older than ``retention``.
+
+Anonymous traffic cannot flood the log. An event with no user (a refused DPoP proof on
+``/auth/token``, a throttled or failed sign-in on an address, a throttled sign-up) is
+*anonymous*: anyone can cause one per request without signing in. Each node writes at
+most ``anonymous_budget`` of them one row each per ``anonymous_window`` (defaults: 30 a
+minute); past that, they are only counted, and when the window ends one row per event
+kind records how many were left out (subject :data:`ANONYMOUS`, ``detail``
+``{"suppressed": N, "window_seconds": S}``). So anonymous rows grow by at most
+``anonymous_budget + len(KEPT)`` per window per node, whatever the request rate;
+retention bounds the total, and every store also keeps no more than the newest
+10,000 rows of subject :data:`ANONYMOUS` (:mod:`velvetrope.stores.anonymous_events`),
+however many nodes write. Events of a user (``user`` set) are never limited, and
+server-wide events (a key rotation) are not anonymous.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import logging
 import secrets
 from collections import deque
 from collections.abc import Mapping, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from velvetrope.clock import Clock, system_clock
 from velvetrope.core.events import EventName
 from velvetrope.core.ids import TokenSource
 from velvetrope.errors import AuthError
+from velvetrope.stores.anonymous_events import ANONYMOUS_SUBJECT
 from velvetrope.stores.protocols import SecurityLogStore
 from velvetrope.stores.records import SecurityEventRecord
 
-__all__ = ["KEPT", "SIGN_INS", "SecurityLog", "subjects_of"]
+__all__ = ["ANONYMOUS", "KEPT", "SIGN_INS", "SecurityLog", "subjects_of"]
 
 _logger = logging.getLogger("velvetrope.security_log")
 
@@ -50,6 +65,7 @@ KEPT: frozenset[EventName] = frozenset(
         "login_succeeded",
         "login_failed",
         "login_throttled",
+        "registration_throttled",
         "reauthenticated",
         "session_ended",
         "sessions_ended_all",
@@ -69,6 +85,13 @@ KEPT: frozenset[EventName] = frozenset(
 SIGN_INS: tuple[EventName, ...] = ("login_succeeded",)
 """What the account page lists as the user's recent sign-ins."""
 
+ANONYMOUS = ANONYMOUS_SUBJECT
+"""The subject of anonymous events that name neither a user nor an address (a refused
+DPoP proof, a throttled sign-up), and of the rows that count suppressed ones; every
+store keeps at most its newest ``ANONYMOUS_ROWS`` (see
+:mod:`velvetrope.stores.anonymous_events`)."""
+
+_SERVER_WIDE: frozenset[EventName] = frozenset({"signing_key_rotated"})
 _HANDLES = ("session", "family", "kid")
 _USER_AGENT_MAX = 256
 _RETRY = 1.0  # seconds between writes while the store is down
@@ -92,6 +115,8 @@ class SecurityLog:
         token_bytes: TokenSource = secrets.token_bytes,
         max_queue: int = 10_000,
         batch: int = 200,
+        anonymous_budget: int = 30,
+        anonymous_window: timedelta = timedelta(minutes=1),
     ) -> None:
         """Args:
         store: Where events are kept.
@@ -100,9 +125,18 @@ class SecurityLog:
         token_bytes: The random source (event ids).
         max_queue: Events waiting to be written at most; past it new ones are dropped.
         batch: Events written per store call at most.
+        anonymous_budget: Anonymous events written one row each per window at most
+            (this node); the rest are counted (see the module docstring).
+        anonymous_window: The window of ``anonymous_budget``.
+
+        Raises:
+            ValueError: ``retention`` or ``anonymous_window`` is not positive, or
+                ``anonymous_budget`` is negative.
         """
         if retention <= timedelta(0):
             raise ValueError("the security log's retention must be positive")
+        if anonymous_window <= timedelta(0) or anonymous_budget < 0:
+            raise ValueError("the anonymous window must be positive and the budget not negative")
         self._store = store
         self.retention = retention
         self._now = now
@@ -114,11 +148,46 @@ class SecurityLog:
         # another loop (a second TestClient), where an old Event would not work.
         self._wake: asyncio.Event | None = None
         self.dropped = 0
+        self._budget = anonymous_budget
+        self._window = anonymous_window
+        self._window_ends = self._now()  # the first anonymous event opens a window
+        self._written_in_window = 0
+        self._suppressed: dict[EventName, int] = {}
+        self.suppressed = 0
+        """Anonymous events counted rather than written one row each, in total."""
 
     def sink(self, event: EventName, fields: Mapping[str, str | int]) -> None:
         """The :data:`~velvetrope.core.events.EventSink`: queue ``event`` if it is kept."""
         if event not in KEPT:
             return
+        if "user" not in fields and event not in _SERVER_WIDE and not self._admit_anonymous(event):
+            return
+        self._queue(self._record(event, fields))
+
+    def _admit_anonymous(self, event: EventName) -> bool:
+        """Whether this anonymous event gets its own row (within the window's budget);
+        if not, it is counted for the window's summary row."""
+        self._close_window(self._now())
+        if self._written_in_window < self._budget:
+            self._written_in_window += 1
+            return True
+        self._suppressed[event] = self._suppressed.get(event, 0) + 1
+        self.suppressed += 1
+        return False
+
+    def _close_window(self, now: datetime, *, final: bool = False) -> None:
+        """At the end of the window (or ``final``ly), queue one row per kind counting the
+        anonymous events left out, and open a new window."""
+        if now < self._window_ends and not final:
+            return
+        for event, count in self._suppressed.items():
+            detail = {"suppressed": count, "window_seconds": int(self._window.total_seconds())}
+            self._queue(self._record(event, detail))
+        self._suppressed = {}
+        self._written_in_window = 0
+        self._window_ends = now + self._window
+
+    def _queue(self, record: SecurityEventRecord) -> None:
         if len(self._pending) >= self._max_queue:
             if self.dropped == 0 or self.dropped % 1000 == 0:
                 _logger.warning(
@@ -126,7 +195,7 @@ class SecurityLog:
                 )
             self.dropped += 1
             return
-        self._pending.append(self._record(event, fields))
+        self._pending.append(record)
         if self._wake is not None:
             self._wake.set()
 
@@ -138,8 +207,10 @@ class SecurityLog:
             subject = str(user)
         elif email is not None:
             subject = f"email:{email}"
-        else:
+        elif event in _SERVER_WIDE:
             subject = ""
+        else:
+            subject = ANONYMOUS
         handle = next((str(rest.pop(name)) for name in _HANDLES if name in rest), "")
         ip = str(rest.pop("ip", ""))
         user_agent = str(rest.pop("user_agent", ""))[:_USER_AGENT_MAX]
@@ -166,7 +237,10 @@ class SecurityLog:
         me = asyncio.current_task()
         try:
             while True:
-                await wake.wait()
+                # Woken by an event, or at the latest once a window (its summary row).
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self._window.total_seconds()):
+                        await wake.wait()
                 wake.clear()
                 written = await self.flush()
                 if me is not None and me.cancelling():
@@ -178,12 +252,14 @@ class SecurityLog:
                     wake.set()
         finally:
             self._wake = None
+            self._close_window(self._now(), final=True)  # count what this window left out
             if self._pending:
                 await asyncio.shield(self.flush())
 
     async def flush(self) -> bool:
         """Write every queued event now; whether the queue is empty (``False``: the store
         is down; the events stay queued for the next try)."""
+        self._close_window(self._now())
         while self._pending:
             batch = [self._pending.popleft() for _ in range(min(self._batch, len(self._pending)))]
             try:

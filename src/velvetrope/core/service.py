@@ -39,7 +39,7 @@ from velvetrope.core.strategies import (
 from velvetrope.core.token_operations import TokenOperations
 from velvetrope.core.tokens.access import TokenPolicy
 from velvetrope.core.tokens.service import TokenPair, TokenService
-from velvetrope.core.users import UserService, email_handle
+from velvetrope.core.users import EMAIL_HANDLE_SECRET_NAME, UserService
 from velvetrope.errors import (
     InvalidCredentials,
     InvalidInput,
@@ -203,6 +203,7 @@ class AuthService(TokenOperations):
         self._csrf = CsrfTokens(secret, token_bytes=self._token_bytes)
         self.dpop.use_secret(await self._shared_secret(NONCE_SECRET_NAME))
         self.binding.use_secret(await self._shared_secret(BOUND_SECRET_NAME))
+        self.users.use_secret(await self._shared_secret(EMAIL_HANDLE_SECRET_NAME))
 
     async def _shared_secret(self, name: str) -> bytes:
         """The secret called ``name`` in the key store, made once (every node shares it)."""
@@ -625,7 +626,7 @@ class AuthService(TokenOperations):
         Raises:
             StoreUnavailable: The store did not answer.
         """
-        subjects = subjects_of(user.id, email_handle(user.email))
+        subjects = subjects_of(user.id, self.users.email_handle(user.email))
         return await self.security_log.recent(subjects, limit=limit, events=events)
 
     async def aclose(self) -> None:

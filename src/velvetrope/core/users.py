@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import hmac
 import secrets
 import unicodedata
 from collections.abc import Sequence
@@ -30,7 +31,10 @@ from velvetrope.errors import (
 from velvetrope.stores.protocols import UserStore
 from velvetrope.stores.records import UserRecord
 
-__all__ = ["UserService", "email_handle", "normalize_email"]
+__all__ = ["EMAIL_HANDLE_SECRET_NAME", "UserService", "email_handle", "normalize_email"]
+
+EMAIL_HANDLE_SECRET_NAME = "email-handle-v1"  # noqa: S105 - the name under which the key is stored
+HANDLE_KEY_BYTES = 32
 
 
 def normalize_email(email: str) -> str:
@@ -53,9 +57,23 @@ def normalize_email(email: str) -> str:
     return checked.normalized.lower()
 
 
-def email_handle(email: str) -> str:
-    """A short, stable, non-reversible tag for an email, for logs."""
-    return hashlib.sha256(email.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+def email_handle(email: str, key: bytes | None = None) -> str:
+    """A short, stable tag for an email address, for logs and the security log.
+
+    With ``key`` (the secret every node shares, see :meth:`UserService.use_secret`) it
+    is ``HMAC-SHA256(key, email)``: without the key, a list of candidate addresses
+    cannot be hashed and compared against it. Without ``key`` it is an unkeyed
+    ``sha256`` (reversible with a word list), only for callers not yet given the key.
+
+    Raises:
+        ValueError: ``key`` is shorter than 32 bytes.
+    """
+    data = email.encode("utf-8", "surrogatepass")
+    if key is None:
+        return hashlib.sha256(data).hexdigest()[:12]
+    if len(key) < HANDLE_KEY_BYTES:
+        raise ValueError(f"the email handle key must be at least {HANDLE_KEY_BYTES} bytes")
+    return hmac.new(key, data, hashlib.sha256).hexdigest()[:12]
 
 
 class UserService:
@@ -79,6 +97,24 @@ class UserService:
         self._events = events
         self._now = now
         self._token_bytes = token_bytes
+        self._handle_key: bytes | None = None
+
+    def use_secret(self, secret: bytes) -> None:
+        """Key the address handles (:meth:`email_handle`) with ``secret``, stored in the
+        key store under :data:`EMAIL_HANDLE_SECRET_NAME` so every node shares it (like
+        the CSRF secret).
+
+        Raises:
+            ValueError: The secret is shorter than 32 bytes.
+        """
+        if len(secret) < HANDLE_KEY_BYTES:
+            raise ValueError(f"the email handle key must be at least {HANDLE_KEY_BYTES} bytes")
+        self._handle_key = secret
+
+    def email_handle(self, email: str) -> str:
+        """The handle of the (normalised) address ``email``: keyed once :meth:`use_secret`
+        was called (see :func:`email_handle`)."""
+        return email_handle(email, self._handle_key)
 
     async def register(self, email: str, password: str, *, ip: str = "") -> UserRecord:
         """Create an account.
@@ -128,14 +164,14 @@ class UserService:
         try:
             admission = await self.throttle.admit(normal, ip, self._now())
         except TooManyAttempts:
-            self._events.emit("login_throttled", email=email_handle(normal), ip=ip)
+            self._events.emit("login_throttled", email=self.email_handle(normal), ip=ip)
             raise
         user = await self._store.get_by_email(normal)
         result = await self.hasher.verify(None if user is None else user.password_hash, password)
         if user is None or not result.ok:
             self._events.emit(
                 "login_failed",
-                email=email_handle(normal),
+                email=self.email_handle(normal),
                 ip=ip,
                 failures=admission.failures,
                 reason="invalid_credentials",

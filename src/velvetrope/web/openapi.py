@@ -5,8 +5,11 @@ statuses, the codes and the headers come from the one error table
 (:data:`velvetrope.web.errors.STATUS`), so the document cannot drift from what the
 server sends. :func:`install_openapi` then adds what every operation of the standalone
 server can answer before any route runs (the request limits, the origin check), the
-security schemes of the configured ways in, and the settings that bound request
-bodies (the password policy's lengths).
+security schemes of the configured ways in, the settings that bound request bodies
+(the password policy's lengths), and ``503 hashing_busy`` on every operation whose body
+carries a password (:data:`PASSWORD_FIELDS`): whatever takes a password hashes it, and
+a full hashing queue sheds it (:class:`~velvetrope.errors.HashingBusy`), so no route
+can forget to list it.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from velvetrope.errors import (
     CsrfFailed,
     DeviceBindingRequired,
     DPoPNonceRequired,
+    HashingBusy,
     InvalidCredentials,
     InvalidDPoPProof,
     InvalidInput,
@@ -55,6 +59,7 @@ __all__ = [
     "GUESSABLE",
     "LINKS",
     "OPTIONAL_AUTH",
+    "PASSWORD_FIELDS",
     "SIGNED_IN",
     "Extra",
     "answers",
@@ -131,7 +136,7 @@ _STATUS_TEXT = {
     429: "Too many attempts",
     431: "Cookies too large",
     500: "Server misconfigured",
-    503: "Store unavailable (fail closed)",
+    503: "Unavailable: a store is down (fail closed), or the server is too busy",
 }
 
 
@@ -262,8 +267,26 @@ def _merge(operation: dict[str, Any], extra: Mapping[int | str, dict[str, Any]])
         except KeyError:
             continue
         schema["properties"]["error"]["enum"] = sorted(codes)
+        for name, field in mine["properties"].items():  # error_description, for OAuth clients
+            schema["properties"].setdefault(name, field)
         for name, header in entry.get("headers", {}).items():
             current.setdefault("headers", {}).setdefault(name, {**header, "required": False})
+
+
+PASSWORD_FIELDS = frozenset({"password", "current_password", "new_password"})
+"""Request body fields holding a password: an operation taking one hashes it."""
+
+
+def _takes_password(operation: Mapping[str, Any], schemas: Mapping[str, Any]) -> bool:
+    """Whether a request body of ``operation`` (any media type) has a password field."""
+    for media in operation.get("requestBody", {}).get("content", {}).values():
+        schema = media.get("schema", {})
+        ref = schema.get("$ref", "")
+        if ref.startswith("#/components/schemas/"):
+            schema = schemas.get(ref.rsplit("/", 1)[1], {})
+        if PASSWORD_FIELDS & set(schema.get("properties", {})):
+            return True
+    return False
 
 
 def _any_case(word: str) -> str:
@@ -297,7 +320,7 @@ def _policy_limits(document: dict[str, Any], *, min_length: int, max_length: int
             schema["maxLength"] = max_length
             schema["not"] = {"pattern": GUESSABLE}
             schema["description"] = (
-                f"{min_length} to {max_length} characters (Unicode code points after NFKC), "
+                f"{min_length} to {max_length} characters (Unicode code points as sent), "
                 "and not guessable: not one or two distinct characters repeated, not one of "
                 "the 10,000 most common passwords, a keyboard or counting run, or the email."
             )
@@ -397,15 +420,18 @@ def install_openapi(
         }
         every = answers(*_EVERY_OPERATION)
         unsafe = answers(*_UNSAFE_OPERATION)
+        hashing = answers(HashingBusy)
+        schemas = document["components"].get("schemas", {})
         for operations in document["paths"].values():
             for method, operation in operations.items():
                 _merge(operation, every)
                 if method in _UNSAFE:
                     _merge(operation, unsafe)
+                if _takes_password(operation, schemas):
+                    _merge(operation, hashing)
                 auth = operation.pop(_AUTH, None)
                 if auth is not None:
                     operation["security"] = security[auth]
-        schemas = document["components"].get("schemas", {})
         for unused in ("HTTPValidationError", "ValidationError"):
             schemas.pop(unused, None)
         _policy_limits(document, min_length=password_min_length, max_length=password_max_length)

@@ -5,17 +5,26 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
+from velvetrope.stores.anonymous_events import ANONYMOUS_ROWS, ANONYMOUS_SUBJECT
 from velvetrope.stores.postgres._db import PostgresTable, utc
 from velvetrope.stores.records import SecurityEventRecord, security_event_from_row
 
 __all__ = ["PostgresSecurityLogStore"]
 
 _COLUMNS = "id, at, event, subject, ip, user_agent, handle, detail"
+# The anonymous rows past the newest ANONYMOUS_ROWS.
+_TRIM = (
+    "DELETE FROM security_events WHERE subject = $1 AND (at, id) <= ("
+    "SELECT at, id FROM security_events WHERE subject = $1 "
+    "ORDER BY at DESC, id DESC LIMIT 1 OFFSET $2)"
+)
 
 
 class PostgresSecurityLogStore(PostgresTable):
     """Events in ``security_events``, indexed by subject and time; a batch is one
     statement (``unnest`` of one array per column)."""
+
+    anonymous_rows = ANONYMOUS_ROWS
 
     async def add(self, events: Sequence[SecurityEventRecord]) -> None:
         if not events:
@@ -33,6 +42,8 @@ class PostgresSecurityLogStore(PostgresTable):
             [e.handle for e in events],
             [e.detail for e in events],
         )
+        if any(e.subject == ANONYMOUS_SUBJECT for e in events):
+            await self._write(_TRIM, ANONYMOUS_SUBJECT, self.anonymous_rows)
 
     async def for_subjects(
         self, subjects: Sequence[str], *, limit: int, events: Sequence[str] = ()

@@ -8,7 +8,8 @@
 Each subject's key carries its own hash tag (one slot per subject, Cluster-safe); no
 command touches two keys at once. The purge trims every subject's set by score and
 drops a subject from the index once its set is empty (re-adding it should an event
-have arrived meanwhile).
+have arrived meanwhile). The anonymous subject's set is trimmed to its newest
+``ANONYMOUS_ROWS`` (``ZREMRANGEBYRANK``) in the pipeline that adds to it.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import cast
 
+from velvetrope.stores.anonymous_events import ANONYMOUS_ROWS, ANONYMOUS_SUBJECT
 from velvetrope.stores.records import SecurityEventRecord
 from velvetrope.stores.redis._base import at, guard, us
 from velvetrope.stores.redis._client import Client
@@ -60,6 +62,8 @@ def _record(member: str, score: float) -> SecurityEventRecord:
 class RedisSecurityLogStore:
     """Events per subject in sorted sets; see the module docstring for the layout."""
 
+    anonymous_rows = ANONYMOUS_ROWS
+
     def __init__(self, client: Client, prefix: str) -> None:
         self._client = client
         self._prefix = prefix
@@ -75,6 +79,8 @@ class RedisSecurityLogStore:
             pipe = self._client.pipeline(transaction=False)
             for event in events:
                 pipe.zadd(self._key(event.subject), {_member(event): us(event.at)})
+            if any(event.subject == ANONYMOUS_SUBJECT for event in events):
+                pipe.zremrangebyrank(self._key(ANONYMOUS_SUBJECT), 0, -self.anonymous_rows - 1)
             pipe.sadd(self._subjects, *{event.subject for event in events})
             await pipe.execute()
 

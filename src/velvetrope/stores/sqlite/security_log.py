@@ -5,12 +5,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
+from velvetrope.stores.anonymous_events import ANONYMOUS_ROWS, ANONYMOUS_SUBJECT
 from velvetrope.stores.records import SecurityEventRecord, security_event_from_row
 from velvetrope.stores.sqlite._db import SQLiteTable, dt, ts
 
 __all__ = ["SQLiteSecurityLogStore"]
 
 _COLUMNS = "id, at, event, subject, ip, user_agent, handle, detail"
+# The anonymous rows past the newest ANONYMOUS_ROWS (row values: SQLite 3.15+).
+_TRIM = (
+    "DELETE FROM security_events WHERE subject = ?1 AND (at, id) <= ("
+    "SELECT at, id FROM security_events WHERE subject = ?1 "
+    "ORDER BY at DESC, id DESC LIMIT 1 OFFSET ?2)"
+)
 
 
 def _row(event: SecurityEventRecord) -> tuple[object, ...]:
@@ -29,6 +36,8 @@ def _row(event: SecurityEventRecord) -> tuple[object, ...]:
 class SQLiteSecurityLogStore(SQLiteTable):
     """Events in ``security_events``, indexed by subject and time."""
 
+    anonymous_rows = ANONYMOUS_ROWS
+
     async def add(self, events: Sequence[SecurityEventRecord]) -> None:
         if not events:
             return
@@ -37,6 +46,8 @@ class SQLiteSecurityLogStore(SQLiteTable):
                 f"INSERT INTO security_events ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 [_row(e) for e in events],
             )
+            if any(e.subject == ANONYMOUS_SUBJECT for e in events):
+                conn.execute(_TRIM, (ANONYMOUS_SUBJECT, self.anonymous_rows))
 
     async def for_subjects(
         self, subjects: Sequence[str], *, limit: int, events: Sequence[str] = ()

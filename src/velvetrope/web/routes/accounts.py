@@ -33,7 +33,7 @@ from velvetrope.errors import (
 from velvetrope.web.bodies import Email, Password, Text, form_or_json_schema, read_body
 from velvetrope.web.client import client_of
 from velvetrope.web.context import Ctx, WebContext
-from velvetrope.web.openapi import AUTHENTICATED, BODY, answers
+from velvetrope.web.openapi import AUTHENTICATED, BODY, SIGNED_IN, answers
 from velvetrope.web.routes.auth import Current, same_origin
 from velvetrope.web.routes.auth import (
     _check_form_csrf as check_form_csrf,  # the sign-in forms' pre-session pair
@@ -140,7 +140,14 @@ async def verify_email(request: Request, ctx: Ctx) -> JSONResponse:
     response_model=AcceptedOut,
     status_code=202,
     summary="Mail me a new verification link",
-    responses=answers(*AUTHENTICATED, TooManyAttempts, MailUnavailable),
+    responses={
+        200: {
+            "model": AcceptedOut,
+            "description": "The address is verified already; nothing was sent",
+        },
+        **answers(*AUTHENTICATED, TooManyAttempts, MailUnavailable),
+    },
+    openapi_extra=SIGNED_IN,
 )
 async def resend_verification(principal: Current, ctx: Ctx) -> JSONResponse:
     user = await ctx.service.user_of(principal)

@@ -19,7 +19,7 @@ from velvetrope import AuthService, FrozenClock
 from velvetrope.core.binding.dpop import DPoPPolicy
 from velvetrope.core.ids import is_well_formed_secret, secret_digest
 from velvetrope.core.tokens.service import TokenPair
-from velvetrope.errors import DPoPProofRefused, InvalidGrant, InvalidToken
+from velvetrope.errors import DPoPProofRefused, InvalidGrant, InvalidToken, RefreshTokenReused
 
 pytestmark = every_backend  # rotation, reuse and grace are the refresh store's semantics
 
@@ -196,19 +196,53 @@ async def test_DPOP_11_a_refresh_with_a_proof_binds_an_unbound_family(
 async def test_DPOP_11_a_retry_of_the_binding_refresh_needs_the_same_key(
     service: AuthService,
 ) -> None:
-    owner, thief = ProofKey().jkt, ProofKey().jkt
+    owner = ProofKey().jkt
     first = await pair(service)
     second = await service.refresh_grant(first.refresh_token, jkt=owner)
-    for other in (None, thief):  # inside the grace window, yet not the key that bound it
-        with pytest.raises(DPoPProofRefused):
-            await service.refresh_grant(first.refresh_token, jkt=other)
-    retried = await service.refresh_grant(first.refresh_token, jkt=owner)
+    retried = await service.refresh_grant(first.refresh_token, jkt=owner)  # inside the grace
     assert retried.refresh_token == second.refresh_token
 
 
-async def test_DPOP_11_racing_refreshes_with_two_keys_give_one_pair_bound_to_its_key(
+@pytest.mark.parametrize("other", [None, "thief"], ids=["no-proof", "another-key"])
+async def test_DPOP_11_a_retry_inside_the_grace_by_another_client_is_reuse(
+    service: AuthService, other: str | None
+) -> None:
+    """The same old token from a second client (no key, or another key) right after the
+    binding refresh: two clients hold it, so the family ends (RT-03), not a mere refusal."""
+    owner = ProofKey().jkt
+    first = await pair(service)
+    second = await service.refresh_grant(first.refresh_token, jkt=owner)
+    with pytest.raises(RefreshTokenReused):
+        await service.refresh_grant(first.refresh_token, jkt=ProofKey().jkt if other else None)
+    with pytest.raises(InvalidGrant):
+        await service.refresh_grant(second.refresh_token, jkt=owner)
+
+
+async def test_DPOP_11_a_thief_who_binds_the_family_first_is_caught_by_reuse_detection(
+    service: AuthService, clock: FrozenClock
+) -> None:
+    """A stolen refresh token of an unbound family, refreshed by the thief with their own
+    key: the owner's later refresh with the old token is reuse, and the whole family
+    (the thief's new, key-bound tokens included) ends."""
+    thief = ProofKey().jkt
+    stolen = await pair(service)
+    taken = await service.refresh_grant(stolen.refresh_token, jkt=thief)
+    assert taken.family.jkt == thief
+    clock.advance(TOKEN_POLICY.refresh_grace + timedelta(seconds=1))
+    with pytest.raises(RefreshTokenReused):
+        await service.refresh_grant(stolen.refresh_token)  # the owner, without a proof
+    with pytest.raises(InvalidGrant):
+        await service.refresh_grant(taken.refresh_token, jkt=thief)
+    family = await service.stores.refresh.get(stolen.family.id)
+    assert family is not None
+    assert family.revoked_at is not None
+
+
+async def test_DPOP_11_racing_refreshes_with_two_keys_end_the_family(
     service: AuthService,
 ) -> None:
+    """Two clients refreshing the same token at once with different keys: one rotation
+    wins (and binds to its key), the other is reuse, and the family ends."""
     keys = [ProofKey().jkt, ProofKey().jkt]
     first = await pair(service)
     results = await asyncio.gather(
@@ -217,10 +251,11 @@ async def test_DPOP_11_racing_refreshes_with_two_keys_give_one_pair_bound_to_its
     )
     won = [r for r in results if isinstance(r, TokenPair)]
     assert len(won) == 1, results
-    assert [type(r) for r in results if not isinstance(r, TokenPair)] == [DPoPProofRefused]
+    assert [type(r) for r in results if not isinstance(r, TokenPair)] == [RefreshTokenReused]
     family = await service.stores.refresh.get(first.family.id)
     assert family is not None
-    assert family.jkt == won[0].family.jkt == keys[results.index(won[0])]
+    assert family.jkt == keys[results.index(won[0])]
+    assert family.revoked_at is not None
 
 
 async def test_DPOP_11_under_require_a_refresh_without_a_proof_is_refused(

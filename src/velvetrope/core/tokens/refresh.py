@@ -60,13 +60,19 @@ def _b64(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
 
 
+def _key_matches(family: RefreshFamilyRecord, jkt: str | None) -> bool:
+    """Whether a request with proof key ``jkt`` may move ``family``: any may move an
+    unbound family, only a proof by its key a bound one (RFC 9449 §5)."""
+    return family.jkt is None or (jkt is not None and hmac.compare_digest(family.jkt, jkt))
+
+
 def _check_key(family: RefreshFamilyRecord, jkt: str | None) -> None:
     """A family bound to a DPoP key moves only for a proof by that key (RFC 9449 §5).
 
     Raises:
         DPoPProofRefused: The family is bound and ``jkt`` is missing or another key's.
     """
-    if family.jkt is not None and (jkt is None or not hmac.compare_digest(family.jkt, jkt)):
+    if not _key_matches(family, jkt):
         raise DPoPProofRefused(
             "This refresh token is bound to a key: send a DPoP proof signed by that key."
         )
@@ -145,11 +151,18 @@ class RefreshTokens:
         An unbound family rotated with a proof is bound to its key by the rotation
         itself (DPOP-11): from then on its refresh tokens need proofs by that key.
 
+        Reuse detection comes before the key check for an old token: a stale token
+        (an earlier generation, past the retry grace) revokes the family whatever key
+        it comes with, and so does a retry inside the grace whose key is not the one
+        the family is bound to (two clients hold the token). Otherwise a thief who
+        bound a stolen token's family to their own key first would make the owner's
+        later refresh a mere "wrong key" refusal, and the theft would go unnoticed.
+
         Raises:
             InvalidGrant: Unknown, expired or revoked; or reused, in which case the
                 whole family has just been revoked (check ``family_revoked`` events).
-            DPoPProofRefused: The family is bound to a key and the proof is not by it
-                (also when a racing request bound it a moment ago).
+            DPoPProofRefused: The token is the family's current one, the family is
+                bound to a key and the proof is not by it (nothing is spent).
         """
         if not is_well_formed_secret(token):
             raise InvalidGrant
@@ -163,9 +176,9 @@ class RefreshTokens:
         idle_deadline = family.last_used_at + self.policy.refresh_idle_timeout
         if now >= family.expires_at or now >= idle_deadline:
             raise InvalidGrant("The refresh token has expired; sign in again.")
-        _check_key(family, jkt)
         successor = self._derive(b"next\x00", token)
         if generation == family.generation:
+            _check_key(family, jkt)
             won = await self._store.rotate(
                 family.id,
                 from_generation=generation,
@@ -190,10 +203,10 @@ class RefreshTokens:
             if latest is None:
                 raise InvalidGrant
             family = latest
-            _check_key(family, jkt)
         if (
             generation == family.generation - 1
             and now - family.rotated_at <= self.policy.refresh_grace
+            and _key_matches(family, jkt)
         ):
             return self._grant(successor, family, replayed=True)
         await self._store.revoke(family.id, now)

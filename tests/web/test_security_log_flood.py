@@ -34,3 +34,24 @@ async def test_LOG_07_a_flood_of_junk_dpop_proofs_leaves_bounded_rows(
     rows = await service.stores.security_log.for_subjects([ANONYMOUS], limit=10 * FLOOD)
     [counted] = [json.loads(row.detail) for row in rows if "suppressed" in row.detail]
     assert counted == {"suppressed": FLOOD - 30, "window_seconds": 60}
+
+
+async def test_LOG_07_a_flood_does_not_hide_a_wrong_password_for_a_real_account(
+    client: httpx.AsyncClient, service: AuthService, user_email: str
+) -> None:
+    """Noise spends the anonymous budget first; the owner's failed sign-in (a wrong
+    password for an existing account) is that user's event, kept in full."""
+    for _ in range(FLOOD):
+        await client.post(
+            "/auth/token",
+            data={"grant_type": "refresh_token", "refresh_token": "junk"},
+            headers={"DPoP": "junk.junk.junk"},
+        )
+    response = await client.post(
+        "/auth/login", json={"email": user_email, "password": "a wrong password, surely"}
+    )
+    assert response.status_code == 401
+    await service.security_log.flush()
+    user = await service.find_user(user_email)
+    listed = await service.security_events(user)
+    assert [e.event for e in listed if e.event == "login_failed"] == ["login_failed"]

@@ -169,8 +169,12 @@ class UserService:
         user = await self._store.get_by_email(normal)
         result = await self.hasher.verify(None if user is None else user.password_hash, password)
         if user is None or not result.ok:
+            # A wrong password for an existing account is that user's event: kept in
+            # full, never in the anonymous budget a flood of noise could spend first.
+            known = {} if user is None else {"user": user.id}
             self._events.emit(
                 "login_failed",
+                **known,
                 email=self.email_handle(normal),
                 ip=ip,
                 failures=admission.failures,

@@ -252,3 +252,17 @@ async def test_HYB_14_a_user_wide_revocation_evicts_the_token_callers_mints(
     assert len(edge.gateway.cache) == 0
     edge.clock.advance(timedelta(seconds=1))  # past the cut-off (whole seconds)
     assert_refused(await edge.check(), "invalid_token", "invalid_token")
+
+
+async def test_HYB_14_a_family_revoked_on_another_node_is_refused_on_the_next_edge_request(
+    edge: Edge, stores: Stores, clock: FrozenClock, hasher: PasswordHasher
+) -> None:
+    """Node B revokes the family (its push may not have reached node A yet): node A's
+    edge reads the revocation feed before it trusts the token, so the very next request
+    is refused and nothing is minted for it."""
+    await edge.internal(await edge.check())
+    other = await started_service(stores, clock=clock, hasher=hasher)  # the stores are shared
+    await other.revoke_token(edge.tokens["refresh_token"])
+    edge.gateway.cache.clear()  # as if A had not heard of the revocation at all
+    assert_refused(await edge.check(), "invalid_token", "invalid_token")
+    assert edge.gateway.tokens.minted == 1

@@ -518,6 +518,16 @@ class AuthService(TokenOperations):
             now=self.now,
         )
 
+    async def sync_revocations(self) -> None:
+        """Bring this node's token revocations up to date now, from the feed every node
+        writes (the edge, before it trusts an access token: the push that would tell
+        this node may still be on its way).
+
+        Raises:
+            StoreUnavailable: The store did not answer (fail closed).
+        """
+        await self.tokens.revocations.sync()
+
     def remembered(self, session: SessionRecord) -> bool:
         """Whether ``session`` was a "remember me" sign-in (its cookie outlives the browser)."""
         return self.sessions.policy.persistent(session)

@@ -165,6 +165,9 @@ async def edge_token(ctx: WebContext, scope: Scope) -> str:
     principal: Principal
     if found is not None:  # not ambient: no CSRF check
         backend, credential = found
+        # As sessions are read past the near-cache: a revocation made on another node
+        # counts on the very next edge request, not when its push arrives.
+        await ctx.service.sync_revocations()
         principal = await backend.strategy.authenticate(credential, method="gateway")
     else:
         principal = await gateway.authenticate(ctx.cookies.session.read_scope(scope))

@@ -12,7 +12,7 @@ import contextlib
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -112,11 +112,13 @@ def gateway_stack(
     database_url: str,
     prefix: str,
     proxy: Literal["nginx", "caddy"],
+    settings: Mapping[str, str] | None = None,
 ) -> Iterator[GatewayStack]:
-    """Two nodes, the example service and the edge; everything stops afterwards."""
+    """Two nodes (with ``settings``, more ``VELVETROPE_*`` for them), the example service
+    and the edge; everything stops afterwards."""
     edge_port = free_port()
     origin = f"http://127.0.0.1:{edge_port}"
-    env = node_env(origin, database_url, prefix)
+    env = {**node_env(origin, database_url, prefix), **(settings or {})}
     nodes = [servers.spawn("--port", "0", env=env) for _ in range(2)]
     for node in nodes:
         node.start()

@@ -273,6 +273,11 @@ async def test_LIB_07_the_mailed_links_open_pages_in_your_own_app(pages: bool) -
                     assert opened.status_code == 200, opened.text
                     assert says in opened.text
                     assert "/static/velvetrope.css" in opened.text
+                    # the link's secret is in the URL: no referrer, whatever the app adds
+                    assert opened.headers["referrer-policy"] == "no-referrer"
+                    assert "default-src 'none'" in opened.headers["content-security-policy"]
+                    assert opened.headers["x-frame-options"] == "DENY"
+                    assert opened.headers["cache-control"] == "no-store"
                 else:
                     assert opened.status_code == 404
             if pages:

@@ -20,7 +20,8 @@ their own ports. What every rendering does, for each guarded location:
   Caddy removes every one;
 * answers a refusal itself: ``401`` sends browsers (``Accept: text/html``) to
   ``/signin`` and gives API clients the JSON error (with the check's
-  ``WWW-Authenticate``); ``403`` (CSRF) is JSON; a check that failed (``503``
+  ``WWW-Authenticate`` and, with DPoP nonces on, ``DPoP-Nonce``); ``403`` (CSRF) is
+  JSON; a check that failed (``503``
   ``store_unavailable`` when the store is down, or no node answering) is a JSON ``503``
   with ``Retry-After`` (nginx turns any other status of ``auth_request`` into a bare
   ``500``, so the rendering maps it; Caddy passes the check's ``503`` on as it is).
@@ -143,6 +144,7 @@ server {{
     location @velvetrope_401 {{
         add_header Cache-Control no-store always;
         add_header WWW-Authenticate $vr_challenge always;
+        add_header DPoP-Nonce $vr_nonce always;
         if ($http_accept ~* "text/html") {{
             return 302 /signin;
         }}
@@ -180,6 +182,7 @@ def _nginx_guarded(service: GuardedService) -> str:
         auth_request_set $vr_token $upstream_http_x_velvetrope_token;
         auth_request_set $vr_error $upstream_http_x_velvetrope_error;
         auth_request_set $vr_challenge $upstream_http_www_authenticate;
+        auth_request_set $vr_nonce $upstream_http_dpop_nonce;
         error_page 401 = @velvetrope_401;
         error_page 403 = @velvetrope_403;
         error_page 500 = @velvetrope_unavailable;
@@ -283,7 +286,7 @@ def _caddy_guarded(service: GuardedService, nodes: str) -> str:
                 header Content-Type application/json
                 header Cache-Control no-store
                 copy_response_headers {{
-                    include WWW-Authenticate
+                    include WWW-Authenticate DPoP-Nonce
                 }}
                 respond `{_CADDY_401}` 401
             }}

@@ -82,6 +82,14 @@ _env = Environment(
 )
 
 
+_PAGE_HEADERS = (
+    ("Referrer-Policy", "no-referrer"),
+    ("X-Content-Type-Options", "nosniff"),
+    ("X-Frame-Options", "DENY"),
+    ("Cache-Control", "no-store"),
+)
+
+
 def _root(request: Request) -> str:
     return str(request.scope.get("root_path", "")).rstrip("/")
 
@@ -94,11 +102,16 @@ def render(
     headers: dict[str, str] | None = None,
     **context: Any,
 ) -> HTMLResponse:
-    """``template`` rendered for ``request``, under the pages' CSP."""
+    """``template`` rendered for ``request``, under the pages' CSP and with the headers a
+    page needs wherever it is served (``velvetrope serve`` adds them to every answer;
+    ``install(app, pages=True)`` puts the pages in an app that may not): no referrer
+    (a mailed link's secret is in the URL), no sniffing, no framing, no caching."""
     context = {"notice": None, "error": None, "hint": None, "signed_in": False, **context}
     html = _env.get_template(template).render(root=_root(request), **context)
     response = HTMLResponse(html, status_code=status, headers=headers)
     response.headers["Content-Security-Policy"] = PAGE_CSP
+    for name, value in _PAGE_HEADERS:
+        response.headers.setdefault(name, value)
     return response
 
 

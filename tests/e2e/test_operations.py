@@ -75,8 +75,13 @@ def test_OPS_M1_metrics_on_their_own_port_add_up_every_worker(
     servers: Servers, database: Path
 ) -> None:
     port = free_port()
+    public = free_port()
+    while public == port:  # a port just probed and closed can be handed out again
+        public = free_port()
     env = {**FAST, "VELVETROPE_METRICS_PORT": str(port), "VELVETROPE_REFRESH_GRACE": "0"}
-    server = servers.start(database, "--workers", "2", env=env, timeout=WORKERS_STARTUP_TIMEOUT)
+    server = servers.start(
+        database, "--workers", "2", env=env, timeout=WORKERS_STARTUP_TIMEOUT, port=public
+    )
     assert f"http://127.0.0.1:{port}/metrics" in server.expect_line("metrics on")
     checks = 40
     with server.client() as http:

@@ -258,10 +258,12 @@ class Servers:
         *args: str,
         env: Mapping[str, str] | None = None,
         timeout: float = STARTUP_TIMEOUT,
+        port: int = 0,
     ) -> ServerProcess:
-        """Start a server on a free loopback port and ``database``; wait until it listens
-        (``timeout``: longer for ``--workers``, whose processes each import everything)."""
-        server = self.spawn("--port", "0", "--database", str(database), *args, env=env)
+        """Start a server on ``port`` (0: a free loopback port the kernel picks) and
+        ``database``; wait until it listens (``timeout``: longer for ``--workers``, whose
+        processes each import everything)."""
+        server = self.spawn("--port", str(port), "--database", str(database), *args, env=env)
         server.start(timeout)
         return server
 

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from tests.support.services import PASSWORD
+from tests.support.services import PASSWORD, gateway_for
 from velvetrope import AuthService, FrozenClock
 from velvetrope.core.gateway import (
     INTERNAL_PURPOSE,
@@ -27,15 +27,7 @@ POLICY = GatewayPolicy(issuer=ISSUER, audiences=frozenset({"orders", "billing"})
 
 @pytest.fixture
 async def gateway(service: AuthService, clock: FrozenClock) -> Gateway:
-    made = Gateway(
-        sessions=service.sessions,
-        strategy=service.session_strategy,
-        keys=service.stores.keys,
-        notifier=service.stores.notifier,
-        events=service.events,
-        policy=POLICY,
-        now=clock,
-    )
+    made = gateway_for(service, POLICY, clock)
     await made.start()
     return made
 
@@ -130,6 +122,26 @@ async def test_HYB_05_the_internal_key_ring_is_not_the_access_token_ring(
     jwks = gateway.jwks()["keys"]
     assert {k["kid"] for k in jwks} == internal
     assert all("d" not in k for k in jwks)
+
+
+async def test_HYB_05_every_node_publishes_every_nodes_key(
+    gateway: Gateway, service: AuthService, principal: Principal, clock: FrozenClock
+) -> None:
+    """Two nodes that start together on an empty store each make a key: whichever node
+    a service fetches the JWKS from, it learns the key the other node signs with."""
+    other = gateway_for(service, POLICY, clock)
+    await other.tokens.keys.rotate()  # the other node made its key after this one read
+    minted = await other.token_for(principal, "orders")
+    theirs = other.tokens.keys.signing_key.kid
+    assert theirs not in {k["kid"] for k in gateway.jwks()["keys"]}  # this node's copy
+    clock.advance(timedelta(seconds=1))
+    published = {k["kid"] for k in (await gateway.published_jwks())["keys"]}
+    assert theirs in published
+    assert gateway.tokens.keys.signing_key.kid in published  # retired, still verifying
+    decoded, _ = claims_of(gateway, minted.token, clock)  # this node now verifies it too
+    assert decoded.header["kid"] == theirs
+    access = await service.published_jwks()
+    assert {k["kid"] for k in access["keys"]} == {k.kid for k in service.signing_keys()}
 
 
 def test_the_policy_refuses_symmetric_keys_long_lives_and_no_audience() -> None:

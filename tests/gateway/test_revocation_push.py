@@ -17,10 +17,10 @@ import pytest
 
 from tests.support.postgres import ADMIN_URL, DisposableStores, require_postgres
 from tests.support.redis import REDIS_URL, RedisTestStores, new_prefix, require_redis
-from tests.support.services import PASSWORD, new_service
+from tests.support.services import PASSWORD, gateway_for, new_service
 from velvetrope import AuthService, FrozenClock, PasswordHasher
 from velvetrope.core.credentials import Presented
-from velvetrope.core.gateway import INTERNAL_TYP, Gateway, GatewayPolicy, validate_internal_claims
+from velvetrope.core.gateway import INTERNAL_TYP, GatewayPolicy, validate_internal_claims
 from velvetrope.core.ids import secret_digest
 from velvetrope.core.principal import Principal
 from velvetrope.core.tokens import codec
@@ -39,15 +39,7 @@ POLICY = GatewayPolicy(issuer=ISSUER, audiences=frozenset({"orders"}))
 class Node:
     def __init__(self, service: AuthService, clock: FrozenClock) -> None:
         self.service = service
-        self.gateway = Gateway(
-            sessions=service.sessions,
-            strategy=service.session_strategy,
-            keys=service.stores.keys,
-            notifier=service.stores.notifier,
-            events=service.events,
-            policy=POLICY,
-            now=clock,
-        )
+        self.gateway = gateway_for(service, POLICY, clock)
 
 
 @pytest.fixture(params=["redis", "postgres"])

@@ -24,6 +24,7 @@ from velvetrope import (
     ThrottlePolicy,
     TokenPolicy,
 )
+from velvetrope.core.gateway import Gateway, GatewayPolicy
 from velvetrope.stores import Stores
 
 __all__ = [
@@ -89,6 +90,19 @@ async def running(service: AuthService) -> AsyncIterator[AuthService]:
         yield service
     finally:
         await service.aclose()
+
+
+def gateway_for(service: AuthService, policy: GatewayPolicy, clock: Clock) -> Gateway:
+    """A gateway (one node's) over ``service``'s sessions, store and events (not started)."""
+    return Gateway(
+        sessions=service.sessions,
+        strategy=service.session_strategy,
+        keys=service.stores.keys,
+        notifier=service.stores.notifier,
+        events=service.events,
+        policy=policy,
+        now=clock,
+    )
 
 
 def app_settings(**changes: Any) -> Settings:

@@ -83,8 +83,14 @@ class TokenOperations:
         await self.tokens.revoke_token(token)
 
     def jwks(self) -> dict[str, Any]:
-        """The public keys that verify access tokens (RFC 7517 JWK Set)."""
+        """The public keys that verify access tokens (RFC 7517 JWK Set), as this node
+        knows them."""
         return self.tokens.keys.jwks()
+
+    async def published_jwks(self) -> dict[str, Any]:
+        """The public keys that verify access tokens, as the store holds them (what
+        ``/.well-known/jwks.json`` serves: every node's keys, whichever node answers)."""
+        return await self.tokens.keys.published()
 
     def signing_keys(self) -> Sequence[SigningKey]:
         """The keys that still verify access tokens, the signing one first."""

@@ -216,8 +216,13 @@ class Gateway:
         )
 
     def jwks(self) -> dict[str, Any]:
-        """The public keys that verify internal tokens."""
+        """The public keys that verify internal tokens, as this node knows them."""
         return self.tokens.jwks()
+
+    async def published_jwks(self) -> dict[str, Any]:
+        """The public keys that verify internal tokens, as the store holds them (what
+        the gateway's JWKS URL serves: every node's keys, whichever node answers)."""
+        return await self.tokens.keys.published()
 
     def status(self) -> GatewayStatus:
         """The mint cache's counters and how many tokens this node signed."""

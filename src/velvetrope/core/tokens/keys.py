@@ -17,6 +17,7 @@ together, a rotation elsewhere) is found on the first token that names it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -25,6 +26,7 @@ from typing import Any
 from velvetrope.clock import Clock, system_clock
 from velvetrope.core.tokens import codec
 from velvetrope.core.tokens.codec import Algorithm, Jwk
+from velvetrope.errors import StoreUnavailable
 from velvetrope.stores.protocols import KeyStore
 from velvetrope.stores.records import KeyRecord
 
@@ -92,6 +94,7 @@ class KeyRing:
         self._keys: dict[str, SigningKey] = {}
         self._signing: SigningKey | None = None
         self._looked_up_at: datetime | None = None  # the last reload for an unknown kid
+        self._read_at: datetime | None = None  # the last successful read of the store
         self._lock = asyncio.Lock()
 
     async def load(self, *, rotate: bool = True) -> None:
@@ -119,6 +122,7 @@ class KeyRing:
         self._keys = {k.kid: k for k in keys}
         signers = [k for k in keys if k.retired_at is None]
         self._signing = signers[0] if signers else None
+        self._read_at = now
 
     async def rotate(self) -> SigningKey:
         """Make a new signing key; the old ones verify for ``overlap`` more, then go."""
@@ -189,6 +193,22 @@ class KeyRing:
     def keys(self) -> Sequence[SigningKey]:
         """Every key that still verifies, newest first."""
         return sorted(self._keys.values(), key=lambda k: k.created_at, reverse=True)
+
+    async def published(self, *, max_age: timedelta = timedelta(seconds=1)) -> dict[str, Any]:
+        """The JWKS as the store holds it, re-read when this node's copy is older than
+        ``max_age`` (so a burst of fetches costs one read).
+
+        Nodes that start together on an empty store each make a key, and a rotation on
+        one node reaches the others by push or upkeep; a verifier that fetches from any
+        node must still learn every key a node may sign with. If the store does not
+        answer, the keys this node knows are served (public keys; the verifier's own
+        rules decide how long it trusts them).
+        """
+        async with self._lock:
+            if self._read_at is None or self._now() - self._read_at >= max_age:
+                with contextlib.suppress(StoreUnavailable):
+                    await self._reload()
+        return self.jwks()
 
     def jwks(self) -> dict[str, Any]:
         """The public JWKS document: current and previous public keys (none for HS256)."""

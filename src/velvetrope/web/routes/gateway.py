@@ -239,7 +239,9 @@ class EdgeCheck:
 
 @routes.get("/auth/gateway/jwks.json", summary="Public keys that verify internal tokens")
 async def gateway_jwks(ctx: Ctx) -> JSONResponse:
-    return JSONResponse(_gateway(ctx).jwks(), headers={"Cache-Control": "public, max-age=60"})
+    return JSONResponse(
+        await _gateway(ctx).published_jwks(), headers={"Cache-Control": "public, max-age=60"}
+    )
 
 
 def build_gateway_router(ctx: WebContext) -> APIRouter:

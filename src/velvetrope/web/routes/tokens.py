@@ -143,7 +143,9 @@ async def revoke(request: Request, ctx: Ctx) -> Response:
 
 @routes.get("/.well-known/jwks.json", summary="Public keys that verify access tokens")
 async def jwks(ctx: Ctx) -> JSONResponse:
-    return JSONResponse(ctx.service.jwks(), headers={"Cache-Control": "public, max-age=300"})
+    return JSONResponse(
+        await ctx.service.published_jwks(), headers={"Cache-Control": "public, max-age=300"}
+    )
 
 
 def build_token_router(ctx: WebContext) -> APIRouter:

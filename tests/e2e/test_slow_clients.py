@@ -66,26 +66,55 @@ async def _authenticated(base_url: str, token: str, count: int) -> tuple[list[fl
     return latencies, statuses
 
 
-async def _read_answer(reader: asyncio.StreamReader) -> bytes:
-    """Everything the server sends until it closes the connection."""
-    return await within(GIVE_UP, reader.read())
+class _Answer(asyncio.Protocol):
+    """What the server sends on one connection until it closes it.
+
+    The server answers ``408`` and closes while a dripping attacker is still sending,
+    so its kernel may end the connection with a reset instead of a FIN. The answer has
+    arrived by then; a stream reader would drop it with the reset, so it is collected
+    here byte by byte, and a reset ends the connection like a close.
+    """
+
+    def __init__(self) -> None:
+        self.received = bytearray()
+        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.received += data
+
+    def eof_received(self) -> bool:
+        return False  # close our side too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+
+async def _connect(host: str, port: int) -> tuple[asyncio.Transport, _Answer]:
+    _, answer = await asyncio.get_running_loop().create_connection(_Answer, host, port)
+    assert answer.transport is not None
+    return answer.transport, answer
 
 
 async def _drip(host: str, port: int, start: bytes, drop: bytes) -> bytes:
     """Send ``start``, then ``drop`` every :data:`DRIP` seconds until the server answers
     and closes; return its answer."""
-    reader, writer = await asyncio.open_connection(host, port)
-    answer = asyncio.ensure_future(_read_answer(reader))
+    transport, answer = await _connect(host, port)
     try:
-        writer.write(start)
-        while not answer.done():
-            writer.write(drop)
-            with contextlib.suppress(ConnectionError):
-                await writer.drain()
-            await asyncio.wait([answer], timeout=DRIP)
-        return answer.result()
+        transport.write(start)
+        deadline = time.monotonic() + GIVE_UP
+        while not answer.closed.done():
+            assert time.monotonic() < deadline, "the server never cut the attacker off"
+            transport.write(drop)
+            await asyncio.wait([answer.closed], timeout=DRIP)
+        return bytes(answer.received)
     finally:
-        writer.close()
+        transport.close()
 
 
 def _slowloris(host: str, port: int) -> Awaitable[bytes]:
@@ -103,11 +132,12 @@ def _slow_body(host: str, port: int) -> Awaitable[bytes]:
 
 
 async def _silent(host: str, port: int) -> bytes:
-    reader, writer = await asyncio.open_connection(host, port)
+    transport, answer = await _connect(host, port)
     try:
-        return await _read_answer(reader)
+        await within(GIVE_UP, answer.closed)
+        return bytes(answer.received)
     finally:
-        writer.close()
+        transport.close()
 
 
 async def _idle_keep_alive(

@@ -14,10 +14,11 @@ import asyncio
 import base64
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import pytest
@@ -93,6 +94,29 @@ def velvetrope_cookies(cookie: str | None) -> list[str]:
     """The velvetrope cookies in a ``Cookie`` header (whatever their case or prefix)."""
     found = [c.strip() for c in (cookie or "").split(";")]
     return [c for c in found if "velvetrope-" in c.lower()]
+
+
+Proxy = Literal["nginx", "caddy"]
+EdgeStack = Callable[..., AbstractContextManager[GatewayStack]]
+
+
+@pytest.fixture
+def edge_stack(tmp_path: Path, servers: Servers, postgres_url: str, prefix: str) -> EdgeStack:
+    """Starts the stack behind a proxy, with more ``VELVETROPE_*`` for the nodes if given."""
+
+    def start(
+        proxy: Proxy, settings: Mapping[str, str] | None = None
+    ) -> AbstractContextManager[GatewayStack]:
+        return gateway_stack(
+            tmp_path,
+            servers,
+            database_url=postgres_url,
+            prefix=prefix,
+            proxy=proxy,
+            settings=settings,
+        )
+
+    return start
 
 
 def jwks_keys(stack: GatewayStack) -> dict[str, tuple[codec.Jwk, codec.Algorithm]]:
@@ -222,16 +246,8 @@ def sign_out_on_b_refused_through_a(stack: GatewayStack, browser: Browser) -> No
 
 
 @pytest.mark.parametrize("proxy", ["nginx", "caddy"])
-def test_HYB_04_main_scenario_behind_the_edge(
-    tmp_path: Path, servers: Servers, postgres_url: str, prefix: str, proxy: str
-) -> None:
-    with gateway_stack(
-        tmp_path,
-        servers,
-        database_url=postgres_url,
-        prefix=prefix,
-        proxy=proxy,  # type: ignore[arg-type]
-    ) as stack:
+def test_HYB_04_main_scenario_behind_the_edge(edge_stack: EdgeStack, proxy: Proxy) -> None:
+    with edge_stack(proxy) as stack:
         browser = signed_in_scenario(stack)
         sign_out_on_b_refused_through_a(stack, browser)
 
@@ -253,11 +269,9 @@ def internal_key(database_url: str) -> tuple[codec.Jwk, codec.Algorithm, str]:
 
 
 def test_HYB_06_the_service_refuses_every_token_but_a_live_internal_one(
-    tmp_path: Path, servers: Servers, postgres_url: str, prefix: str
+    edge_stack: EdgeStack, postgres_url: str
 ) -> None:
-    with gateway_stack(
-        tmp_path, servers, database_url=postgres_url, prefix=prefix, proxy="nginx"
-    ) as stack:
+    with edge_stack("nginx") as stack:
         browser = Browser(stack)
         service = stack.client(stack.service_url)
         node_a = stack.client(str(stack.nodes[0].base_url))
@@ -338,15 +352,9 @@ def claims_of(token: str) -> dict[str, Any]:
 
 @pytest.mark.parametrize("proxy", ["nginx", "caddy"])
 def test_HYB_14_a_dpop_client_reaches_the_service_through_the_edge(
-    tmp_path: Path, servers: Servers, postgres_url: str, prefix: str, proxy: str
+    edge_stack: EdgeStack, proxy: Proxy
 ) -> None:
-    with gateway_stack(
-        tmp_path,
-        servers,
-        database_url=postgres_url,
-        prefix=prefix,
-        proxy=proxy,  # type: ignore[arg-type]
-    ) as stack:
+    with edge_stack(proxy) as stack:
         browser = Browser(stack)  # registers the account
         auth = DPoPAuth(origin=stack.origin)
         api = stack.edge_client()
@@ -425,27 +433,19 @@ def test_HYB_14_a_dpop_client_reaches_the_service_through_the_edge(
 
 
 @pytest.mark.parametrize("proxy", ["nginx", "caddy"])
-def test_HYB_14_the_edge_passes_the_dpop_nonce_on(
-    tmp_path: Path, servers: Servers, postgres_url: str, prefix: str, proxy: str
-) -> None:
+def test_HYB_14_the_edge_passes_the_dpop_nonce_on(edge_stack: EdgeStack, proxy: Proxy) -> None:
     """With server nonces on, a proof without one is refused at the edge with
     ``use_dpop_nonce`` and the ``DPoP-Nonce`` to use; the shipped client follows it."""
-    with gateway_stack(
-        tmp_path,
-        servers,
-        database_url=postgres_url,
-        prefix=prefix,
-        proxy=proxy,  # type: ignore[arg-type]
-        settings={"VELVETROPE_DPOP_NONCE": "true"},
-    ) as stack:
+    with edge_stack(proxy, {"VELVETROPE_DPOP_NONCE": "true"}) as stack:
         Browser(stack)  # registers the account
-        auth = DPoPAuth(origin=stack.origin)
+        key = codec.generate_proof_key("ES256")
+        auth = DPoPAuth(key=key, origin=stack.origin)
         api = stack.edge_client()
         api.auth = auth
         form = {"grant_type": "password", "username": EMAIL, "password": PASSWORD}
         assert api.post("/auth/token", data=form).status_code == 200
         assert auth.access_token is not None
-        fresh = DPoPAuth(key=auth._key, origin=stack.origin)  # the same key, no nonce yet
+        fresh = DPoPAuth(key=key, origin=stack.origin)  # the same key, no nonce yet
         proof = fresh.proof(
             "GET", f"{stack.origin}/api/orders/whoami", access_token=auth.access_token
         )

@@ -19,6 +19,7 @@ from velvetrope.core.gateway import (
 )
 from velvetrope.core.principal import Principal
 from velvetrope.core.tokens import codec
+from velvetrope.core.tokens.keys import KeyRing
 from velvetrope.errors import InvalidToken
 
 ISSUER = "https://edge.example"
@@ -140,8 +141,14 @@ async def test_HYB_05_every_node_publishes_every_nodes_key(
     assert gateway.tokens.keys.signing_key.kid in published  # retired, still verifying
     decoded, _ = claims_of(gateway, minted.token, clock)  # this node now verifies it too
     assert decoded.header["kid"] == theirs
-    access = await service.published_jwks()
-    assert {k["kid"] for k in access["keys"]} == {k.kid for k in service.signing_keys()}
+    # The same for access tokens: a key another node made is published here too.
+    ring = service.tokens.keys
+    elsewhere = KeyRing(
+        service.stores.keys, purpose=ring.purpose, alg=ring.alg, overlap=ring.overlap, now=clock
+    )
+    made = await elsewhere.rotate()
+    assert made.kid not in {k["kid"] for k in service.jwks()["keys"]}
+    assert made.kid in {k["kid"] for k in (await service.published_jwks())["keys"]}
 
 
 def test_the_policy_refuses_symmetric_keys_long_lives_and_no_audience() -> None:

@@ -94,7 +94,7 @@ class KeyRing:
         self._keys: dict[str, SigningKey] = {}
         self._signing: SigningKey | None = None
         self._looked_up_at: datetime | None = None  # the last reload for an unknown kid
-        self._read_at: datetime | None = None  # the last successful read of the store
+        self._read_at: datetime | None = None  # the last read of the store (or try)
         self._lock = asyncio.Lock()
 
     async def load(self, *, rotate: bool = True) -> None:
@@ -205,7 +205,9 @@ class KeyRing:
         rules decide how long it trusts them).
         """
         async with self._lock:
-            if self._read_at is None or self._now() - self._read_at >= max_age:
+            now = self._now()
+            if self._read_at is None or now - self._read_at >= max_age:
+                self._read_at = now  # a store that is down is tried once per max_age too
                 with contextlib.suppress(StoreUnavailable):
                     await self._reload()
         return self.jwks()

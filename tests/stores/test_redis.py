@@ -698,26 +698,101 @@ def test_TERM_05_a_write_on_a_transport_closed_under_redis_py_is_an_outage() -> 
     RuntimeError ("the handler is closed") through redis-py (seen during a Cluster
     failover): that fails closed as a 503; a RuntimeError of our own stays a bug."""
     import uvloop  # noqa: PLC0415
-    from redis.asyncio.connection import Connection  # noqa: PLC0415
 
     from velvetrope.errors import StoreUnavailable  # noqa: PLC0415
     from velvetrope.stores.redis._base import guard  # noqa: PLC0415
 
     require_shared_redis()
-
-    async def send() -> None:
-        conn = Connection(host="127.0.0.1", port=6379)
-        await conn.connect()  # type: ignore[no-untyped-call]
-        assert conn._writer is not None
-        conn._writer.transport.abort()  # the disconnect won the race
-        for _ in range(3):  # uvloop closes the handle on a later loop iteration
-            await asyncio.sleep(0)
-        try:
-            await conn._send_packed_command([b"PING\r\n"])
-        finally:
-            await conn.disconnect()
-
     with pytest.raises(StoreUnavailable, match="connection lost"), guard():
-        uvloop.run(send())
+        uvloop.run(_write_on_a_closed_transport())
     with pytest.raises(RuntimeError), guard():
         raise RuntimeError("the handler is closed, but not in redis")
+
+
+async def _write_on_a_closed_transport() -> None:
+    """Send through redis-py on a connection whose transport was closed under it (run
+    under uvloop: it raises RuntimeError, "the handler is closed", through redis-py)."""
+    from redis.asyncio.connection import Connection  # noqa: PLC0415
+
+    conn = Connection(host="127.0.0.1", port=6379)
+    await conn.connect()  # type: ignore[no-untyped-call]
+    assert conn._writer is not None
+    conn._writer.transport.abort()  # the disconnect won the race
+    for _ in range(3):  # uvloop closes the handle on a later loop iteration
+        await asyncio.sleep(0)
+    try:
+        await conn._send_packed_command([b"PING\r\n"])
+    finally:
+        await conn.disconnect()
+
+
+class _ClosedUnderIt:
+    """A client whose every call meets what a Cluster failover's concurrent disconnect
+    leaves behind: under uvloop, redis-py writes on a transport already closed, and
+    uvloop raises RuntimeError ("the handler is closed") through redis-py's frames."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+        self.calls = 0
+        self.raced_pubsub = False
+
+    async def _race(self) -> None:
+        self.calls += 1
+        await _write_on_a_closed_transport()
+
+    async def hgetall(self, _key: str) -> dict[str, str]:
+        await self._race()
+        raise AssertionError("the write on a closed transport did not raise")
+
+    def pubsub(self) -> Any:
+        """The first subscription meets the race; later ones are the real client's."""
+        if self.raced_pubsub:
+            return self.real.pubsub()
+        self.raced_pubsub = True
+        racing = self
+
+        class _PubSub:
+            async def __aenter__(self) -> _PubSub:
+                return self
+
+            async def __aexit__(self, *_exc: object) -> None:
+                return None
+
+            async def subscribe(self, _channel: str) -> None:
+                await racing._race()
+
+        return _PubSub()
+
+
+def test_TERM_05_the_per_request_read_and_the_listener_survive_a_closed_transport() -> None:
+    """The two calls outside ``guard()`` (the per-request session read, for speed, and
+    the pub/sub loop) sort that race the same way: the read fails closed as a 503 (not
+    a 500), and the listener subscribes again instead of dying (which would leave the
+    node's near-cache without push for good: a flaky Cluster failover test saw both)."""
+    import uvloop  # noqa: PLC0415
+
+    require_shared_redis()
+
+    async def main() -> None:
+        stores = RedisStores(REDIS_URL, prefix=new_prefix())
+        racing = _ClosedUnderIt(stores._client)
+        stores.sessions.inner._client = racing  # type: ignore[attr-defined]
+        notifier: Any = stores.notifier
+        notifier._client = racing
+        notifier._retry_every = 0.01
+        inbox = Inbox()
+        listening = asyncio.create_task(notifier.listen(inbox))
+        try:
+            with pytest.raises(StoreUnavailable, match="connection lost"):
+                await stores.sessions.inner.get("0" * 64)
+            await _subscribed(REDIS_URL, notifier.channel)
+            await stores._client.publish(notifier.channel, "keys")
+            assert await inbox.next() == "keys"
+            assert racing.calls == 2  # the read, then the listener's first subscription
+            assert not listening.done()
+        finally:
+            listening.cancel()
+            await asyncio.gather(listening, return_exceptions=True)
+            await stores.aclose()
+
+    uvloop.run(main())

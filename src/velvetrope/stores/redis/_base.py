@@ -19,12 +19,14 @@ from velvetrope.stores.redis.scripts import Scripts
 
 __all__ = [
     "FAILURES",
+    "OUTAGES",
     "PURGE_BATCH",
     "Keys",
     "RedisTable",
     "at",
     "expiry_member",
     "guard",
+    "outage",
     "parse_expiry_member",
     "ttl_ms",
     "us",
@@ -34,6 +36,10 @@ FAILURES = (RedisError, RedisClusterException, OSError)
 """What a broken or missing server raises (``OSError`` covers ``TimeoutError``). A
 cluster client also raises :class:`RedisClusterException`, which is no ``RedisError``,
 while a failover leaves slots unserved ("slot not covered", "no targets")."""
+
+OUTAGES = (*FAILURES, AttributeError, RuntimeError)
+"""What to catch around a Redis call before :func:`outage` sorts it: :data:`FAILURES`
+and the two ways a connection that a concurrent disconnect closed mid-command fails."""
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
@@ -70,23 +76,39 @@ def guard() -> Iterator[None]:
     """Turn any Redis or socket failure into StoreUnavailable: fail closed, no details."""
     try:
         yield
-    except FAILURES as exc:
-        raise StoreUnavailable(f"Redis error: {type(exc).__name__}") from exc
-    except AttributeError as exc:
+    except OUTAGES as exc:
+        raise outage(exc) from exc
+
+
+def outage(exc: Exception) -> StoreUnavailable:
+    """The :class:`StoreUnavailable` that ``exc``, raised by a Redis call, stands for.
+
+    For a ``try`` of its own (the per-request read, the pub/sub loop) where
+    :func:`guard` would cost a context manager: ``except OUTAGES as exc: raise
+    outage(exc) from exc``.
+
+    Raises:
+        Exception: ``exc`` itself when it is no outage but a bug (ours or the
+            client's), so it stays visible as one.
+    """
+    if isinstance(exc, FAILURES):
+        return StoreUnavailable(f"Redis error: {type(exc).__name__}")
+    if isinstance(exc, AttributeError) and _raised_in_client(exc):
         # redis-py's connection can lose its writer to a concurrent disconnect while a
         # command is being sent (seen during a Cluster failover: "'NoneType' object has
         # no attribute 'writelines'"). Raised inside the client, it is an outage like any
         # other; raised in our own code, it stays the bug it is.
-        if not _raised_in_client(exc):
-            raise
-        raise StoreUnavailable("Redis error: connection lost mid-command") from exc
-    except RuntimeError as exc:
+        return StoreUnavailable("Redis error: connection lost mid-command")
+    if (
+        isinstance(exc, RuntimeError)
+        and "closed" in str(exc)
+        and _raised_in_client(exc, anywhere=True)
+    ):
         # The same race one layer down: uvloop refuses a write on a transport the
         # disconnect already closed ("unable to perform operation on <TCPTransport
         # closed=True ...>; the handler is closed"), through redis-py's send.
-        if "closed" not in str(exc) or not _raised_in_client(exc, anywhere=True):
-            raise
-        raise StoreUnavailable("Redis error: connection lost mid-command") from exc
+        return StoreUnavailable("Redis error: connection lost mid-command")
+    raise exc
 
 
 def _raised_in_client(exc: BaseException, *, anywhere: bool = False) -> bool:

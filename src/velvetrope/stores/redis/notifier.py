@@ -12,8 +12,10 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
+from redis.asyncio.cluster import RedisCluster
+
 from velvetrope.errors import StoreUnavailable
-from velvetrope.stores.redis._base import FAILURES, guard
+from velvetrope.stores.redis._base import OUTAGES, guard, outage
 from velvetrope.stores.redis._client import Client
 
 __all__ = ["RedisNotifier"]
@@ -77,7 +79,8 @@ class RedisNotifier:
                                 await self._deliver(on_change, str(message["data"]))
                             elif message["type"] == "subscribe":
                                 status(True)
-                except FAILURES as exc:
+                except OUTAGES as exc:
+                    outage(exc)  # raises what is a bug, not an outage
                     status(False)
                     if not failing:
                         _logger.warning(
@@ -85,8 +88,23 @@ class RedisNotifier:
                         )
                         failing = True
                     await asyncio.sleep(self._retry_every)
+                    await self._relearn_topology()
         finally:
             status(False)
+
+    async def _relearn_topology(self) -> None:
+        """On a cluster, ask it again which node serves the channel's slot.
+
+        A new subscription goes to the node the client's slot table names. Commands
+        refresh that table when they fail, but a node with no traffic sends none, and
+        would keep subscribing to a master that a replica has replaced.
+        """
+        if not isinstance(self._client, RedisCluster):
+            return
+        try:
+            await self._client.nodes_manager.initialize()
+        except OUTAGES as exc:
+            outage(exc)  # still down: the next subscription fails and we come back
 
     @staticmethod
     async def _deliver(on_change: Callable[[str], Awaitable[None]], topic: str) -> None:

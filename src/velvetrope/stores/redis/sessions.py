@@ -14,15 +14,15 @@ from typing import cast
 
 from redis.typing import EncodableT, FieldT
 
-from velvetrope.errors import StoreUnavailable
 from velvetrope.stores.records import FailureRecord, SessionRecord, dump_claims, load_claims
 from velvetrope.stores.redis._base import (
-    FAILURES,
+    OUTAGES,
     PURGE_BATCH,
     RedisTable,
     at,
     expiry_member,
     guard,
+    outage,
     ttl_ms,
     us,
 )
@@ -113,8 +113,8 @@ class RedisSessionStore(RedisTable):
         # The per-request read: one HGETALL, and a plain try (no context manager).
         try:
             fields = await self._client.hgetall(self._keys.session(id_digest))
-        except FAILURES as exc:
-            raise StoreUnavailable(f"Redis error: {type(exc).__name__}") from exc
+        except OUTAGES as exc:
+            raise outage(exc) from exc
         # decode_responses=True: every reply is str, whatever the stubs allow.
         return _session(id_digest, cast("dict[str, str]", fields)) if fields else None
 

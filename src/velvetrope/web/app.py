@@ -20,6 +20,7 @@ from velvetrope.web.openapi import install_openapi
 from velvetrope.web.pages import build_page_router, static_files
 from velvetrope.web.routes import build_health_router
 from velvetrope.web.routes.gateway import EdgeCheck
+from velvetrope.web.routing import AUTH_SEGMENTS, HEALTH_SEGMENTS, PAGE_SEGMENTS, PathGate
 
 __all__ = ["create_app"]
 
@@ -65,9 +66,9 @@ def create_app(
     )
     app.state.velvetrope = vr
     install_error_handlers(app)
-    app.include_router(vr.router)
-    app.include_router(build_health_router(vr.context))
-    app.include_router(build_page_router(vr.context))
+    app.include_router(PathGate(vr.router, AUTH_SEGMENTS))
+    app.include_router(PathGate(build_health_router(vr.context), HEALTH_SEGMENTS))
+    app.include_router(PathGate(build_page_router(vr.context), PAGE_SEGMENTS))
     app.mount("/static", static_files(), name="static")
     add_docs(app)
     install_openapi(

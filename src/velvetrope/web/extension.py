@@ -60,6 +60,7 @@ from velvetrope.web.routes import (
     build_gateway_router,
     build_token_router,
 )
+from velvetrope.web.routing import AUTH_SEGMENTS, PAGE_SEGMENTS, PathGate
 from velvetrope.web.transports import CookieTransport
 
 __all__ = ["ORIGIN_REQUIRED", "Velvetrope"]
@@ -218,9 +219,10 @@ class Velvetrope:
                 "this app mounts something already"
             )
         _install_handlers(app)
-        app.include_router(self.router)
+        # Gated: a request to one of your routes never walks velvetrope's (web/routing.py).
+        app.include_router(PathGate(self.router, AUTH_SEGMENTS))
         if pages:
-            app.include_router(build_page_router(self.context))
+            app.include_router(PathGate(build_page_router(self.context), PAGE_SEGMENTS))
             app.mount("/static", static_files(), name="static")
         app.state.velvetrope = self
         inner = app.router.lifespan_context

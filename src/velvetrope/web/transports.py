@@ -212,9 +212,25 @@ class BoundCookieTransport(CookieTransport):
         self.bound = bound
 
     def read_scope(self, scope: Scope) -> Presented | None:
-        """The session ID, and the bound cookie (``proof``) when the browser sent one."""
-        value = self.value_of(scope)
-        return None if value is None else Presented(value, proof=self.bound.value_of(scope))
+        """The session ID, and the bound cookie (``proof``) when the browser sent one.
+
+        One pass over the ``Cookie`` headers for both (the first of each name counts,
+        as in :meth:`value_of`): this runs on every browser request.
+        """
+        mine, bound = self._prefix, self.bound._prefix
+        value = proof = None
+        for name, header in scope["headers"]:
+            if name != b"cookie":
+                continue
+            for raw_part in header.split(b";"):
+                part = raw_part.strip()
+                if value is None and part.startswith(mine):
+                    value = part[len(mine) :].strip(b'"')
+                elif proof is None and part.startswith(bound):
+                    proof = part[len(bound) :].strip(b'"')
+        if not value:
+            return None
+        return Presented(value.decode("latin-1"), proof=proof.decode("latin-1") if proof else None)
 
 
 _DPOP = re.compile(r"[Dd][Pp][Oo][Pp] ([A-Za-z0-9._~+/-]+=*)")

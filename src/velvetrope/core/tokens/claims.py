@@ -81,6 +81,8 @@ def text_claim(claims: Mapping[str, Any], name: str) -> str:
     value = claims.get(name)
     if not isinstance(value, str) or not value or len(value) > _MAX_TEXT:
         raise InvalidToken(f"{name} is not a string")
+    if value.isascii():  # no lone surrogate can hide in ASCII: the common case, cheaply
+        return value
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:

@@ -164,21 +164,19 @@ _CANONICAL_LAST = {
     2: frozenset("AQgw"),
     3: frozenset("AEIMQUYcgkosw048"),
 }
-_BASE64URL = re.compile(r"[A-Za-z0-9_-]*")
 
 
 def _b64decode(segment: str) -> bytes:
     """Decode unpadded, canonical base64url (JWT-05; FMT: no stray bits, no padding).
 
-    Canonical form is checked from the text (the alphabet and the last character's
-    unused bits) rather than by encoding the bytes again: same answer, less work on
-    the per-request path.
+    ``segment`` is one that :func:`_split` cut from a token matching ``_COMPACT``, so
+    its alphabet is checked already. Canonical form is checked from the text (the
+    last character's unused bits) rather than by encoding the bytes again: same
+    answer, less work on the per-request path.
     """
     tail = len(segment) % 4
     if tail == 1:
         raise InvalidToken("bad base64url length")
-    if not _BASE64URL.fullmatch(segment):
-        raise InvalidToken("non-canonical base64url")
     if tail and segment[-1] not in _CANONICAL_LAST[tail]:
         raise InvalidToken("non-canonical base64url")
     try:
@@ -262,13 +260,28 @@ def _verify_signature(token: str, end: int, signature: bytes, key: Jwk, alg: str
     """
     algorithm = _ALGORITHMS[alg]
     try:
-        key.check_use("sig")  # as joserfc's own path does: a key marked for another use
-        algorithm.check_key(key)  # or of the wrong type never verifies
+        if _usable_keys.get((id(key), alg)) is not key:
+            key.check_use("sig")  # as joserfc's own path does: a key marked for another use
+            algorithm.check_key(key)  # or of the wrong type never verifies
+            _remember_usable(key, alg)
         ok = algorithm.verify(token[:end].encode("ascii"), signature, key)
     except (JoseError, ValueError, TypeError) as exc:
         raise InvalidToken(f"signature: {type(exc).__name__}") from None
     if not ok:
         raise InvalidToken("signature: BadSignatureError")
+
+
+# Keys that passed the use and type checks for an algorithm, by identity (the entry
+# holds the key, so its id is not reused while it is there): a key's checks run once,
+# not on every request. Bounded like the other caches; proof keys come and go.
+_usable_keys: dict[tuple[int, str], Jwk] = {}
+USABLE_KEY_CACHE_SIZE = 256
+
+
+def _remember_usable(key: Jwk, alg: str) -> None:
+    if len(_usable_keys) >= USABLE_KEY_CACHE_SIZE:
+        del _usable_keys[next(iter(_usable_keys))]  # the oldest
+    _usable_keys[(id(key), alg)] = key
 
 
 # Headers already seen on a token whose signature verified: every token a key signs

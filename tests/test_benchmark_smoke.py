@@ -25,3 +25,19 @@ def test_benchmark_smoke_checks_every_endpoint_and_credential() -> None:
         check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_in_process_benchmark_checks_every_endpoint_and_credential() -> None:
+    """``benchmarks/inprocess.py --smoke``: every case's endpoints answer 200 with the
+    credential and the checked ones 401 without, through the app itself."""
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "inprocess.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "--smoke"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    for case in ("memory", "sqlite", "jwt-warm", "jwt-cookie", "jwt-cold"):
+        assert f"| {case} |" in done.stdout

@@ -1,0 +1,352 @@
+"""What the per-request check costs inside the app, with the machine's noise cancelled.
+
+``run.py`` measures through sockets with wrk, which is what a client sees, but on a
+shared or virtual machine its rounds of seconds swing by 10-40% (other tenants, CPU
+frequency), more than the difference under test. This script drives the same app
+(``velvetrope.lab.benchapp``: the server's middleware, routes and lifespan) as an
+ASGI callable in this process, and interleaves the endpoints *request by request*
+(open, guarded, protected, floor, both, open, ...), timing each request alone, so a
+slow moment of the machine falls on every endpoint alike. The medians per endpoint
+are the cost of one request through the app without HTTP parsing or sockets; their
+differences are the check's cost:
+
+* *guard check* = guarded - open (``AuthMiddleware``; open and guarded are one route);
+* *Depends check* = protected - floor (``Depends(vr.principal)`` against an empty
+  dependency one route above it);
+* *reuse* = both - guarded (a ``Depends`` behind the guard: an empty dependency's price).
+
+Usage::
+
+    .venv/bin/python benchmarks/inprocess.py [--requests 20000] [--results benchmarks/results]
+        [--cases memory,sqlite,jwt-warm,jwt-cookie,jwt-cold] [--smoke]
+
+Writes ``inprocess.json`` and ``inprocess.md`` under ``--results`` (not with
+``--smoke``, a short correctness run that checks every endpoint answers 200 with the
+credential and 401 without).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
+
+import httpx
+
+ENDPOINTS: Final = ("open", "guarded", "protected", "floor", "both")
+EMAIL: Final = "bench@example.com"
+PASSWORD: Final = "correct horse battery staple"
+ORIGIN: Final = "http://127.0.0.1:8000"
+COLD_TOKENS: Final = 2_000  # distinct tokens cycled in jwt-cold (the cache is emptied between)
+SESSION_COOKIE: Final = "__Host-velvetrope-session"
+ACCESS_COOKIE: Final = "__Host-velvetrope-access"
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    description: str
+    env: dict[str, str]
+    credential: str  # "session", "bearer", "access-cookie" or "cold"
+
+
+CASES: Final = {
+    c.name: c
+    for c in (
+        Case("memory", "session cookie, in-process store", {}, "session"),
+        Case("sqlite", "session cookie, SQLite file", {"store": "sqlite"}, "session"),
+        Case(
+            "jwt-warm",
+            "bearer access token (EdDSA), the same one: cache hit",
+            {"store": "sqlite"},
+            "bearer",
+        ),
+        Case(
+            "jwt-cookie",
+            "access-token cookie (VELVETROPE_BROWSER_CREDENTIALS=jwt-cookie)",
+            {"store": "sqlite", "VELVETROPE_BROWSER_CREDENTIALS": "jwt-cookie"},
+            "access-cookie",
+        ),
+        Case(
+            "jwt-cold",
+            f"bearer access token, a different one per request ({COLD_TOKENS:,} cycled, "
+            "the cache emptied between uses)",
+            {"store": "sqlite"},
+            "cold",
+        ),
+    )
+}
+
+
+@dataclass
+class Result:
+    case: str
+    description: str
+    requests: int
+    median_us: dict[str, float]
+
+    def derived(self) -> dict[str, float]:
+        m = self.median_us
+        return {
+            "guard_check_us": m["guarded"] - m["open"],
+            "depends_check_us": m["protected"] - m["floor"],
+            "reuse_us": m["both"] - m["guarded"],
+            "floor_us": m["floor"] - m["open"],
+        }
+
+
+@contextmanager
+def case_env(case: Case, scratch: Path) -> Iterator[None]:
+    """The case's ``VELVETROPE_*`` for the app this process builds; ours restored after."""
+    saved = {k: v for k, v in os.environ.items() if k.startswith("VELVETROPE_")}
+    for key in saved:
+        del os.environ[key]
+    env = {k: v for k, v in case.env.items() if k != "store"}
+    store = case.env.get("store")
+    env["VELVETROPE_DATABASE_URL"] = (
+        f"sqlite:///{scratch / 'bench.db'}" if store == "sqlite" else "memory://"
+    )
+    env.update(
+        VELVETROPE_PUBLIC_ORIGIN=ORIGIN,
+        VELVETROPE_LOG_LEVEL="warning",
+        VELVETROPE_ACCESS_TOKEN_TTL="PT1H",
+        VELVETROPE_LOGIN_IP_FAILURES="100000",
+    )
+    if store is None:
+        env["VELVETROPE_PASSWORD_HASH_PROFILE"] = "test-only"
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for key in env:
+            os.environ.pop(key, None)
+        os.environ.update(saved)
+
+
+class Lifespan:
+    """Runs an ASGI app's lifespan in this loop."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self._in: asyncio.Queue[dict[str, str]] = asyncio.Queue()
+        self._out: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Lifespan:
+        scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}
+        self._task = asyncio.create_task(self.app(scope, self._in.get, self._out.put))
+        await self._in.put({"type": "lifespan.startup"})
+        message = await self._out.get()
+        if message["type"] != "lifespan.startup.complete":
+            raise RuntimeError(f"the app did not start: {message}")
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self._in.put({"type": "lifespan.shutdown"})
+        if self._task is not None:
+            await self._task
+
+
+def _set_cookie(response: httpx.Response, name: str) -> str:
+    for key, value in response.headers.multi_items():
+        if key == "set-cookie" and value.startswith(name + "="):
+            return value.split(";", 1)[0]
+    raise RuntimeError(f"no {name} cookie in {response.status_code} {response.text[:200]}")
+
+
+async def credentials(app: Any, case: Case) -> list[list[tuple[bytes, bytes]]]:
+    """Sign in through the app's own endpoints; the credential headers to send (one
+    set per request for ``cold``, cycled)."""
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url=ORIGIN) as client:
+        body = {"email": EMAIL, "password": PASSWORD}
+        registered = await client.post("/auth/register", json=body, headers={"origin": ORIGIN})
+        if registered.status_code not in (201, 409):
+            raise RuntimeError(f"register answered {registered.status_code}: {registered.text}")
+        if case.credential in ("session", "access-cookie"):
+            login = await client.post("/auth/login", json=body, headers={"origin": ORIGIN})
+            name = SESSION_COOKIE if case.credential == "session" else ACCESS_COOKIE
+            return [[(b"cookie", _set_cookie(login, name).encode())]]
+        form = {"grant_type": "password", "username": EMAIL, "password": PASSWORD}
+        token = (await client.post("/auth/token", data=form)).json()["access_token"]
+    if case.credential == "bearer":
+        return [[(b"authorization", f"Bearer {token}".encode())]]
+    access = app.state.velvetrope.service.tokens.access
+    claims = json.loads(_b64(token.split(".")[1]))
+    issued = (
+        access.issue(user_id=claims["sub"], family_id=claims["sid"]) for _ in range(COLD_TOKENS)
+    )
+    return [[(b"authorization", f"Bearer {one.token}".encode())] for one in issued]
+
+
+def _b64(segment: str) -> bytes:
+    import base64  # noqa: PLC0415
+
+    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+
+
+def scope_for(endpoint: str, credential: list[tuple[bytes, bytes]]) -> dict[str, Any]:
+    path = f"/bench/{endpoint}"
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"127.0.0.1:8000"), (b"user-agent", b"bench"), *credential],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
+        "state": {},
+    }
+
+
+async def _receive() -> dict[str, Any]:
+    return {"type": "http.request", "body": b"", "more_body": False}
+
+
+async def measure(case: Case, requests: int, *, smoke: bool) -> Result:
+    from velvetrope.lab.benchapp import build_app  # noqa: PLC0415 - after the env is set
+
+    app = build_app()
+    async with Lifespan(app):
+        creds = await credentials(app, case)
+        access = app.state.velvetrope.service.tokens.access
+        statuses: list[int] = []
+
+        async def send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                statuses.append(message["status"])
+
+        async def call(endpoint: str, credential: list[tuple[bytes, bytes]]) -> int:
+            statuses.clear()
+            await app(scope_for(endpoint, credential), _receive, send)
+            return statuses[0]
+
+        for endpoint in ENDPOINTS:  # every endpoint answers with the credential...
+            if (status := await call(endpoint, creds[0])) != 200:
+                raise RuntimeError(f"{case.name}: /bench/{endpoint} answered {status}")
+        for endpoint in ("guarded", "protected", "both"):  # ...and the checked ones refuse without
+            if (status := await call(endpoint, [])) != 401:
+                raise RuntimeError(f"{case.name}: /bench/{endpoint} without a credential: {status}")
+        if case.credential == "cold":
+            for credential in creds:
+                access.forget(credential[0][1].decode().removeprefix("Bearer "))
+        statuses.clear()
+        samples: dict[str, list[int]] = {e: [] for e in ENDPOINTS}
+        clock = time.perf_counter_ns
+        order = list(ENDPOINTS)
+        sent = 0  # jwt-cold: every request, on every endpoint, sends the next token
+        for _ in range(requests):
+            order.reverse()  # alternate the order so no endpoint always follows another
+            for endpoint in order:
+                credential = creds[sent % len(creds)]
+                sent += 1
+                started = clock()
+                await app(scope_for(endpoint, credential), _receive, send)
+                samples[endpoint].append(clock() - started)
+                if case.credential == "cold" and sent % len(creds) == 0:
+                    for used in creds:  # every token is verified again on its next use
+                        access.forget(used[0][1].decode().removeprefix("Bearer "))
+        refused = len(statuses) - statuses.count(200)
+        if refused:
+            raise RuntimeError(f"{case.name}: {refused} timed requests did not answer 200")
+    return Result(
+        case.name,
+        case.description,
+        requests,
+        {e: statistics.median(v) / 1000 for e, v in samples.items()},
+    )
+
+
+def table(results: Sequence[Result]) -> str:
+    lines = [
+        "| case | open µs | guarded µs | protected µs | floor µs | both µs "
+        "| guard check µs | Depends check µs | reuse µs (both - guarded) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        m, d = r.median_us, r.derived()
+        lines.append(
+            f"| {r.case} | {m['open']:.1f} | {m['guarded']:.1f} | {m['protected']:.1f} | "
+            f"{m['floor']:.1f} | {m['both']:.1f} | {d['guard_check_us']:.1f} | "
+            f"{d['depends_check_us']:.1f} | {d['reuse_us']:.1f} |"
+        )
+    return "\n".join(lines)
+
+
+def versions() -> dict[str, str]:
+    from importlib.metadata import version  # noqa: PLC0415
+
+    return {name: version(name) for name in ("velvetrope", "fastapi", "starlette", "pydantic")}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--requests", type=int, default=20_000, help="timed requests per endpoint")
+    parser.add_argument("--cases", default=",".join(CASES), help="comma-separated cases")
+    parser.add_argument("--results", type=Path, default=Path(__file__).parent / "results")
+    parser.add_argument("--smoke", action="store_true", help="a short run; writes nothing")
+    args = parser.parse_args(argv)
+    names = [n.strip() for n in args.cases.split(",") if n.strip()]
+    unknown = [n for n in names if n not in CASES]
+    if unknown:
+        parser.error(f"unknown case(s) {', '.join(unknown)}; known: {', '.join(CASES)}")
+    if args.requests < 1:
+        parser.error("--requests must be at least 1")
+    requests = 200 if args.smoke else args.requests
+    started = datetime.now(UTC)
+    results = []
+    for name in names:
+        with tempfile.TemporaryDirectory() as scratch, case_env(CASES[name], Path(scratch)):
+            result = asyncio.run(measure(CASES[name], requests, smoke=args.smoke))
+        print(
+            f"[{name}] " + "  ".join(f"{e} {v:.1f} us" for e, v in result.median_us.items()),
+            flush=True,
+        )
+        results.append(result)
+    print(table(results))
+    if args.smoke:
+        return 0
+    report = {
+        "started": started.isoformat(timespec="seconds"),
+        "finished": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": " ".join(
+            [Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])]
+        ),
+        "machine": (
+            f"{os.cpu_count()} CPUs, {platform.platform()}, CPython {platform.python_version()}"
+        ),
+        "versions": versions(),
+        "results": [{**asdict(r), **r.derived()} for r in results],
+    }
+    args.results.mkdir(parents=True, exist_ok=True)
+    (args.results / "inprocess.json").write_text(json.dumps(report, indent=2) + "\n")
+    (args.results / "inprocess.md").write_text(
+        "# The check's cost inside the app (benchmarks/inprocess.py)\n\n"
+        f"Median µs per request through the ASGI app, endpoints interleaved request by "
+        f"request, {requests:,} requests each; {report['machine']}; "
+        f"{report['started']} to {report['finished']}.\n\n"
+        f"Command: `python benchmarks/{report['command']}`\n\n{table(results)}\n"
+    )
+    print(f"wrote {args.results / 'inprocess.json'} and {args.results / 'inprocess.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

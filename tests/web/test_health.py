@@ -57,6 +57,7 @@ async def test_PERF_04_ready_reports_every_cache_with_its_bound(
         "dpop_replays",
         "dpop_proof_keys",
         "token_headers",
+        "checked_keys",
         "password_hashing",
     }
     for name, cache in caches.items():

@@ -10,6 +10,7 @@ name                       what it holds                              bound
 ``dpop_replays``           spent DPoP proof ids, until stale          65,536 (setting)
 ``dpop_proof_keys``        imported client keys and thumbprints       4,096
 ``token_headers``          parsed header segments of verified tokens  64 each
+``checked_keys``           keys whose use and type were checked       256
 ``password_hashing``       hashes running and waiting                 workers + queue
 =========================  =========================================  ==================
 
@@ -55,6 +56,10 @@ def cache_limits(service: AuthService) -> dict[str, dict[str, Any]]:
         "token_headers": {
             "entries": codec.cached_headers(),
             "max_entries": 2 * codec.HEADER_CACHE_SIZE,
+        },
+        "checked_keys": {
+            "entries": codec.checked_keys(),
+            "max_entries": codec.USABLE_KEY_CACHE_SIZE,
         },
         "password_hashing": {
             "workers": hashing.workers,

@@ -297,6 +297,11 @@ def cached_headers() -> int:
     return len(_checked_headers) + len(_checked_proof_headers)
 
 
+def checked_keys() -> int:
+    """How many keys have passed their use and type checks (tokens' and proofs')."""
+    return len(_usable_keys)
+
+
 def cached_proof_keys() -> int:
     """How many imported proof keys are cached."""
     return len(_public_keys)

@@ -13,8 +13,7 @@ reader has synced at before; two appends racing may leave the smaller one last,
 which only costs a reader one more (empty) replay. A torn read gives a number that
 differs from the last one seen, with the same harmless cost.
 
-Reading it is one ``struct`` unpack from a mapped page: a fraction of a microsecond
-(``benchmarks/revocation_epoch.py`` measures it).
+Reading it is one ``struct`` unpack from a mapped page: a fraction of a microsecond.
 """
 
 from __future__ import annotations

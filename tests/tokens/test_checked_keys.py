@@ -10,6 +10,11 @@ import pytest
 from velvetrope.core.tokens import codec
 
 
+def _lookup(kid: str, key: Any) -> codec.KeyLookup:
+    keys: dict[str, tuple[Any, Any]] = {kid: (key, "EdDSA")}
+    return keys.get
+
+
 def _signed(key: Any, kid: str) -> str:
     return codec.sign_compact({"sub": "u"}, key=key, alg="EdDSA", kid=kid, typ="at+jwt")
 
@@ -28,7 +33,7 @@ def test_a_keys_checks_run_once_and_a_bad_signature_still_fails(
 
     tokens = [_signed(key, "k1") for _ in range(3)]
     monkeypatch.setattr(algorithm, "check_key", counted)  # signing checks it too: after
-    lookup = {"k1": (key, "EdDSA")}.get
+    lookup = _lookup("k1", key)
     for token in tokens:
         assert codec.decode_compact(token, lookup, typ="at+jwt").claims["sub"] == "u"
     assert checks == [key]  # once, for three tokens
@@ -41,6 +46,6 @@ def test_a_keys_checks_run_once_and_a_bad_signature_still_fails(
 def test_the_record_of_checked_keys_is_bounded() -> None:
     for i in range(codec.USABLE_KEY_CACHE_SIZE + 10):
         key = codec.generate_jwk("EdDSA")
-        codec.decode_compact(_signed(key, f"k{i}"), {f"k{i}": (key, "EdDSA")}.get, typ="at+jwt")
+        codec.decode_compact(_signed(key, f"k{i}"), _lookup(f"k{i}", key), typ="at+jwt")
         assert codec.checked_keys() <= codec.USABLE_KEY_CACHE_SIZE
     assert codec.checked_keys() == codec.USABLE_KEY_CACHE_SIZE

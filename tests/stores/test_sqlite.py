@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -155,6 +157,79 @@ async def test_SESS_09_the_session_cache_never_outlives_a_delete_by_another_proc
     finally:
         await a.aclose()
         await b.aclose()
+
+
+class _Pragmas:
+    """Counts the ``PRAGMA data_version`` queries a session store makes."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, stores: SQLiteStores) -> None:
+        self.count = 0
+        real = stores.sessions._one
+        store = stores.sessions
+
+        def one(sql: str, params: Any) -> Any:
+            if sql.startswith("PRAGMA data_version"):
+                self.count += 1
+            return real(sql, params)
+
+        monkeypatch.setattr(store, "_one", one)
+
+
+async def test_OPS_W1_the_session_cache_asks_sqlite_only_when_a_process_wrote(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cache hit costs a read of the shared write epoch, not a pragma; every commit by
+    any velvetrope process (another worker's touch, a device binding, the CLI's
+    sign-out) moves the epoch, and the next read asks SQLite and sees it at once."""
+    a = SQLiteStores(tmp_path / "vr.db")
+    b = SQLiteStores(tmp_path / "vr.db")
+    await a.start()
+    await b.start()
+    try:
+        s = session("u1")
+        await a.sessions.add(s)
+        pragmas = _Pragmas(monkeypatch, a)
+        assert await a.sessions.get(s.id_digest) == s
+        for _ in range(50):
+            assert await a.sessions.get(s.id_digest) == s
+        assert pragmas.count <= 1  # at most the first, nothing written since
+        later = s.last_seen_at + timedelta(minutes=5)
+        assert await b.sessions.touch(s.id_digest, later)  # another worker's touch
+        assert (await a.sessions.get(s.id_digest)).last_seen_at == later  # type: ignore[union-attr]
+        assert await b.sessions.bind(s.id_digest, "device-key")
+        assert (await a.sessions.get(s.id_digest)).device_key == "device-key"  # type: ignore[union-attr]
+        assert await b.sessions.delete(s.id_digest)  # the CLI signs it out
+        assert await a.sessions.get(s.id_digest) is None
+        assert pragmas.count >= 4  # one per write by B, none in between
+    finally:
+        await a.aclose()
+        await b.aclose()
+
+
+async def test_OPS_W1_a_write_outside_velvetrope_is_seen_within_a_second(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Plain SQL on the file moves no write epoch: the cache asks SQLite at least once
+    per ``OUTSIDE_WRITES_WITHIN`` anyway, so an operator's ``DELETE`` counts within it."""
+    from velvetrope.stores.sqlite import accounts  # noqa: PLC0415
+
+    now = [1000.0]
+    monkeypatch.setattr(accounts, "monotonic", lambda: now[0])
+    a = SQLiteStores(tmp_path / "vr.db")
+    await a.start()
+    outside = sqlite3.connect(tmp_path / "vr.db", isolation_level=None)
+    try:
+        s = session("u1")
+        await a.sessions.add(s)
+        assert await a.sessions.get(s.id_digest) == s  # cached, epoch and sweep noted
+        outside.execute("DELETE FROM sessions WHERE id_digest = ?", (s.id_digest,))
+        now[0] += accounts.OUTSIDE_WRITES_WITHIN / 2
+        assert await a.sessions.get(s.id_digest) == s  # not yet: within the bound
+        now[0] += accounts.OUTSIDE_WRITES_WITHIN / 2
+        assert await a.sessions.get(s.id_digest) is None  # the sweep saw it
+    finally:
+        outside.close()
+        await a.aclose()
 
 
 def test_a_process_that_waited_for_another_s_migration_finds_it_done(tmp_path: Path) -> None:

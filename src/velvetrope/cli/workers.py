@@ -6,8 +6,8 @@ command exports the settings its flags chose, so every worker agrees with it), o
 its own connections to the stores, and runs its own background work. The command says
 it is listening only once every worker has started; a worker that dies is replaced.
 
-What the workers share is what the stores share: on SQLite, sessions through
-``PRAGMA data_version`` and revocations through the revocation epoch
+What the workers share is what the stores share: on SQLite, sessions through the
+write epoch and ``PRAGMA data_version`` and revocations through the revocation epoch
 (:mod:`velvetrope.stores.sqlite.epoch`), so a sign-out or revocation made through one
 worker is refused by every other on its very next request.
 """

@@ -21,7 +21,7 @@ from velvetrope.stores.sqlite.accounts import (
     SQLiteThrottleStore,
     SQLiteUserStore,
 )
-from velvetrope.stores.sqlite.epoch import EPOCH_SUFFIX, RevocationEpoch
+from velvetrope.stores.sqlite.epoch import EPOCH_SUFFIX, WRITES_SUFFIX, RevocationEpoch
 from velvetrope.stores.sqlite.schema import migrate, schema_version
 from velvetrope.stores.sqlite.security_log import SQLiteSecurityLogStore
 from velvetrope.stores.sqlite.tokens import (
@@ -89,8 +89,10 @@ class SQLiteStores:
         if self.path != ":memory:":  # one connection, one process: nothing to share
             try:
                 self._revocations.use_epoch(RevocationEpoch(self.path + EPOCH_SUFFIX))
+                self._db.writes = RevocationEpoch(self.path + WRITES_SUFFIX)
             except StoreUnavailable:
                 conn.close()
+                await self.aclose()  # unmaps whichever epoch was mapped
                 raise
         self._db.connection = conn
 
@@ -151,6 +153,9 @@ class SQLiteStores:
         self._revocations.use_epoch(None)
         if epoch is not None:
             epoch.close()
+        writes, self._db.writes = self._db.writes, None
+        if writes is not None:
+            writes.close()
 
 
 def _open(path: str, synchronous: Synchronous) -> tuple[sqlite3.Connection, SchemaVersion]:

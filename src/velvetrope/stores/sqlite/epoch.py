@@ -14,6 +14,10 @@ which only costs a reader one more (empty) replay. A torn read gives a number th
 differs from the last one seen, with the same harmless cost.
 
 Reading it is one ``struct`` unpack from a mapped page: a fraction of a microsecond.
+
+The same kind of file, ``velvetrope.db-writes``, is the database's write epoch: every
+commit by every velvetrope process moves it (``Database.wrote``), and the session cache
+asks SQLite's ``PRAGMA data_version`` only when it moved (see ``SQLiteSessionStore``).
 """
 
 from __future__ import annotations
@@ -25,9 +29,10 @@ from pathlib import Path
 
 from velvetrope.errors import StoreUnavailable
 
-__all__ = ["EPOCH_SUFFIX", "RevocationEpoch"]
+__all__ = ["EPOCH_SUFFIX", "WRITES_SUFFIX", "RevocationEpoch"]
 
 EPOCH_SUFFIX = "-epoch"
+WRITES_SUFFIX = "-writes"
 _WORD = struct.Struct("<q")
 
 

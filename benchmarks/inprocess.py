@@ -290,6 +290,24 @@ def table(results: Sequence[Result]) -> str:
     return "\n".join(lines)
 
 
+def source() -> str:
+    """The commit measured (``+dirty`` with uncommitted changes), or ``unknown``."""
+    import subprocess  # noqa: PLC0415
+
+    try:
+        done = subprocess.run(
+            ["git", "describe", "--always", "--dirty=+dirty"],
+            cwd=Path(__file__).parent,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return done.stdout.strip() or "unknown"
+
+
 def versions() -> dict[str, str]:
     from importlib.metadata import version  # noqa: PLC0415
 
@@ -332,6 +350,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "machine": (
             f"{os.cpu_count()} CPUs, {platform.platform()}, CPython {platform.python_version()}"
         ),
+        "source": source(),
         "versions": versions(),
         "results": [{**asdict(r), **r.derived()} for r in results],
     }
@@ -341,7 +360,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "# The check's cost inside the app (benchmarks/inprocess.py)\n\n"
         f"Median µs per request through the ASGI app, endpoints interleaved request by "
         f"request, {requests:,} requests each; {report['machine']}; "
-        f"{report['started']} to {report['finished']}.\n\n"
+        f"{report['started']} to {report['finished']}; source {report['source']}.\n\n"
         f"Command: `python benchmarks/{report['command']}`\n\n{table(results)}\n"
     )
     print(f"wrote {args.results / 'inprocess.json'} and {args.results / 'inprocess.md'}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -138,25 +139,30 @@ def test_unsupported_scheme_is_a_configuration_error() -> None:
         open_stores("mysql://localhost/db")
 
 
-async def test_SESS_09_the_session_cache_never_outlives_a_delete_by_another_process(
-    tmp_path: Path,
-) -> None:
-    """Worker A has the session cached; the CLI (B) ends it; A's very next read misses."""
+@pytest.fixture
+async def two_processes(tmp_path: Path) -> AsyncIterator[tuple[SQLiteStores, SQLiteStores]]:
+    """Two started stores on one file, as two workers (or a worker and the CLI) hold it."""
     a = SQLiteStores(tmp_path / "vr.db")
     b = SQLiteStores(tmp_path / "vr.db")
     await a.start()
     await b.start()
-    try:
-        s = session("u1")
-        await a.sessions.add(s)
-        assert await a.sessions.get(s.id_digest) == s  # now cached in A
-        assert await b.sessions.delete_for_user("u1") == 1
-        assert await a.sessions.get(s.id_digest) is None
-        await b.sessions.add(s)
-        assert await a.sessions.get(s.id_digest) == s  # and sees B's writes too
-    finally:
-        await a.aclose()
-        await b.aclose()
+    yield a, b
+    await a.aclose()
+    await b.aclose()
+
+
+async def test_SESS_09_the_session_cache_never_outlives_a_delete_by_another_process(
+    two_processes: tuple[SQLiteStores, SQLiteStores],
+) -> None:
+    """Worker A has the session cached; the CLI (B) ends it; A's very next read misses."""
+    a, b = two_processes
+    s = session("u1")
+    await a.sessions.add(s)
+    assert await a.sessions.get(s.id_digest) == s  # now cached in A
+    assert await b.sessions.delete_for_user("u1") == 1
+    assert await a.sessions.get(s.id_digest) is None
+    await b.sessions.add(s)
+    assert await a.sessions.get(s.id_digest) == s  # and sees B's writes too
 
 
 class _Pragmas:
@@ -176,34 +182,27 @@ class _Pragmas:
 
 
 async def test_OPS_W1_the_session_cache_asks_sqlite_only_when_a_process_wrote(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    two_processes: tuple[SQLiteStores, SQLiteStores], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A cache hit costs a read of the shared write epoch, not a pragma; every commit by
     any velvetrope process (another worker's touch, a device binding, the CLI's
     sign-out) moves the epoch, and the next read asks SQLite and sees it at once."""
-    a = SQLiteStores(tmp_path / "vr.db")
-    b = SQLiteStores(tmp_path / "vr.db")
-    await a.start()
-    await b.start()
-    try:
-        s = session("u1")
-        await a.sessions.add(s)
-        pragmas = _Pragmas(monkeypatch, a)
+    a, b = two_processes
+    s = session("u1")
+    await a.sessions.add(s)
+    pragmas = _Pragmas(monkeypatch, a)
+    assert await a.sessions.get(s.id_digest) == s
+    for _ in range(50):
         assert await a.sessions.get(s.id_digest) == s
-        for _ in range(50):
-            assert await a.sessions.get(s.id_digest) == s
-        assert pragmas.count <= 1  # at most the first, nothing written since
-        later = s.last_seen_at + timedelta(minutes=5)
-        assert await b.sessions.touch(s.id_digest, later)  # another worker's touch
-        assert (await a.sessions.get(s.id_digest)).last_seen_at == later  # type: ignore[union-attr]
-        assert await b.sessions.bind(s.id_digest, "device-key")
-        assert (await a.sessions.get(s.id_digest)).device_key == "device-key"  # type: ignore[union-attr]
-        assert await b.sessions.delete(s.id_digest)  # the CLI signs it out
-        assert await a.sessions.get(s.id_digest) is None
-        assert pragmas.count >= 4  # one per write by B, none in between
-    finally:
-        await a.aclose()
-        await b.aclose()
+    assert pragmas.count <= 1  # at most the first, nothing written since
+    later = s.last_seen_at + timedelta(minutes=5)
+    assert await b.sessions.touch(s.id_digest, later)  # another worker's touch
+    assert (await a.sessions.get(s.id_digest)).last_seen_at == later  # type: ignore[union-attr]
+    assert await b.sessions.bind(s.id_digest, "device-key")
+    assert (await a.sessions.get(s.id_digest)).device_key == "device-key"  # type: ignore[union-attr]
+    assert await b.sessions.delete(s.id_digest)  # the CLI signs it out
+    assert await a.sessions.get(s.id_digest) is None
+    assert pragmas.count >= 4  # one per write by B, none in between
 
 
 async def test_OPS_W1_a_write_outside_velvetrope_is_seen_within_a_second(

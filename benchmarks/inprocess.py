@@ -96,6 +96,11 @@ class Result:
     description: str
     requests: int
     median_us: dict[str, float]
+    # jwt-cold: TokenService.verify of a fresh token and joserfc's signature check
+    # alone, in alternating batches (µs each, medians), and the median of their ratios.
+    verify_us: float | None = None
+    raw_verify_us: float | None = None
+    verify_to_raw: float | None = None
 
     def derived(self) -> dict[str, float]:
         m = self.median_us
@@ -105,6 +110,45 @@ class Result:
             "reuse_us": m["both"] - m["guarded"],
             "floor_us": m["floor"] - m["open"],
         }
+
+
+async def verify_against_raw(app: Any, token: str, rounds: int) -> tuple[float, float, float]:
+    """The cold check next to the signature alone, as ``run.py`` times it: batches of
+    ``TokenService.verify`` on fresh tokens (the verified-token cache emptied between
+    batches) alternating with batches of joserfc's algorithm object verifying one
+    token's signature over its signing input with the same key.
+
+    Returns:
+        The median µs of each, and the median of the per-round ratios.
+    """
+    from velvetrope.core.tokens import codec  # noqa: PLC0415
+
+    service = app.state.velvetrope.service
+    access = service.tokens.access
+    head, payload, signature = token.split(".")
+    kid = json.loads(_b64(head))["kid"]
+    found = access.keys.lookup(kid)
+    if found is None:
+        raise RuntimeError(f"no key {kid!r}")
+    key, alg = found
+    algorithm = codec._ALGORITHMS[alg]  # the object the codec verifies with
+    message, raw = f"{head}.{payload}".encode("ascii"), _b64(signature)
+    claims = json.loads(_b64(payload))
+    fresh = [access.issue(user_id=claims["sub"], family_id=claims["sid"]).token for _ in range(200)]
+    colds, raws, ratios = [], [], []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        for _ in range(len(fresh)):
+            algorithm.verify(message, raw, key)
+        raws.append((time.perf_counter() - started) / len(fresh) * 1e6)
+        started = time.perf_counter()
+        for one in fresh:
+            await service.tokens.verify(one)
+        colds.append((time.perf_counter() - started) / len(fresh) * 1e6)
+        for one in fresh:
+            access.forget(one)  # the next batch misses again
+        ratios.append(colds[-1] / raws[-1])
+    return statistics.median(colds), statistics.median(raws), statistics.median(ratios)
 
 
 @contextmanager
@@ -238,12 +282,14 @@ async def measure(case: Case, requests: int, *, smoke: bool) -> Result:
             await app(scope_for(endpoint, credential), _receive, send)
             return statuses[0]
 
-        for endpoint in ENDPOINTS:  # every endpoint answers with the credential...
-            if (status := await call(endpoint, creds[0])) != 200:
-                raise RuntimeError(f"{case.name}: /bench/{endpoint} answered {status}")
-        for endpoint in ("guarded", "protected", "both"):  # ...and the checked ones refuse without
-            if (status := await call(endpoint, [])) != 401:
-                raise RuntimeError(f"{case.name}: /bench/{endpoint} without a credential: {status}")
+        # Every endpoint answers with the credential, and the checked ones refuse without.
+        expected = [(e, creds[0], 200) for e in ENDPOINTS]
+        expected += [(e, [], 401) for e in ("guarded", "protected", "both")]
+        for endpoint, credential, wanted in expected:
+            if (status := await call(endpoint, credential)) != wanted:
+                raise RuntimeError(
+                    f"{case.name}: /bench/{endpoint} answered {status}, not {wanted}"
+                )
         if case.credential == "cold":
             for credential in creds:
                 access.forget(credential[0][1].decode().removeprefix("Bearer "))
@@ -266,12 +312,19 @@ async def measure(case: Case, requests: int, *, smoke: bool) -> Result:
         refused = len(statuses) - statuses.count(200)
         if refused:
             raise RuntimeError(f"{case.name}: {refused} timed requests did not answer 200")
-    return Result(
-        case.name,
-        case.description,
-        requests,
-        {e: statistics.median(v) / 1000 for e, v in samples.items()},
-    )
+        result = Result(
+            case.name,
+            case.description,
+            requests,
+            {e: statistics.median(v) / 1000 for e, v in samples.items()},
+        )
+        if case.credential == "cold":
+            token = creds[0][0][1].decode().removeprefix("Bearer ")
+            rounds = 3 if smoke else 30
+            result.verify_us, result.raw_verify_us, result.verify_to_raw = await verify_against_raw(
+                app, token, rounds
+            )
+    return result
 
 
 def table(results: Sequence[Result]) -> str:
@@ -308,6 +361,13 @@ def source() -> str:
     return done.stdout.strip() or "unknown"
 
 
+def verify_line(r: Result) -> str:
+    return (
+        f"{r.case}: TokenService.verify {r.verify_us:.1f} us against the signature alone "
+        f"{r.raw_verify_us:.1f} us: {r.verify_to_raw:.2f}x (median of per-round ratios)"
+    )
+
+
 def versions() -> dict[str, str]:
     from importlib.metadata import version  # noqa: PLC0415
 
@@ -339,6 +399,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         results.append(result)
     print(table(results))
+    for r in results:
+        if r.verify_to_raw is not None:
+            print(verify_line(r))
     if args.smoke:
         return 0
     report = {
@@ -361,7 +424,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"Median µs per request through the ASGI app, endpoints interleaved request by "
         f"request, {requests:,} requests each; {report['machine']}; "
         f"{report['started']} to {report['finished']}; source {report['source']}.\n\n"
-        f"Command: `python benchmarks/{report['command']}`\n\n{table(results)}\n"
+        f"Command: `python benchmarks/{report['command']}`\n\n{table(results)}\n\n"
+        + "".join(f"{verify_line(r)}\n" for r in results if r.verify_to_raw is not None)
     )
     print(f"wrote {args.results / 'inprocess.json'} and {args.results / 'inprocess.md'}")
     return 0

@@ -36,19 +36,16 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, MutableMapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
-import httpx
+from velvetrope.testing import ORIGIN
 
 ENDPOINTS: Final = ("open", "guarded", "protected", "floor", "both")
-EMAIL: Final = "bench@example.com"
-PASSWORD: Final = "correct horse battery staple"
-ORIGIN: Final = "http://127.0.0.1:8000"
 COLD_TOKENS: Final = 2_000  # distinct tokens cycled in jwt-cold (the cache is emptied between)
 SESSION_COOKIE: Final = "__Host-velvetrope-session"
 ACCESS_COOKIE: Final = "__Host-velvetrope-access"
@@ -125,15 +122,17 @@ async def verify_against_raw(app: Any, token: str, rounds: int) -> tuple[float, 
 
     service = app.state.velvetrope.service
     access = service.tokens.access
+    from velvetrope.lab.servers import unverified_claims  # noqa: PLC0415
+
     head, payload, signature = token.split(".")
-    kid = json.loads(_b64(head))["kid"]
+    kid = json.loads(codec._b64decode(head))["kid"]
     found = access.keys.lookup(kid)
     if found is None:
         raise RuntimeError(f"no key {kid!r}")
     key, alg = found
     algorithm = codec._ALGORITHMS[alg]  # the object the codec verifies with
-    message, raw = f"{head}.{payload}".encode("ascii"), _b64(signature)
-    claims = json.loads(_b64(payload))
+    message, raw = f"{head}.{payload}".encode("ascii"), codec._b64decode(signature)
+    claims = unverified_claims(token)
     fresh = [access.issue(user_id=claims["sub"], family_id=claims["sid"]).token for _ in range(200)]
     colds, raws, ratios = [], [], []
     for _ in range(rounds):
@@ -163,7 +162,7 @@ def case_env(case: Case, scratch: Path) -> Iterator[None]:
         f"sqlite:///{scratch / 'bench.db'}" if store == "sqlite" else "memory://"
     )
     env.update(
-        VELVETROPE_PUBLIC_ORIGIN=ORIGIN,
+        VELVETROPE_PUBLIC_ORIGIN=ORIGIN,  # https: velvetrope.testing's client needs it
         VELVETROPE_LOG_LEVEL="warning",
         VELVETROPE_ACCESS_TOKEN_TTL="PT1H",
         VELVETROPE_LOGIN_IP_FAILURES="100000",
@@ -179,66 +178,27 @@ def case_env(case: Case, scratch: Path) -> Iterator[None]:
         os.environ.update(saved)
 
 
-class Lifespan:
-    """Runs an ASGI app's lifespan in this loop."""
+async def credentials(client: Any, case: Case) -> list[list[tuple[bytes, bytes]]]:
+    """A user and the credential headers to send (one set per request for ``cold``,
+    cycled), through ``velvetrope.testing``: cookies from ``POST /auth/login``, tokens
+    issued by the app's own service."""
+    from velvetrope.lab.servers import unverified_claims  # noqa: PLC0415
+    from velvetrope.testing import bearer_for, new_user, sign_in  # noqa: PLC0415
 
-    def __init__(self, app: Any) -> None:
-        self.app = app
-        self._in: asyncio.Queue[dict[str, str]] = asyncio.Queue()
-        self._out: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        self._task: asyncio.Task[None] | None = None
-
-    async def __aenter__(self) -> Lifespan:
-        scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}
-        self._task = asyncio.create_task(self.app(scope, self._in.get, self._out.put))
-        await self._in.put({"type": "lifespan.startup"})
-        message = await self._out.get()
-        if message["type"] != "lifespan.startup.complete":
-            raise RuntimeError(f"the app did not start: {message}")
-        return self
-
-    async def __aexit__(self, *_exc: object) -> None:
-        await self._in.put({"type": "lifespan.shutdown"})
-        if self._task is not None:
-            await self._task
-
-
-def _set_cookie(response: httpx.Response, name: str) -> str:
-    for key, value in response.headers.multi_items():
-        if key == "set-cookie" and value.startswith(name + "="):
-            return value.split(";", 1)[0]
-    raise RuntimeError(f"no {name} cookie in {response.status_code} {response.text[:200]}")
-
-
-async def credentials(app: Any, case: Case) -> list[list[tuple[bytes, bytes]]]:
-    """Sign in through the app's own endpoints; the credential headers to send (one
-    set per request for ``cold``, cycled)."""
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url=ORIGIN) as client:
-        body = {"email": EMAIL, "password": PASSWORD}
-        registered = await client.post("/auth/register", json=body, headers={"origin": ORIGIN})
-        if registered.status_code not in (201, 409):
-            raise RuntimeError(f"register answered {registered.status_code}: {registered.text}")
-        if case.credential in ("session", "access-cookie"):
-            login = await client.post("/auth/login", json=body, headers={"origin": ORIGIN})
-            name = SESSION_COOKIE if case.credential == "session" else ACCESS_COOKIE
-            return [[(b"cookie", _set_cookie(login, name).encode())]]
-        form = {"grant_type": "password", "username": EMAIL, "password": PASSWORD}
-        token = (await client.post("/auth/token", data=form)).json()["access_token"]
+    user = await new_user(client)
+    if case.credential in ("session", "access-cookie"):
+        await sign_in(client, user)
+        name = SESSION_COOKIE if case.credential == "session" else ACCESS_COOKIE
+        return [[(b"cookie", f"{name}={client.cookies[name]}".encode())]]
+    bearer = (await bearer_for(user))["Authorization"]
     if case.credential == "bearer":
-        return [[(b"authorization", f"Bearer {token}".encode())]]
-    access = app.state.velvetrope.service.tokens.access
-    claims = json.loads(_b64(token.split(".")[1]))
+        return [[(b"authorization", bearer.encode())]]
+    claims = unverified_claims(bearer.removeprefix("Bearer "))
+    access = client.velvetrope.service.tokens.access
     issued = (
         access.issue(user_id=claims["sub"], family_id=claims["sid"]) for _ in range(COLD_TOKENS)
     )
     return [[(b"authorization", f"Bearer {one.token}".encode())] for one in issued]
-
-
-def _b64(segment: str) -> bytes:
-    import base64  # noqa: PLC0415
-
-    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
 
 
 def scope_for(endpoint: str, credential: list[tuple[bytes, bytes]]) -> dict[str, Any]:
@@ -266,14 +226,15 @@ async def _receive() -> dict[str, Any]:
 
 async def measure(case: Case, requests: int, *, smoke: bool) -> Result:
     from velvetrope.lab.benchapp import build_app  # noqa: PLC0415 - after the env is set
+    from velvetrope.testing import app_client  # noqa: PLC0415
 
     app = build_app()
-    async with Lifespan(app):
-        creds = await credentials(app, case)
+    async with app_client(app) as client:  # the app's lifespan runs while we measure
+        creds = await credentials(client, case)
         access = app.state.velvetrope.service.tokens.access
         statuses: list[int] = []
 
-        async def send(message: dict[str, Any]) -> None:
+        async def send(message: MutableMapping[str, Any]) -> None:
             if message["type"] == "http.response.start":
                 statuses.append(message["status"])
 

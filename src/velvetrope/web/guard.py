@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from velvetrope.errors import AuthError
 from velvetrope.web.dependencies import PRINCIPAL_KEY
 from velvetrope.web.errors import error_response
+from velvetrope.web.routing import route_path
 
 if TYPE_CHECKING:
     from velvetrope.web.extension import Velvetrope
@@ -55,7 +56,7 @@ class AuthMiddleware:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        path = _route_path(scope)
+        path = route_path(scope)
         if not _under(path, self.protect) or _under(path, self.exempt):
             await self.app(scope, receive, send)
             return
@@ -69,15 +70,6 @@ class AuthMiddleware:
             return
         scope.setdefault("state", {})[PRINCIPAL_KEY] = principal
         await self.app(scope, receive, send)
-
-
-def _route_path(scope: Scope) -> str:
-    """The path the app routes on: without ``root_path`` (uvicorn --root-path, Mount)."""
-    path: str = scope["path"]
-    root: str = scope.get("root_path", "")
-    if root and path.startswith(root):
-        path = path[len(root) :] or "/"
-    return path
 
 
 def _under(path: str, prefixes: Sequence[str]) -> bool:

@@ -3,9 +3,10 @@
 FastAPI (0.116 and later) no longer copies an included router's routes into the app:
 it asks the included router, level by level, whether a request is one of its routes.
 For a path that is none of velvetrope's, that walk visits every one of them, through
-three levels of included routers: measured here (FastAPI 0.165), 100 to 150 µs of
-every request to a route of your own declared after ``install(app)``, whether or not
-it is protected, more than the check itself costs (``benchmarks/run.py``).
+three levels of included routers: measured in process (FastAPI 0.165), 100 to 150 µs
+of every request to a route of your own declared after ``install(app)``, whether or
+not it is protected, several times what the check itself costs
+(``benchmarks/inprocess.py`` measures the check).
 
 A :class:`PathGate` holds a router whose routes all lie under a known set of first
 path segments (``/auth``, ``/.well-known``, ...) and answers "not mine" at once for
@@ -22,7 +23,14 @@ from fastapi import APIRouter
 from starlette.routing import Match
 from starlette.types import Scope
 
-__all__ = ["AUTH_SEGMENTS", "HEALTH_SEGMENTS", "PAGE_SEGMENTS", "PathGate", "first_segment"]
+__all__ = [
+    "AUTH_SEGMENTS",
+    "HEALTH_SEGMENTS",
+    "PAGE_SEGMENTS",
+    "PathGate",
+    "first_segment",
+    "route_path",
+]
 
 AUTH_SEGMENTS = ("/auth", "/.well-known")
 """Where ``Velvetrope.router`` serves: ``/auth/*`` and ``/.well-known/jwks.json``."""
@@ -34,13 +42,19 @@ PAGE_SEGMENTS = ("/", "/account", "/email", "/password", "/signin", "/signup")
 """Where the browser pages serve (``/`` is the home page, which sends to one of them)."""
 
 
-def first_segment(scope: Scope) -> str:
-    """The first segment of the path the app routes on (without ``root_path``):
-    ``/auth`` for ``/auth/login``, ``/`` for ``/``."""
+def route_path(scope: Scope) -> str:
+    """The path the app routes on: without ``root_path`` (uvicorn --root-path, Mount)."""
     path: str = scope["path"]
     root: str = scope.get("root_path", "")
     if root and path.startswith(root):
         path = path[len(root) :] or "/"
+    return path
+
+
+def first_segment(scope: Scope) -> str:
+    """The first segment of :func:`route_path`: ``/auth`` for ``/auth/login``, ``/`` for
+    ``/``."""
+    path = route_path(scope)
     end = path.find("/", 1)
     return path if end < 0 else path[:end]
 

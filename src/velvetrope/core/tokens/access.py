@@ -185,7 +185,9 @@ class AccessTokens:
         claims = self._cache.get(token)
         if claims is None:
             self.misses += 1
-            claims = await self._verify_uncached(token)
+            claims = self._verify_uncached(token)
+            if claims is None:  # a key we do not know: maybe another node rotated
+                claims = await self._verify_after_reload(token)
         elif self._now() >= claims.expires_at + self.policy.leeway:
             self._cache.pop(token)
             raise InvalidToken("expired")
@@ -199,18 +201,34 @@ class AccessTokens:
             raise InvalidToken("revoked")
         return claims
 
-    async def _verify_uncached(self, token: str) -> AccessClaims:
+    def _verify_uncached(self, token: str) -> AccessClaims | None:
+        """Verify a token and cache its claims; ``None`` if its ``kid`` is unknown.
+
+        Synchronous: the cold check awaits nothing unless the key must be reloaded.
+        """
         try:
             decoded = codec.decode_compact(token, self.keys.lookup, typ=ACCESS_TYP)
         except InvalidToken as exc:
-            if exc.reason != "unknown kid":
-                raise
-            # Maybe another node or the CLI rotated the key: reload, rate-limited.
-            kid = codec.loads_strict(_header_bytes(token)).get("kid")
-            if not isinstance(kid, str) or not await self.keys.refresh_if_unknown(kid):
-                raise
-            decoded = codec.decode_compact(token, self.keys.lookup, typ=ACCESS_TYP)
-        claims = self._validate(decoded.claims)
+            if exc.reason == "unknown kid":
+                return None
+            raise
+        return self._remember(token, decoded.claims)
+
+    async def _verify_after_reload(self, token: str) -> AccessClaims:
+        """Reload the keys (rate-limited) if the token's ``kid`` is new, then verify.
+
+        Raises:
+            InvalidToken: Still an unknown key, or not valid with the one found.
+        """
+        kid = codec.loads_strict(_header_bytes(token)).get("kid")
+        if not isinstance(kid, str) or not await self.keys.refresh_if_unknown(kid):
+            raise InvalidToken("unknown kid")
+        return self._remember(
+            token, codec.decode_compact(token, self.keys.lookup, typ=ACCESS_TYP).claims
+        )
+
+    def _remember(self, token: str, raw: dict[str, Any]) -> AccessClaims:
+        claims = self._validate(raw)
         # Only a token that verified is cached, so forged ones never displace real ones.
         # Expired entries need no sweep: a lookup refuses and removes them, and one-off
         # entries age out of the probation segment first.

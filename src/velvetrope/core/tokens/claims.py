@@ -26,6 +26,7 @@ __all__ = [
 
 _JTI = re.compile(r"[A-Za-z0-9_-]{22,128}")
 _MAX_TEXT = 256
+_MAX_DATE = 2**40  # seconds: far beyond any real date, small enough for a float
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,11 +64,13 @@ def numeric_date(claims: Mapping[str, Any], name: str) -> float:
         InvalidToken: It is not one.
     """
     value = claims.get(name)
+    if type(value) is int and 0 <= value < _MAX_DATE:  # what velvetrope issues: one test
+        return float(value)
     # bool is an int in Python; JSON true is not a NumericDate.
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise InvalidToken(f"{name} is not a number")
     # Range first: a huge JSON integer is a valid int that math.isfinite cannot convert.
-    if not 0 <= value < 2**40 or not math.isfinite(value):
+    if not 0 <= value < _MAX_DATE or not math.isfinite(value):
         raise InvalidToken(f"{name} is out of range")
     return float(value)
 
@@ -143,14 +146,15 @@ def validate_access_claims(
     if text_claim(claims, "iss") != issuer:  # exact match, never `in` (JWT-12)
         raise InvalidToken("wrong iss")
     aud = claims.get("aud")
-    if isinstance(aud, list):
+    if aud != audience:  # exact, case-sensitive (JWT-11); or a list that holds it
+        if not isinstance(aud, list):
+            raise InvalidToken("wrong aud")
         if not aud or not all(isinstance(a, str) for a in aud) or audience not in aud:
             raise InvalidToken("wrong aud")
-    elif aud != audience:  # exact, case-sensitive (JWT-11)
-        raise InvalidToken("wrong aud")
     exp, iat = time_window(claims, now=now, leeway=leeway)
-    jti = text_claim(claims, "jti")
-    if not _JTI.fullmatch(jti):
+    jti = claims.get("jti")
+    # The pattern admits ASCII only, 22 to 128 characters: all that text_claim checks.
+    if not isinstance(jti, str) or not _JTI.fullmatch(jti):
         raise InvalidToken("bad jti")
     text_claim(claims, "client_id")
     email = claims.get("email", "")

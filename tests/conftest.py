@@ -64,6 +64,18 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize("backend", BACKENDS)
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Keep what shares a fixture on one pytest-xdist worker (``--dist loadgroup``, set in
+    pyproject.toml): a module's tests run together, so its module fixtures (servers,
+    browsers, clusters) start once, and every test of the session's lab run shares one."""
+    if not config.pluginmanager.hasplugin("xdist"):
+        return
+    for item in items:
+        fixtures = getattr(item, "fixturenames", ())
+        group = "quick-lab" if "quick_lab" in fixtures else item.nodeid.split("::", 1)[0]
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
 @pytest.fixture
 async def stores(backend: str, tmp_path: Path) -> AsyncIterator[Stores]:
     opened = open_backend(backend, tmp_path)

@@ -18,7 +18,7 @@ differences are the check's cost:
 Usage::
 
     .venv/bin/python benchmarks/inprocess.py [--requests 20000] [--results benchmarks/results]
-        [--cases memory,sqlite,jwt-warm,jwt-cookie,jwt-cold] [--smoke]
+        [--cases memory,sqlite,redis,postgres,jwt-warm,jwt-cookie,jwt-cold] [--smoke]
 
 Writes ``inprocess.json`` and ``inprocess.md`` under ``--results`` (not with
 ``--smoke``, a short correctness run that checks every endpoint answers 200 with the
@@ -37,7 +37,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator, MutableMapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -64,6 +64,18 @@ CASES: Final = {
     for c in (
         Case("memory", "session cookie, in-process store", {}, "session"),
         Case("sqlite", "session cookie, SQLite file", {"store": "sqlite"}, "session"),
+        Case(
+            "redis",
+            "session cookie, sessions in Redis behind the per-node near-cache",
+            {"store": "redis"},
+            "session",
+        ),
+        Case(
+            "postgres",
+            "session cookie, a fresh PostgreSQL database, sessions behind the near-cache",
+            {"store": "postgres"},
+            "session",
+        ),
         Case(
             "jwt-warm",
             "bearer access token (EdDSA), the same one: cache hit",
@@ -150,32 +162,43 @@ async def verify_against_raw(app: Any, token: str, rounds: int) -> tuple[float, 
     return statistics.median(colds), statistics.median(raws), statistics.median(ratios)
 
 
+def stores_env(store: str | None, scratch: Path) -> AbstractContextManager[dict[str, str]]:
+    """The store variables of a case, and on the way out the removal of what it created:
+    Redis and PostgreSQL as ``run.py`` sets them up (a key prefix or a database of the
+    run's own, at ``VELVETROPE_BENCH_REDIS_URL`` / ``VELVETROPE_BENCH_POSTGRES_URL``)."""
+    if store in ("redis", "postgres"):
+        import run  # noqa: PLC0415 - benchmarks/run.py, beside this script
+
+        return run.redis_stores(scratch) if store == "redis" else run.postgres_stores(scratch)
+    url = f"sqlite:///{scratch / 'bench.db'}" if store == "sqlite" else "memory://"
+    return nullcontext({"VELVETROPE_DATABASE_URL": url})
+
+
 @contextmanager
 def case_env(case: Case, scratch: Path) -> Iterator[None]:
     """The case's ``VELVETROPE_*`` for the app this process builds; ours restored after."""
     saved = {k: v for k, v in os.environ.items() if k.startswith("VELVETROPE_")}
     for key in saved:
         del os.environ[key]
-    env = {k: v for k, v in case.env.items() if k != "store"}
     store = case.env.get("store")
-    env["VELVETROPE_DATABASE_URL"] = (
-        f"sqlite:///{scratch / 'bench.db'}" if store == "sqlite" else "memory://"
-    )
-    env.update(
-        VELVETROPE_PUBLIC_ORIGIN=ORIGIN,  # https: velvetrope.testing's client needs it
-        VELVETROPE_LOG_LEVEL="warning",
-        VELVETROPE_ACCESS_TOKEN_TTL="PT1H",
-        VELVETROPE_LOGIN_IP_FAILURES="100000",
-    )
-    if store is None:
-        env["VELVETROPE_PASSWORD_HASH_PROFILE"] = "test-only"
-    os.environ.update(env)
-    try:
-        yield
-    finally:
-        for key in env:
-            os.environ.pop(key, None)
-        os.environ.update(saved)
+    with stores_env(store, scratch) as store_vars:
+        env = {k: v for k, v in case.env.items() if k != "store"}
+        env.update(
+            store_vars,
+            VELVETROPE_PUBLIC_ORIGIN=ORIGIN,  # https: velvetrope.testing's client needs it
+            VELVETROPE_LOG_LEVEL="warning",
+            VELVETROPE_ACCESS_TOKEN_TTL="PT1H",
+            VELVETROPE_LOGIN_IP_FAILURES="100000",
+        )
+        if store is None:
+            env["VELVETROPE_PASSWORD_HASH_PROFILE"] = "test-only"
+        os.environ.update(env)
+        try:
+            yield
+        finally:
+            for key in env:
+                os.environ.pop(key, None)
+            os.environ.update(saved)
 
 
 async def credentials(client: Any, case: Case) -> list[list[tuple[bytes, bytes]]]:
@@ -351,9 +374,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     requests = 200 if args.smoke else args.requests
     started = datetime.now(UTC)
     results = []
+    from run import BenchError  # noqa: PLC0415 - benchmarks/run.py, beside this script
+
     for name in names:
-        with tempfile.TemporaryDirectory() as scratch, case_env(CASES[name], Path(scratch)):
-            result = asyncio.run(measure(CASES[name], requests, smoke=args.smoke))
+        try:
+            with tempfile.TemporaryDirectory() as scratch, case_env(CASES[name], Path(scratch)):
+                result = asyncio.run(measure(CASES[name], requests, smoke=args.smoke))
+        except BenchError as exc:  # a store that is not there: say which, no traceback
+            print(f"inprocess.py: {name}: {exc}", file=sys.stderr)
+            return 2
         print(
             f"[{name}] " + "  ".join(f"{e} {v:.1f} us" for e, v in result.median_us.items()),
             flush=True,

@@ -39,5 +39,5 @@ def test_the_in_process_benchmark_checks_every_endpoint_and_credential() -> None
         check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    for case in ("memory", "sqlite", "jwt-warm", "jwt-cookie", "jwt-cold"):
+    for case in ("memory", "sqlite", "redis", "postgres", "jwt-warm", "jwt-cookie", "jwt-cold"):
         assert f"| {case} |" in done.stdout

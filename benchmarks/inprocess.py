@@ -18,7 +18,8 @@ differences are the check's cost:
 Usage::
 
     .venv/bin/python benchmarks/inprocess.py [--requests 20000] [--results benchmarks/results]
-        [--cases memory,sqlite,redis,postgres,jwt-warm,jwt-cookie,jwt-cold] [--smoke]
+        [--cases memory,sqlite,redis,postgres,jwt-warm,jwt-cookie,jwt-cold,jwt-cold-es256,...]
+        [--smoke]
 
 Writes ``inprocess.json`` and ``inprocess.md`` under ``--results`` (not with
 ``--smoke``, a short correctness run that checks every endpoint answers 200 with the
@@ -94,6 +95,15 @@ CASES: Final = {
             "the cache emptied between uses)",
             {"store": "sqlite"},
             "cold",
+        ),
+        *(
+            Case(
+                f"jwt-cold-{alg.lower()}",
+                f"jwt-cold with {alg} keys (VELVETROPE_TOKEN_ALGORITHM={alg})",
+                {"store": "sqlite", "VELVETROPE_TOKEN_ALGORITHM": alg},
+                "cold",
+            )
+            for alg in ("ES256", "RS256", "HS256")
         ),
     )
 }

@@ -39,5 +39,13 @@ def test_the_in_process_benchmark_checks_every_endpoint_and_credential() -> None
         check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    for case in ("memory", "sqlite", "redis", "postgres", "jwt-warm", "jwt-cookie", "jwt-cold"):
+    sessions = ("memory", "sqlite", "redis", "postgres")
+    for case in (
+        *sessions,
+        "jwt-warm",
+        "jwt-cookie",
+        "jwt-cold",
+        "jwt-cold-es256",
+        "jwt-cold-rs256",
+    ):
         assert f"| {case} |" in done.stdout

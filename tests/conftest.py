@@ -14,7 +14,7 @@ import httpx
 import pytest
 from hypothesis import settings as hypothesis_settings
 
-from tests.support.lab import LabRun, require_lab_tools, run_quick_lab
+from tests.support.lab import LabRun, require_lab_tools, run_quick_lab, shared_quick_lab
 from tests.support.services import (
     ORIGIN,
     PASSWORD,
@@ -62,18 +62,6 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         if "backend" in (names.replace(" ", "").split(",") if isinstance(names, str) else names):
             return
     metafunc.parametrize("backend", BACKENDS)
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Keep what shares a fixture on one pytest-xdist worker (``--dist loadgroup``, set in
-    pyproject.toml): a module's tests run together, so its module fixtures (servers,
-    browsers, clusters) start once, and every test of the session's lab run shares one."""
-    if not config.pluginmanager.hasplugin("xdist"):
-        return
-    for item in items:
-        fixtures = getattr(item, "fixturenames", ())
-        group = "quick-lab" if "quick_lab" in fixtures else item.nodeid.split("::", 1)[0]
-        item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.fixture
@@ -159,6 +147,9 @@ def no_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(scope="session")
 def quick_lab(tmp_path_factory: pytest.TempPathFactory) -> LabRun:
-    """One ``velvetrope lab --quick`` run for the whole session (about a minute)."""
+    """One ``velvetrope lab --quick`` run for the whole session (about a minute), shared
+    by pytest-xdist's workers through the directory their base temps have in common."""
     require_lab_tools()
-    return run_quick_lab(tmp_path_factory.mktemp("lab"))
+    if os.environ.get("PYTEST_XDIST_WORKER") is None:
+        return run_quick_lab(tmp_path_factory.mktemp("lab"))
+    return shared_quick_lab(tmp_path_factory.getbasetemp().parent)

@@ -1,4 +1,5 @@
-"""One quick lab run per test session, shared by the lab tests and the browser suite.
+"""One quick lab run per test session, shared by the lab tests and the browser suite
+(and by every pytest-xdist worker of the session: :func:`shared_quick_lab`).
 
 ``velvetrope lab --quick`` runs as a real process (it starts its own nodes, redis-server,
 PostgreSQL cluster, nginx and Chromium). The tools it measures with are required: a
@@ -8,6 +9,7 @@ so CI never passes on a lab that marked its cells "not available" for want of a 
 
 from __future__ import annotations
 
+import fcntl
 import importlib.util
 import json
 import shutil
@@ -19,7 +21,7 @@ from typing import Any
 
 from tests.support.require import missing
 
-__all__ = ["LAB_TOOLS", "LabRun", "require_lab_tools", "run_quick_lab"]
+__all__ = ["LAB_TOOLS", "LabRun", "require_lab_tools", "run_quick_lab", "shared_quick_lab"]
 
 LAB_TOOLS = {
     "wrk": "apt-get install wrk",
@@ -66,3 +68,24 @@ def run_quick_lab(out: Path) -> LabRun:
         raise AssertionError(f"velvetrope lab --quick exited {done.returncode}:\n{output}")
     results = json.loads((out / "results.json").read_text())
     return LabRun(out, output, results)
+
+
+def shared_quick_lab(root: Path) -> LabRun:
+    """:func:`run_quick_lab` once for all the processes that share ``root``: the first to
+    take the lock beside it runs the lab, the others wait and read what it wrote (its
+    results, and what it printed). A failed run is not repeated: every waiter raises
+    the same failure."""
+    out, printed, failed = root / "quick-lab", root / "quick-lab.printed", root / "quick-lab.failed"
+    with (root / "quick-lab.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if failed.exists():
+            raise AssertionError(failed.read_text())
+        if printed.exists():
+            return LabRun(out, printed.read_text(), json.loads((out / "results.json").read_text()))
+        try:
+            run = run_quick_lab(out)
+        except AssertionError as exc:
+            failed.write_text(str(exc))
+            raise
+        printed.write_text(run.output)
+        return run

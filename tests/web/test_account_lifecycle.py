@@ -19,7 +19,15 @@ import pytest
 from tests.support.ports import free_port
 from tests.support.services import ORIGIN, PASSWORD, app_settings, started_service
 from tests.support.smtp import SENDER, SmtpServer, mailed_token, mailing_service
-from velvetrope import AuthService, FrozenClock, PasswordHasher, Velvetrope, create_app
+from tests.web.test_custom_backend import HEADER, ApiKeyStrategy, ApiKeyTransport
+from velvetrope import (
+    AuthBackend,
+    AuthService,
+    FrozenClock,
+    PasswordHasher,
+    Velvetrope,
+    create_app,
+)
 from velvetrope.core.hooks import AccountEvent
 from velvetrope.core.mail import SmtpMailer, smtp_config
 from velvetrope.stores import Stores
@@ -263,6 +271,31 @@ async def test_RESET_07_a_reset_ends_every_session_and_token_family(
     )
     assert refreshed.status_code == 400
     assert await service.devices((await service.find_user(user_email)).id) == []
+
+
+async def test_RESET_07_a_reset_ends_the_devices_of_the_applications_own_ways_in(
+    client: httpx.AsyncClient,
+    service: AuthService,
+    smtp: SmtpServer,
+    user_email: str,
+    vr: Velvetrope,
+) -> None:
+    """An API key of the app's own (tests/web/test_custom_backend.py's way in) is a device
+    of the account like a session, so the reset ends it too."""
+    keys = ApiKeyStrategy(now=FrozenClock())
+    vr.add_backend(AuthBackend("api-key", ApiKeyTransport(), keys))
+    user = await service.find_user(user_email)
+    assert user is not None
+    key, _ = keys.issue(user.id, "build server")
+    other_user = await service.register("other@example.com", PASSWORD)
+    other_key, _ = keys.issue(other_user.id, "someone else's")
+    assert (await client.get("/auth/me", headers={HEADER: key})).status_code == 200
+    token = await reset_token(client, service, smtp, user_email)
+    body = {"token": token, "new_password": NEW_PASSWORD}
+    assert (await client.post("/auth/password/reset", json=body)).status_code == 204
+    assert (await client.get("/auth/me", headers={HEADER: key})).status_code == 401
+    assert await keys.devices(user.id) == []
+    assert (await client.get("/auth/me", headers={HEADER: other_key})).status_code == 200
 
 
 async def test_RESET_07_a_reset_runs_the_password_changed_hook(

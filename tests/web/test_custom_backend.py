@@ -207,8 +207,13 @@ async def ann(service: AuthService, api_keys: ApiKeyStrategy) -> Ann:
 
 async def browser_sign_in(http: httpx.AsyncClient) -> str:
     """Sign ``http`` in with the session cookie; return the CSRF token."""
+    return await browser_sign_in_with(http, PASSWORD)
+
+
+async def browser_sign_in_with(http: httpx.AsyncClient, password: str) -> str:
+    """:func:`browser_sign_in` with ``password``."""
     response = await http.post(
-        "/auth/login", json={"email": "ann@example.com", "password": PASSWORD}, headers=SAME_ORIGIN
+        "/auth/login", json={"email": "ann@example.com", "password": password}, headers=SAME_ORIGIN
     )
     assert response.status_code == 200, response.text
     return str(response.json()["csrf_token"])
@@ -309,6 +314,28 @@ async def test_the_api_key_is_in_the_device_list_and_can_be_ended_from_elsewhere
     )
     assert ended.status_code == 204, ended.text
     assert (await api.get("/auth/me", headers=ann.headers)).status_code == 401
+
+
+async def test_a_password_change_ends_the_api_keys_but_the_callers_own(
+    http: httpx.AsyncClient, api: httpx.AsyncClient, ann: Ann, api_keys: ApiKeyStrategy
+) -> None:
+    """A changed password ends every other device, the application's own ways in included
+    (as sign-out everywhere does): from the browser every key goes; through a key, the
+    calling key stays and the others go."""
+    second, _ = api_keys.issue(ann.user_id, "laptop")
+    change = {"current_password": PASSWORD, "new_password": "a whole new passphrase 2"}
+    changed = await api.post("/auth/password", json=change, headers=ann.headers)
+    assert changed.status_code == 204, changed.text
+    assert (await api.get("/auth/me", headers=ann.headers)).status_code == 200
+    assert (await api.get("/auth/me", headers={HEADER: second})).status_code == 401
+    token = await browser_sign_in_with(http, "a whole new passphrase 2")
+    back = {"current_password": "a whole new passphrase 2", "new_password": PASSWORD}
+    headers = {**SAME_ORIGIN, "X-CSRF-Token": token}
+    changed = await http.post("/auth/password", json=back, headers=headers)
+    assert changed.status_code == 204, changed.text
+    assert (await http.get("/auth/me")).status_code == 200
+    assert (await api.get("/auth/me", headers=ann.headers)).status_code == 401
+    assert await api_keys.devices(ann.user_id) == []
 
 
 # --- it gets the right challenge ----------------------------------------------------------------

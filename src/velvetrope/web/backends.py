@@ -273,12 +273,16 @@ class Authenticator:
                 return
         raise SessionNotFound
 
-    async def end_devices(self, user_id: str, strategies: Sequence[Strategy]) -> int:
-        """End every device the given strategies hold for the user; return how many."""
+    async def end_devices(
+        self, user_id: str, strategies: Sequence[Strategy], *, keep: str | None = None
+    ) -> int:
+        """End every device the given strategies hold for the user, but the one with
+        handle ``keep``; return how many."""
         ended = 0
         for strategy in strategies:
             for device in await strategy.devices(user_id):
-                ended += await strategy.end_device(user_id, device.handle)
+                if device.handle != keep:
+                    ended += await strategy.end_device(user_id, device.handle)
         return ended
 
     async def sign_out(self, principal: Principal) -> None:

@@ -19,10 +19,13 @@ from velvetrope.core.devices import Device
 from velvetrope.core.gateway import Gateway
 from velvetrope.core.hooks import AccountEvent
 from velvetrope.core.principal import Principal
-from velvetrope.core.service import AuthService
+from velvetrope.core.service import AuthService, SignIn
+from velvetrope.core.strategies import Strategy
 from velvetrope.errors import InvalidToken
 from velvetrope.settings import Settings
+from velvetrope.stores.records import UserRecord
 from velvetrope.web.backends import AuthBackend, Authenticator
+from velvetrope.web.bodies import PasswordChange
 from velvetrope.web.browser import JWT_COOKIE, SESSION, BrowserCookies, BrowserFlows
 from velvetrope.web.csrf import CsrfGuard, OriginPolicy
 from velvetrope.web.dependencies import Gate
@@ -181,9 +184,51 @@ class WebContext:
         """
         await self.service.require_recent_auth(principal)
         ended = await self.service.sign_out_everywhere(principal.user_id)
-        builtin = (self.service.session_strategy, self.service.token_strategy)
-        others = [s for s in self.authenticator.strategies() if not any(s is b for b in builtin)]
-        return ended + await self.authenticator.end_devices(principal.user_id, others)
+        return ended + await self.end_devices_of_own_ways_in(principal.user_id)
+
+    async def end_devices_of_own_ways_in(self, user_id: str, *, keep: str | None = None) -> int:
+        """End the user's devices held by the application's own ways in (the backends it
+        added; velvetrope's sessions and token families are the service's to end), all but
+        the device with handle ``keep``; return how many ended."""
+        own = [s for s in self.authenticator.strategies() if not self._builtin(s)]
+        return await self.authenticator.end_devices(user_id, own, keep=keep)
+
+    def _builtin(self, strategy: Strategy | None) -> bool:
+        service = self.service
+        return strategy is service.session_strategy or strategy is service.token_strategy
+
+    async def reset_password(self, token: str, new_password: str, *, ip: str = "") -> UserRecord:
+        """:meth:`AuthService.reset_password`, which ends every session and token family,
+        and the devices of the application's own ways in too (RESET-07).
+
+        Raises:
+            InvalidLink: The link is not (or no longer) valid.
+            WeakPassword: The new password fails the policy (the link stays usable).
+        """
+        user = await self.service.reset_password(token, new_password, ip=ip)
+        await self.end_devices_of_own_ways_in(user.id)
+        return user
+
+    async def change_password(
+        self, principal: Principal, session_id: str | None, body: PasswordChange, *, ip: str
+    ) -> SignIn | None:
+        """:meth:`AuthService.change_password` with the submitted form, and every other
+        device of the application's own ways in ends too (the caller's own, if it came in
+        through one, stays).
+
+        Raises:
+            InvalidCredentials: The current password is wrong.
+            WeakPassword: The new one fails the policy.
+        """
+        sign_in = await self.service.change_password(
+            principal, session_id, body.current_password, body.new_password, ip=ip
+        )
+        backend = self.authenticator.backend_of(principal)
+        own = backend is not None and not self._builtin(backend.strategy)
+        await self.end_devices_of_own_ways_in(
+            principal.user_id, keep=principal.handle if own else None
+        )
+        return sign_in
 
 
 def context_of(connection: HTTPConnection) -> WebContext:

@@ -53,13 +53,7 @@ async def change_password(request: Request, ctx: Ctx) -> Response:
     try:
         body = await read_body(request, PasswordChange)
         secret = ctx.cookies.session.read(request) if principal.session else None
-        sign_in = await ctx.service.change_password(
-            principal,
-            secret,
-            body.current_password,
-            body.new_password,
-            ip=client_of(request).ip,
-        )
+        sign_in = await ctx.change_password(principal, secret, body, ip=client_of(request).ip)
     except (InvalidInput, InvalidCredentials, TooManyAttempts, AccountDisabled) as exc:
         return _password_form(request, ctx, auth, principal, **failure(exc))
     if sign_in is None:  # JWT cookies: every token ended, this browser's too

@@ -123,7 +123,7 @@ async def reset(request: Request, ctx: Ctx) -> Response:
     ctx.csrf.check_presession(request, await form_token(request))
     try:
         body = await read_body(request, ResetPassword)
-        await ctx.service.reset_password(body.token, body.new_password, ip=client_of(request).ip)
+        await ctx.reset_password(body.token, body.new_password, ip=client_of(request).ip)
     except InvalidLink:
         return _bad_link(request, retry="/password/forgot", retry_label="Send a new link")
     except InvalidInput as exc:  # a weak password: the link still works

@@ -116,7 +116,7 @@ async def forgot_password(request: Request, ctx: Ctx) -> JSONResponse:
 async def reset_password(request: Request, ctx: Ctx) -> Response:
     body = await read_body(request, ResetPassword)
     await check_form_csrf(request, ctx)
-    await ctx.service.reset_password(body.token, body.new_password, ip=client_of(request).ip)
+    await ctx.reset_password(body.token, body.new_password, ip=client_of(request).ip)
     return Response(status_code=204)
 
 

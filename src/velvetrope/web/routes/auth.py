@@ -290,9 +290,7 @@ async def reauth(request: Request, principal: Current, ctx: Ctx) -> Response:
 async def change_password(request: Request, principal: Current, ctx: Ctx) -> Response:
     body = await read_body(request, PasswordChange)
     secret = ctx.cookies.session.read(request) if principal.session else None
-    sign_in = await ctx.service.change_password(
-        principal, secret, body.current_password, body.new_password, ip=client_of(request).ip
-    )
+    sign_in = await ctx.change_password(principal, secret, body, ip=client_of(request).ip)
     response = Response(status_code=204)
     if sign_in is None:  # every token ended: a cookie client signs in again
         return _signed_out_if_ambient(ctx, principal, response)

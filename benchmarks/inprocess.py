@@ -186,12 +186,15 @@ def stores_env(store: str | None, scratch: Path) -> AbstractContextManager[dict[
 
 @contextmanager
 def case_env(case: Case, scratch: Path) -> Iterator[None]:
-    """The case's ``VELVETROPE_*`` for the app this process builds; ours restored after."""
+    """The case's ``VELVETROPE_*`` for the app this process builds (its stores set up,
+    and removed on the way out); ours restored after, whatever happens.
+
+    Raises:
+        BenchError: Redis or PostgreSQL does not answer (``run.py``'s stores).
+    """
     saved = {k: v for k, v in os.environ.items() if k.startswith("VELVETROPE_")}
-    for key in saved:
-        del os.environ[key]
     store = case.env.get("store")
-    with stores_env(store, scratch) as store_vars:
+    with stores_env(store, scratch) as store_vars:  # reads the BENCH_* URLs while they are set
         env = {k: v for k, v in case.env.items() if k != "store"}
         env.update(
             store_vars,
@@ -202,12 +205,14 @@ def case_env(case: Case, scratch: Path) -> Iterator[None]:
         )
         if store is None:
             env["VELVETROPE_PASSWORD_HASH_PROFILE"] = "test-only"
-        os.environ.update(env)
         try:
+            for key in saved:
+                del os.environ[key]
+            os.environ.update(env)
             yield
         finally:
-            for key in env:
-                os.environ.pop(key, None)
+            for key in [k for k in os.environ if k.startswith("VELVETROPE_")]:
+                del os.environ[key]
             os.environ.update(saved)
 
 

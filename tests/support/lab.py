@@ -84,8 +84,8 @@ def shared_quick_lab(root: Path) -> LabRun:
             return LabRun(out, printed.read_text(), json.loads((out / "results.json").read_text()))
         try:
             run = run_quick_lab(out)
-        except AssertionError as exc:
-            failed.write_text(str(exc))
+        except BaseException as exc:  # a timeout or an interrupt too: no waiter runs it again
+            failed.write_text(f"the shared quick lab run failed: {type(exc).__name__}: {exc}")
             raise
         printed.write_text(run.output)
         return run

@@ -18,6 +18,7 @@ import secrets
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -336,6 +337,33 @@ async def test_a_password_change_ends_the_api_keys_but_the_callers_own(
     assert (await http.get("/auth/me")).status_code == 200
     assert (await api.get("/auth/me", headers=ann.headers)).status_code == 401
     assert await api_keys.devices(ann.user_id) == []
+
+
+async def test_a_password_change_whose_session_ends_meanwhile_still_ends_the_api_keys(
+    http: httpx.AsyncClient,
+    api: httpx.AsyncClient,
+    ann: Ann,
+    service: AuthService,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The session is signed out (another tab) after the password changed and before its
+    ID is rotated: the change stands, the request gets 401, and no device survives it."""
+    token = await browser_sign_in(http)
+    sessions = service.sessions
+    rotate = sessions.reauthenticated
+
+    async def signed_out_meanwhile(secret: str, session: Any, **kwargs: Any) -> Any:
+        await sessions.end_by_handle(session.user_id, session.handle)  # the other tab
+        return await rotate(secret, session, **kwargs)
+
+    monkeypatch.setattr(sessions, "reauthenticated", signed_out_meanwhile)
+    change = {"current_password": PASSWORD, "new_password": "a whole new passphrase 2"}
+    changed = await http.post(
+        "/auth/password", json=change, headers={**SAME_ORIGIN, "X-CSRF-Token": token}
+    )
+    assert changed.status_code == 401, changed.text
+    assert (await api.get("/auth/me", headers=ann.headers)).status_code == 401
+    await browser_sign_in_with(http, "a whole new passphrase 2")  # the change stands
 
 
 # --- it gets the right challenge ----------------------------------------------------------------

@@ -21,7 +21,7 @@ from velvetrope.core.hooks import AccountEvent
 from velvetrope.core.principal import Principal
 from velvetrope.core.service import AuthService, SignIn
 from velvetrope.core.strategies import Strategy
-from velvetrope.errors import InvalidToken
+from velvetrope.errors import InvalidToken, SessionInvalid
 from velvetrope.settings import Settings
 from velvetrope.stores.records import UserRecord
 from velvetrope.web.backends import AuthBackend, Authenticator
@@ -219,10 +219,16 @@ class WebContext:
         Raises:
             InvalidCredentials: The current password is wrong.
             WeakPassword: The new one fails the policy.
+            SessionInvalid: The password changed, but the caller's session ended
+                meanwhile; every device, of every way in, ended with it.
         """
-        sign_in = await self.service.change_password(
-            principal, session_id, body.current_password, body.new_password, ip=ip
-        )
+        try:
+            sign_in = await self.service.change_password(
+                principal, session_id, body.current_password, body.new_password, ip=ip
+            )
+        except SessionInvalid:  # changed, then the session was gone: everything ended
+            await self.end_devices_of_own_ways_in(principal.user_id)
+            raise
         backend = self.authenticator.backend_of(principal)
         own = backend is not None and not self._builtin(backend.strategy)
         await self.end_devices_of_own_ways_in(

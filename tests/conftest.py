@@ -64,6 +64,24 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize("backend", BACKENDS)
 
 
+# The longest modules, run first: pytest-xdist hands out modules in collection order, and
+# one of these started last would keep the run waiting on it alone (schemathesis takes
+# 70-270 s depending on the machine's load; the lab run about 80 s, shared by both lab
+# modules; the soak 40 s).
+LONGEST_FIRST = (
+    "tests/e2e/test_contract.py",
+    "tests/lab/test_quick_run.py",
+    "tests/e2e/test_soak.py",
+    "tests/browser/test_lab_report.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Put the modules of :data:`LONGEST_FIRST` first, the rest in their order."""
+    rank = {path: n for n, path in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.partition("::")[0], len(rank)))
+
+
 @pytest.fixture
 async def stores(backend: str, tmp_path: Path) -> AsyncIterator[Stores]:
     opened = open_backend(backend, tmp_path)
